@@ -1,0 +1,408 @@
+"""Runner of the Gaussian chain: batches of chains, blocks of generations, checkpoints, summary.
+
+:func:`iterate` is a generator: it yields a :class:`GaussianProgress` after every block of
+generations (the CLI draws its progress bar from them) and returns the
+:class:`GaussianResult`. :func:`run` drains it. Chains are advanced in batches, each batch
+through all generations in blocks of about a quarter of a second; results do not depend
+on the batch or block sizes, the thread count, or where a run was interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .. import metrics, store, theory
+from ..config import ConfigError, GaussianConfig
+from ..kernels import gaussian as kern
+from ..regimes import Regime
+
+__all__ = ["GaussianProgress", "GaussianResult", "iterate", "load", "run"]
+
+_POOL_BUDGET_BYTES = 1 * 2**30  # accumulate-subsample: memory for the pools of one batch
+_MAX_BATCH = 2**20
+_BLOCK_SECONDS = 0.25
+# Rough costs per chain-generation, only to size blocks for a responsive progress bar.
+_COST_SUFFICIENT = 1e-8
+_COST_PER_SAMPLE = 3e-9
+
+
+class GaussianProgress(NamedTuple):
+    """Where a running Gaussian experiment stands."""
+
+    done: int  # chain-generations completed
+    total: int  # chain-generations in the run
+    batch: int  # index of the chain batch in progress
+    generation: int  # model reached by the batch in progress
+
+
+@dataclass
+class GaussianResult:
+    """What a Gaussian experiment produced."""
+
+    config: GaussianConfig
+    generations: np.ndarray  # (R,) recorded generations
+    aggregates: dict[str, dict[str, np.ndarray]]  # metric -> stat -> (R,)
+    final: dict[str, np.ndarray]  # metric -> (C,) at the last generation
+    trajectories: dict[str, np.ndarray]  # metric -> (K, R) for the kept chains
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _batch_size(cfg: GaussianConfig) -> int:
+    if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE:
+        per_chain = 8 * cfg.num_samples * (cfg.num_generations + 1)
+        return max(1, min(cfg.num_chains, _POOL_BUDGET_BYTES // per_chain))
+    return min(cfg.num_chains, _MAX_BATCH)
+
+
+def _block_size(cfg: GaussianConfig, batch: int) -> int:
+    method = cfg.resolved_method
+    per_gen = _COST_SUFFICIENT if method == "sufficient" else _COST_PER_SAMPLE * cfg.num_samples
+    if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE:
+        per_gen *= 3
+    return int(min(max(cfg.num_generations, 1), max(1, _BLOCK_SECONDS / (per_gen * batch))))
+
+
+def _slots(record_gens: np.ndarray, t_start: int, t_end: int) -> np.ndarray:
+    """Map models t_start+1..t_end to record columns (-1: not recorded)."""
+    slots = np.full(t_end - t_start, -1, np.int64)
+    idx = np.searchsorted(record_gens, np.arange(t_start + 1, t_end + 1))
+    idx = np.minimum(idx, len(record_gens) - 1)
+    hit = record_gens[idx] == np.arange(t_start + 1, t_end + 1)
+    slots[hit] = idx[hit]
+    return slots
+
+
+def _threads(threads: int | None) -> None:
+    import numba
+
+    if threads is None:
+        return
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 1 <= threads <= limit:
+        raise ConfigError(f"threads must lie in [1, {limit}], got {threads}")
+    numba.set_num_threads(threads)
+
+
+def iterate(
+    cfg: GaussianConfig,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    batch_chains: int | None = None,
+    checkpoint_seconds: float = 30.0,
+) -> Generator[GaussianProgress, None, GaussianResult]:
+    """Run the Gaussian experiment, yielding progress; return its result.
+
+    Args:
+        cfg: the experiment.
+        out: a run directory to store results, checkpoints and provenance in.
+        resume: continue the run stored in ``out`` (a complete one is loaded).
+        threads: Numba threads; None keeps Numba's setting.
+        batch_chains: chains advanced together (default: all, up to 2^20; fewer
+            for accumulate-subsample, whose pools must fit in 1 GiB).
+        checkpoint_seconds: write a checkpoint at most this often (and after each batch).
+
+    Yields:
+        A :class:`GaussianProgress` after each block of generations.
+
+    Returns:
+        The :class:`GaussianResult`.
+
+    Raises:
+        ConfigError: bad ``threads`` or ``batch_chains``.
+        store.RunDirError: ``out`` cannot take this run.
+    """
+    _threads(threads)
+    if batch_chains is not None and batch_chains < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_chains}")
+    wall0 = time.perf_counter()
+    config_dict = cfg.to_dict()
+    resuming = False
+    if out is not None:
+        out = Path(out)
+        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        if resuming and store.read_json(out / store.RUN_FILE).get("status") == "complete":
+            return load(out)
+
+    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
+    record_gens = np.asarray(cfg.record_generations(), np.int64)
+    r = len(record_gens)
+    batch = min(batch_chains or _batch_size(cfg), c)
+    subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
+    rec_mu = np.empty((c, r))
+    rec_ls = np.empty((c, r))
+    rec_mu[:, 0] = cfg.mu0
+    rec_ls[:, 0] = math.log(cfg.sigma0)
+    kernel_seconds = 0.0
+    first_batch, first_gen = 0, 0
+    saved: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] = {}
+    if out is not None:
+        if resuming and (out / store.CHECKPOINT_FILE).is_file():
+            with np.load(out / store.CHECKPOINT_FILE) as ck:
+                saved = {k: ck[k] for k in ck.files}
+            if int(saved["batch_chains"]) != batch:
+                batch = int(saved["batch_chains"])
+            rec_mu[:], rec_ls[:] = saved["rec_mu"], saved["rec_logsig"]
+            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
+            kernel_seconds = float(saved["kernel_seconds"])
+        meta = {
+            "config": config_dict,
+            "status": "running",
+            "method": cfg.resolved_method,
+            "num_real": cfg.num_real,
+            "record_generations": len(record_gens),
+            "provenance": store.provenance(),
+            "threads": _numba_threads(),
+            "batch_chains": batch,
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if resuming:
+            previous = store.read_json(out / store.RUN_FILE)
+            meta["started"] = previous.get("started", meta["started"])
+            meta["resumed"] = [*previous.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
+        store.write_json(out / store.RUN_FILE, meta)
+
+    total = c * t
+    sufficient = cfg.resolved_method == "sufficient"
+    last_ck = time.perf_counter()
+    num_batches = math.ceil(c / batch)
+    for b in range(first_batch, num_batches):
+        lo, hi = b * batch, min(c, (b + 1) * batch)
+        chains = np.arange(lo, hi, dtype=np.int64)
+        rng, state = kern.init_chains(cfg.seed, chains, cfg.mu0, cfg.sigma0)
+        pool = pool_size = None
+        if subsample:
+            pool = np.empty((hi - lo, n * (t + 1)))
+            pool_size = np.zeros(hi - lo, np.int64)
+        g = 0
+        if saved is not None and first_gen > 0:
+            rng, state, g = saved["rng"], saved["state"], first_gen
+            if subsample:
+                pool, pool_size = saved["pool"], saved["pool_size"]
+        saved = None
+        block = _block_size(cfg, hi - lo)
+        yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
+        while g < t:
+            g_end = min(t, g + block)
+            slots = _slots(record_gens, g, g_end)
+            k0 = time.perf_counter()
+            kern.advance(
+                rng, state, g, g_end, slots, rec_mu[lo:hi], rec_ls[lo:hi],
+                num_samples=n, ddof=cfg.ddof, regime=Regime(cfg.regime).code,
+                num_real=cfg.num_real, sufficient=sufficient, mu0=cfg.mu0, sigma0=cfg.sigma0,
+                pool=pool, pool_size=pool_size,
+            )
+            kernel_seconds += time.perf_counter() - k0
+            g = g_end
+            if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
+                _checkpoint(out, b, g, batch, rng, state, pool, pool_size, rec_mu, rec_ls, kernel_seconds)
+                last_ck = time.perf_counter()
+            yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
+        if out is not None and b + 1 < num_batches:
+            _checkpoint(out, b + 1, 0, batch, None, None, None, None, rec_mu, rec_ls, kernel_seconds)
+            last_ck = time.perf_counter()
+
+    result = _finish(cfg, record_gens, rec_mu, rec_ls)
+    result.timings = {"kernel_seconds": kernel_seconds, "seconds": time.perf_counter() - wall0}
+    result.summary["seconds"] = result.timings["seconds"]
+    result.summary["kernel_seconds"] = kernel_seconds
+    if out is not None:
+        _save(out, result, meta)
+    return result
+
+
+def _numba_threads() -> int:
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def _checkpoint(
+    out: Path, b: int, g: int, batch: int, rng: np.ndarray | None, state: np.ndarray | None,
+    pool: np.ndarray | None, pool_size: np.ndarray | None,
+    rec_mu: np.ndarray, rec_ls: np.ndarray, kernel_seconds: float,
+) -> None:
+    """Save where the run stands; at generation 0 of a batch its streams are re-derived."""
+    arrays: dict[str, Any] = {
+        "batch": b, "generation": g, "batch_chains": batch,
+        "rec_mu": rec_mu, "rec_logsig": rec_ls, "kernel_seconds": kernel_seconds,
+    }
+    if g > 0:
+        arrays["rng"], arrays["state"] = rng, state
+    if pool is not None:
+        arrays["pool"], arrays["pool_size"] = pool, pool_size
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    store.atomic_write(out / store.CHECKPOINT_FILE, write)
+
+
+def _finish(
+    cfg: GaussianConfig, record_gens: np.ndarray, rec_mu: np.ndarray, rec_ls: np.ndarray
+) -> GaussianResult:
+    all_metrics = metrics.gaussian_metrics(rec_mu, rec_ls, cfg.mu0, cfg.sigma0)
+    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
+    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
+    k = min(cfg.keep_chains, cfg.num_chains)
+    trajectories = {name: v[:k].copy() for name, v in all_metrics.items()}
+    return GaussianResult(
+        config=cfg,
+        generations=record_gens,
+        aggregates=aggregates,
+        final=final,
+        trajectories=trajectories,
+        summary=summarize(cfg, final),
+    )
+
+
+def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Return the run's summary: final-generation statistics beside exact theory.
+
+    z-scores use the exact standard error where theory gives it (mean std) and the
+    Monte Carlo one otherwise.
+    """
+    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
+    sig, ls, mu = final["sigma"], final["log_sigma"], final["mu"]
+    with np.errstate(invalid="ignore", over="ignore"):
+        q05, q50, q95 = np.quantile(sig, [0.05, 0.5, 0.95])
+        sd = sig.std(ddof=1) if c > 1 else math.nan
+        lsd = ls.std(ddof=1) if c > 1 else math.nan
+        var_mu = mu.var(ddof=1) if c > 1 else math.nan
+        m4 = float(np.mean((mu - mu.mean()) ** 4))
+    s: dict[str, Any] = {
+        "chains": c, "generations": t, "samples": n, "ddof": cfg.ddof,
+        "method": cfg.resolved_method, "regime": cfg.regime, "seed": cfg.seed,
+        "num_real": cfg.num_real, "mu0": cfg.mu0, "sigma0": cfg.sigma0,
+        "mean_final_std": float(sig.mean()),
+        "stderr_final_std": float(sd / math.sqrt(c)),
+        "median_final_std": float(q50),
+        "q05_final_std": float(q05),
+        "q95_final_std": float(q95),
+        "mean_log_final_std": float(ls.mean()),
+        "stderr_log_final_std": float(lsd / math.sqrt(c)),
+        "var_final_mean": float(var_mu),
+        "stderr_var_final_mean": float(math.sqrt(max(m4 - var_mu**2, 0.0) / c)),
+        "mean_final_w2": float(final["w2"].mean()),
+        "mean_final_tail_mass": float(final["tail_mass"].mean()),
+    }
+    try:
+        e1 = float(theory.moment_std(1, t, n, cfg.ddof, cfg.sigma0, cfg.regime))
+        e2 = float(theory.moment_std(2, t, n, cfg.ddof, cfg.sigma0, cfg.regime))
+        elog = float(theory.mean_log_std(t, n, cfg.ddof, cfg.sigma0, cfg.regime))
+        slog = float(theory.std_log_std(t, n, cfg.ddof, cfg.regime))
+        vmu = float(theory.var_mean(t, n, cfg.ddof, cfg.sigma0, cfg.regime))
+        rate = theory.collapse_rate(n, cfg.ddof, cfg.regime)
+    except theory.NoClosedForm:
+        e1 = e2 = elog = slog = vmu = rate = None
+    s["theory_mean_final_std"] = e1
+    s["theory_stderr_final_std"] = (
+        math.sqrt(max(e2 - e1 * e1, 0.0) / c) if e1 is not None and e2 is not None else None
+    )
+    s["theory_mean_log_final_std"] = elog
+    s["theory_stderr_log_final_std"] = slog / math.sqrt(c) if slog is not None else None
+    s["theory_var_final_mean"] = vmu
+    s["theory_collapse_rate"] = rate
+    s["z_mean_final_std"] = _z(s["mean_final_std"], e1, s["theory_stderr_final_std"])
+    s["z_mean_log_final_std"] = _z(s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"])
+    s["z_var_final_mean"] = _z(s["var_final_mean"], vmu, s["stderr_var_final_mean"])
+    return {k: _finite_or_none(v) for k, v in s.items()}
+
+
+def _z(value: float, expected: float | None, stderr: float | None) -> float | None:
+    if expected is None or stderr is None or not stderr > 0 or not math.isfinite(value):
+        return None
+    return (value - expected) / stderr
+
+
+def _finite_or_none(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def _save(out: Path, result: GaussianResult, meta: dict[str, Any]) -> None:
+    cfg = result.config
+    gens = result.generations
+    r = len(gens)
+    names = list(result.aggregates)
+    agg_cols: dict[str, np.ndarray] = {
+        "generation": np.tile(gens, len(names)),
+        "metric": np.repeat(np.array(names, dtype=object), r),
+    }
+    for stat in metrics.STATS:
+        agg_cols[stat] = np.concatenate([result.aggregates[m][stat] for m in names])
+    store.write_parquet(out / "aggregates.parquet", agg_cols)
+    k = next(iter(result.trajectories.values())).shape[0]
+    traj_cols: dict[str, np.ndarray] = {
+        "chain": np.repeat(np.arange(k, dtype=np.int64), r),
+        "generation": np.tile(gens, k),
+    }
+    traj_cols.update({m: v.reshape(-1) for m, v in result.trajectories.items()})
+    store.write_parquet(out / "trajectories.parquet", traj_cols)
+    final_cols: dict[str, np.ndarray] = {
+        "chain": np.arange(cfg.num_chains, dtype=np.int64),
+        "generation": np.full(cfg.num_chains, cfg.num_generations, np.int64),
+    }
+    final_cols.update(result.final)
+    store.write_parquet(out / "final.parquet", final_cols)
+    store.write_json(out / "summary.json", result.summary)
+    meta = {**meta, "status": "complete", "timings": result.timings,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    store.write_json(out / store.RUN_FILE, meta)
+    (out / store.CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def load(out: Path) -> GaussianResult:
+    """Load a complete run from its directory.
+
+    Raises:
+        store.RunDirError: the directory holds no complete run.
+    """
+    out = Path(out)
+    try:
+        meta = store.read_json(out / store.RUN_FILE)
+    except (OSError, ValueError):
+        raise store.RunDirError(f"{out} holds no readable run.json") from None
+    if meta.get("status") != "complete":
+        raise store.RunDirError(f"the run in {out} is not complete; resume it with --resume")
+    cfg = GaussianConfig.from_dict(meta["config"])
+    agg = store.read_parquet(out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation")
+    gens = np.unique(agg["generation"])
+    aggregates = {
+        m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS}
+        for m in metrics.GAUSSIAN_METRICS
+    }
+    fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
+    traj = store.read_parquet(out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation")
+    k = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
+    return GaussianResult(
+        config=cfg,
+        generations=gens,
+        aggregates=aggregates,
+        final={m: fin[m] for m in metrics.GAUSSIAN_METRICS},
+        trajectories={m: traj[m].reshape(k, len(gens)) for m in metrics.GAUSSIAN_METRICS},
+        summary=store.read_json(out / "summary.json"),
+        timings=meta.get("timings", {}),
+    )
+
+
+def run(cfg: GaussianConfig, **kwargs: Any) -> GaussianResult:
+    """Run the Gaussian experiment to the end; see :func:`iterate` for the arguments."""
+    gen = iterate(cfg, **kwargs)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]

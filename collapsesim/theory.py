@@ -1,0 +1,194 @@
+"""Closed forms for the Gaussian chain under ``replace``.
+
+Model t+1 is fitted to n draws of model t, with variance ``M2 / (n - ddof)``. By
+Cochran's theorem the fitted mean and ``M2 / sigma_t^2 ~ chi2(n - 1)`` are independent,
+so ``sigma_{t+1} = sigma_t * sqrt(chi2_{n-1} / (n - ddof))`` with fresh, independent
+factors each generation: ``log sigma_T`` is a random walk and every moment of
+``sigma_T`` is a power of one number. No closed form is given for the other regimes,
+whose fitted scale depends on the pooled or real data in ways that do not factorise;
+the functions here say so by raising :class:`NoClosedForm`.
+
+References:
+    I. Shumailov, Z. Shumaylov, Y. Zhao, N. Papernot, R. Anderson and Y. Gal,
+    "AI models collapse when trained on recursively generated data", Nature 631,
+    755-759 (2024), Section 4.1 and Supplementary Information (single-dimensional
+    Gaussian): the variance of the fitted std collapses and ``E[sigma_T]`` decays.
+    W. G. Cochran, "The distribution of quadratic forms in a normal system",
+    Proc. Cambridge Philos. Soc. 30(2), 178-191 (1934).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+__all__ = [
+    "NoClosedForm",
+    "collapse_rate",
+    "log_step_moment",
+    "mean_log_std",
+    "moment_std",
+    "std_log_std",
+    "var_mean",
+]
+
+
+class NoClosedForm(ValueError):
+    """Raised where the requested quantity has no closed form under the given regime."""
+
+
+def _check(num_samples: int, ddof: int, regime: str) -> None:
+    if regime != "replace":
+        raise NoClosedForm(f"no closed form for the Gaussian chain under regime {regime!r}")
+    if ddof not in (0, 1):
+        raise ValueError(f"ddof must be 0 or 1, got {ddof}")
+    if num_samples < 2 or num_samples <= ddof:
+        raise ValueError(f"need num_samples >= 2, got {num_samples}")
+
+
+def log_step_moment(k: float, num_samples: int, ddof: int = 0) -> float:
+    """Return ``log E[(chi2_{n-1} / (n - ddof))^(k/2)]``, the log growth of ``E[sigma^k]``.
+
+    Args:
+        k: the moment, ``k > -(n - 1)``.
+        num_samples: n, the training-set size.
+        ddof: 0 or 1.
+
+    Returns:
+        ``(k/2) log(2 / (n - ddof)) + lgamma((n - 1 + k) / 2) - lgamma((n - 1) / 2)``.
+
+    References:
+        The chi-square moment ``E[X^(k/2)] = 2^(k/2) Gamma((v + k)/2) / Gamma(v/2)``.
+    """
+    v = num_samples - 1
+    return 0.5 * k * math.log(2.0 / (num_samples - ddof)) + float(
+        special.gammaln(0.5 * (v + k)) - special.gammaln(0.5 * v)
+    )
+
+
+def moment_std(
+    k: float,
+    generations: int | np.ndarray,
+    num_samples: int,
+    ddof: int = 0,
+    sigma0: float = 1.0,
+    regime: str = "replace",
+) -> np.ndarray:
+    """Return ``E[sigma_T^k]`` exactly.
+
+    Args:
+        k: the moment (1 for the mean std, 2 for the mean variance).
+        generations: T, scalar or int array of any shape.
+        num_samples: n per generation.
+        ddof: 0 or 1.
+        sigma0: the original std.
+        regime: only ``"replace"`` has this closed form.
+
+    Returns:
+        ``sigma0^k * E[(chi2_{n-1}/(n - ddof))^(k/2)]^T``, float64, shape of ``generations``.
+
+    References:
+        Shumailov et al., Nature 2024 (see the module docstring); for ddof 0,
+        n = T = 1000 this gives E[sigma_1000] = 0.4721.
+    """
+    _check(num_samples, ddof, regime)
+    t = np.asarray(generations, dtype=np.float64)
+    return np.exp(k * math.log(sigma0) + t * log_step_moment(k, num_samples, ddof))
+
+
+def collapse_rate(num_samples: int, ddof: int = 0, regime: str = "replace") -> float:
+    """Return the collapse rate ``-dE[log sigma_T]/dT`` per generation.
+
+    Args:
+        num_samples: n per generation.
+        ddof: 0 or 1.
+        regime: only ``"replace"`` has this closed form.
+
+    Returns:
+        ``-0.5 (digamma((n-1)/2) + log(2/(n - ddof)))``; for large n about
+        ``(2 - ddof) / (2n)``, so 1/n for the MLE fit (a log-log slope of -1 against n).
+
+    References:
+        ``E[log chi2_v] = digamma(v/2) + log 2``.
+    """
+    _check(num_samples, ddof, regime)
+    return -0.5 * float(
+        special.digamma(0.5 * (num_samples - 1)) + math.log(2.0 / (num_samples - ddof))
+    )
+
+
+def mean_log_std(
+    generations: int | np.ndarray,
+    num_samples: int,
+    ddof: int = 0,
+    sigma0: float = 1.0,
+    regime: str = "replace",
+) -> np.ndarray:
+    """Return ``E[log sigma_T] = log sigma0 - T * collapse_rate(n, ddof)`` exactly.
+
+    Args:
+        generations: T, scalar or int array.
+        num_samples: n per generation.
+        ddof: 0 or 1.
+        sigma0: the original std.
+        regime: only ``"replace"`` has this closed form.
+
+    Returns:
+        float64 array of the shape of ``generations``.
+    """
+    rate = collapse_rate(num_samples, ddof, regime)
+    return math.log(sigma0) - rate * np.asarray(generations, dtype=np.float64)
+
+
+def std_log_std(
+    generations: int | np.ndarray, num_samples: int, ddof: int = 0, regime: str = "replace"
+) -> np.ndarray:
+    """Return the standard deviation of ``log sigma_T``: ``sqrt(T trigamma((n-1)/2) / 4)``.
+
+    Args:
+        generations: T, scalar or int array.
+        num_samples: n per generation.
+        ddof: 0 or 1 (the shift by ``log(n - ddof)`` does not change the spread).
+        regime: only ``"replace"`` has this closed form.
+
+    Returns:
+        float64 array of the shape of ``generations``.
+
+    References:
+        ``Var[log chi2_v] = trigamma(v/2)``; the T increments are independent.
+    """
+    _check(num_samples, ddof, regime)
+    t = np.asarray(generations, dtype=np.float64)
+    return np.sqrt(0.25 * t * float(special.polygamma(1, 0.5 * (num_samples - 1))))
+
+
+def var_mean(
+    generations: int | np.ndarray,
+    num_samples: int,
+    ddof: int = 0,
+    sigma0: float = 1.0,
+    regime: str = "replace",
+) -> np.ndarray:
+    """Return ``Var(mu_T)``, the spread of the fitted mean after T generations.
+
+    ``mu_{t+1} = mu_t + sigma_t zbar_t`` with ``zbar_t ~ N(0, 1/n)`` independent of
+    ``sigma_t``, so ``Var(mu_T) = sigma0^2/n * sum_{t<T} c^t`` with ``c = (n-1)/(n-ddof)``.
+
+    Args:
+        generations: T, scalar or int array.
+        num_samples: n per generation.
+        ddof: 0 or 1.
+        sigma0: the original std.
+        regime: only ``"replace"`` has this closed form.
+
+    Returns:
+        ddof 0: ``sigma0^2 (1 - (1 - 1/n)^T)``; ddof 1: ``T sigma0^2 / n``.
+    """
+    _check(num_samples, ddof, regime)
+    t = np.asarray(generations, dtype=np.float64)
+    n = num_samples
+    if ddof == 1:
+        return t * sigma0**2 / n
+    return sigma0**2 * -np.expm1(t * math.log1p(-1.0 / n))

@@ -1,0 +1,220 @@
+"""Per-chain random streams for the Numba kernels.
+
+Every chain owns one xoroshiro128++ stream (Blackman and Vigna, 2019) whose
+128-bit starting state is a hash of ``(seed, chain)``; neighbouring chains
+therefore get unrelated streams, which ``seed + chain`` would not guarantee.
+A chain's draws depend on nothing but its own stream, so its trajectory is the
+same whatever the thread count and however the chains are split into batches
+or machines. The state is two ``uint64`` words that the kernels carry between
+calls (and that a checkpoint stores), so a run resumed from a checkpoint
+continues the very same streams.
+
+Samplers take the state words and return ``(value, s0, s1)``: after inlining
+LLVM keeps the state in registers, which an array argument would prevent.
+
+References:
+    D. Blackman and S. Vigna, "Scrambled linear pseudorandom number
+    generators", ACM TOMS 47(4), 2021 (xoroshiro128++).
+    G. Marsaglia and W. W. Tsang, "The ziggurat method for generating random
+    variables", J. Stat. Softw. 5(8), 2000 (normal, 256 layers as in NumPy).
+    G. Marsaglia and W. W. Tsang, "A simple method for generating gamma
+    variables", ACM TOMS 26(3), 2000 (gamma and chi-square).
+    S. Vigna, splitmix64 (the finaliser used to hash seeds).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ._flags import JIT
+
+_U = np.uint64
+_GOLDEN = _U(0x9E3779B97F4A7C15)
+_MIX1 = _U(0xBF58476D1CE4E5B9)
+_MIX2 = _U(0x94D049BB133111EB)
+_STREAM_TAG = _U(0x6A09E667F3BCC909)  # keeps (seed, chain) hashes apart from other uses
+_TWO_M53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Build the 256-layer ziggurat tables for 52-bit magnitudes.
+
+    Layer 0 is the base strip with the tail; layer i >= 1 is the rectangle of
+    width ``x_i`` between heights ``f(x_i)`` and ``f(x_{i-1})``.
+    """
+    m1 = 2.0**52
+    r = 3.6541528853610088  # right edge of the base layer
+    v = 4.92867323399e-3  # area of each layer
+    ki = np.zeros(256, np.int64)
+    wi = np.zeros(256)
+    fi = np.zeros(256)
+    dn = tn = r
+    q = v / math.exp(-0.5 * dn * dn)
+    ki[0] = int((dn / q) * m1)
+    ki[1] = 0
+    wi[0] = q / m1
+    wi[255] = dn / m1
+    fi[0] = 1.0
+    fi[255] = math.exp(-0.5 * dn * dn)
+    for i in range(254, 0, -1):
+        dn = math.sqrt(-2.0 * math.log(v / dn + math.exp(-0.5 * dn * dn)))
+        ki[i + 1] = int((dn / tn) * m1)
+        tn = dn
+        fi[i] = math.exp(-0.5 * dn * dn)
+        wi[i] = dn / m1
+    return ki, wi, fi
+
+
+_KI, _WI, _FI = _ziggurat_tables()
+_ZIG_R = 3.6541528853610088
+_ZIG_INV_R = 1.0 / _ZIG_R
+
+
+@njit(**JIT)
+def mix64(z: np.uint64) -> np.uint64:
+    """Return the splitmix64 finaliser of ``z`` (a bijection on 64-bit words)."""
+    z = (z ^ (z >> _U(30))) * _MIX1
+    z = (z ^ (z >> _U(27))) * _MIX2
+    return z ^ (z >> _U(31))
+
+
+@njit(**JIT)
+def stream_state(seed: np.uint64, chain: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """Return the starting xoroshiro128++ state of chain ``chain`` of ``seed``.
+
+    Args:
+        seed: the run's seed, any 64-bit unsigned integer.
+        chain: the global chain index.
+
+    Returns:
+        The two state words, never both zero.
+    """
+    h = mix64(mix64(seed ^ _STREAM_TAG) + mix64(chain + _GOLDEN))
+    s0 = mix64(h + _GOLDEN)
+    s1 = mix64(h + _GOLDEN + _GOLDEN)
+    if s0 == _U(0) and s1 == _U(0):
+        s1 = _GOLDEN
+    return s0, s1
+
+
+@njit(**JIT, inline="always")
+def _rotl(x: np.uint64, k: np.uint64) -> np.uint64:
+    return (x << k) | (x >> (_U(64) - k))
+
+
+@njit(**JIT, inline="always")
+def next_u64(s0: np.uint64, s1: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64]:
+    """Advance xoroshiro128++ once; return ``(output, s0, s1)``."""
+    out = _rotl(s0 + s1, _U(17)) + s0
+    s1 ^= s0
+    s0 = _rotl(s0, _U(49)) ^ s1 ^ (s1 << _U(21))
+    s1 = _rotl(s1, _U(28))
+    return out, s0, s1
+
+
+@njit(**JIT, inline="always")
+def uniform(s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+    """Draw U[0, 1) with 53 random bits; return ``(u, s0, s1)``."""
+    r, s0, s1 = next_u64(s0, s1)
+    return float(np.int64(r >> _U(11))) * _TWO_M53, s0, s1
+
+
+@njit(**JIT)
+def integer_below(bound: np.uint64, s0: np.uint64, s1: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64]:
+    """Draw an integer uniform on ``[0, bound)`` exactly (rejection, no modulo bias)."""
+    threshold = (_U(0) - bound) % bound  # 2**64 mod bound
+    while True:
+        r, s0, s1 = next_u64(s0, s1)
+        if r >= threshold:
+            return r % bound, s0, s1
+
+
+@njit(**JIT)
+def _normal_tail(negative: bool, s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+    # Tail beyond the base layer's edge (Marsaglia 1964); rare, so kept out of line.
+    while True:
+        u1, s0, s1 = uniform(s0, s1)
+        u2, s0, s1 = uniform(s0, s1)
+        xx = -_ZIG_INV_R * math.log1p(-u1)
+        yy = -math.log1p(-u2)
+        if yy + yy > xx * xx:
+            if negative:
+                return -(_ZIG_R + xx), s0, s1
+            return _ZIG_R + xx, s0, s1
+
+
+@njit(**JIT, inline="always")
+def normal(s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+    """Draw N(0, 1) by the 256-layer ziggurat; return ``(z, s0, s1)``.
+
+    One 64-bit word per draw on the fast path (about 98.8% of draws): the low
+    8 bits pick the layer, bit 8 the sign and the top 52 bits the magnitude.
+    Inlined into callers: a call per draw would double its cost.
+    """
+    while True:
+        r, s0, s1 = next_u64(s0, s1)
+        idx = np.int64(r & _U(0xFF))
+        rabs = np.int64(r >> _U(12))  # < 2**52: the signed conversion is exact and cheap
+        negative = ((r >> _U(8)) & _U(1)) != _U(0)
+        x = float(rabs) * _WI[idx]
+        if negative:
+            x = -x
+        if rabs < _KI[idx]:
+            return x, s0, s1
+        if idx == 0:
+            return _normal_tail(negative, s0, s1)
+        u, s0, s1 = uniform(s0, s1)
+        if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * x * x):
+            return x, s0, s1
+
+
+@njit(**JIT, inline="always")
+def gamma_mt(d: float, c: float, s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+    """Draw Gamma(a) for ``a >= 1`` given ``d = a - 1/3`` and ``c = 1/sqrt(9 d)``.
+
+    Callers in hot loops compute ``d`` and ``c`` once; the squeeze accepts about
+    98% of draws without a logarithm.
+    """
+    while True:
+        x, s0, s1 = normal(s0, s1)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u, s0, s1 = uniform(s0, s1)
+        x2 = x * x
+        if u < 1.0 - 0.0331 * x2 * x2:
+            return d * v, s0, s1
+        if u == 0.0 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
+            return d * v, s0, s1
+
+
+@njit(**JIT)
+def _gamma_ge1(a: float, s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+    d = a - 1.0 / 3.0
+    return gamma_mt(d, 1.0 / math.sqrt(9.0 * d), s0, s1)
+
+
+@njit(**JIT)
+def gamma(a: float, s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+    """Draw Gamma(a, 1) for ``a > 0`` by Marsaglia and Tsang; return ``(g, s0, s1)``.
+
+    For ``a < 1`` it draws Gamma(a + 1) and multiplies by ``U**(1/a)``.
+    """
+    if a >= 1.0:
+        return _gamma_ge1(a, s0, s1)
+    g, s0, s1 = _gamma_ge1(a + 1.0, s0, s1)
+    u, s0, s1 = uniform(s0, s1)
+    return g * math.exp(math.log1p(-u) / a), s0, s1
+
+
+@njit(**JIT)
+def chisquare(dof: float, s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+    """Draw chi-square with ``dof >= 0`` degrees of freedom (0 gives exactly 0)."""
+    if dof <= 0.0:
+        return 0.0, s0, s1
+    g, s0, s1 = gamma(0.5 * dof, s0, s1)
+    return 2.0 * g, s0, s1
