@@ -79,6 +79,7 @@ def gaussian(
     keep_chains: Annotated[int, typer.Option("--keep-chains", help="Chains whose whole trajectories are stored with --out.")] = 100,
     out: Annotated[Path | None, typer.Option("--out", help="Run directory: Parquet results, run.json, checkpoints.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the killed run stored in --out.")] = False,
+    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints with --out (also one after each chain batch).")] = 30.0,
     plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG: sigma over generations and the histogram of final log sigma.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")] = False,
 ) -> None:
@@ -93,13 +94,17 @@ def gaussian(
         if resume and out is None:
             raise UserError("--resume needs --out, the directory of the run to continue")
         _check_plot_path(plot)
+        if not checkpoint_every >= 0:
+            raise UserError(f"--checkpoint-every must be >= 0 seconds, got {checkpoint_every}")
         cfg = GaussianConfig(
             num_chains=chains, num_generations=generations, num_samples=samples, ddof=ddof,
             method=method, regime=regime, fresh_fraction=fresh_fraction,
             keep_fraction=keep_fraction, mu0=mu0, sigma0=sigma0, seed=seed,
             record_every=record_every, keep_chains=keep_chains,
         )
-        steps = runner.iterate(cfg, out=out, resume=resume, threads=threads)
+        steps = runner.iterate(
+            cfg, out=out, resume=resume, threads=threads, checkpoint_seconds=checkpoint_every
+        )
         result = _drive(steps, quiet=as_json)
         if plot is not None:
             from .plots import plot_gaussian

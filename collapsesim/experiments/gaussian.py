@@ -98,6 +98,7 @@ def iterate(
     resume: bool = False,
     threads: int | None = None,
     batch_chains: int | None = None,
+    block_generations: int | None = None,
     checkpoint_seconds: float = 30.0,
 ) -> Generator[GaussianProgress, None, GaussianResult]:
     """Run the Gaussian experiment, yielding progress; return its result.
@@ -109,6 +110,7 @@ def iterate(
         threads: Numba threads; None keeps Numba's setting.
         batch_chains: chains advanced together (default: all, up to 2^20; fewer
             for accumulate-subsample, whose pools must fit in 1 GiB).
+        block_generations: generations per kernel call (default: about 0.25 s of work).
         checkpoint_seconds: write a checkpoint at most this often (and after each batch).
 
     Yields:
@@ -124,6 +126,8 @@ def iterate(
     _threads(threads)
     if batch_chains is not None and batch_chains < 1:
         raise ConfigError(f"batch size must be at least 1, got {batch_chains}")
+    if block_generations is not None and block_generations < 1:
+        raise ConfigError(f"block size must be at least 1, got {block_generations}")
     wall0 = time.perf_counter()
     config_dict = cfg.to_dict()
     resuming = False
@@ -190,7 +194,7 @@ def iterate(
             if subsample:
                 pool, pool_size = saved["pool"], saved["pool_size"]
         saved = None
-        block = _block_size(cfg, hi - lo)
+        block = block_generations or _block_size(cfg, hi - lo)
         yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
         while g < t:
             g_end = min(t, g + block)

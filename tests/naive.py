@@ -1,0 +1,106 @@
+"""Slow, literal reference implementations that the fast kernels must match.
+
+They call the same per-chain random primitives in the same order as the kernels, but
+build the data sets explicitly (``x = mu + sigma * z``), keep every sample a regime
+needs, and fit with ``np.mean`` / ``np.std``: each regime written as its definition.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from collapsesim.kernels import _rng
+
+
+def _u(out):  # type: ignore[no-untyped-def]
+    """Called from Python, jitted samplers return plain ints; keep the state uint64."""
+    *value, s0, s1 = out
+    return (*value, np.uint64(s0), np.uint64(s1))
+
+
+def _normals(k: int, s0, s1):  # type: ignore[no-untyped-def]
+    z = np.empty(k)
+    for i in range(k):
+        z[i], s0, s1 = _u(_rng.normal(s0, s1))
+    return z, s0, s1
+
+
+def gaussian_chain(
+    seed: int, chain: int, generations: int, n: int, *, ddof: int = 0, regime: str = "replace",
+    num_real: int = 0, mu0: float = 0.0, sigma0: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(mu, sigma)`` of models 0..T of one chain, sample method, literally.
+
+    Args:
+        seed: the run's seed.
+        chain: the chain index.
+        generations: T.
+        n: training-set size.
+        ddof: 0 or 1.
+        regime: a regime name.
+        num_real: real samples per training set (fresh, keep-original).
+        mu0: original mean.
+        sigma0: original std.
+
+    Returns:
+        Two float64 arrays of shape ``(T + 1,)``.
+    """
+    s0, s1 = _u(_rng.stream_state(np.uint64(seed), np.uint64(chain)))
+    mus, sigmas = [mu0], [sigma0]
+    mu, sigma = mu0, sigma0
+    everything: list[np.ndarray] = []  # accumulate: all data so far
+    pool = np.empty(0)  # accumulate-subsample: the pool, in the kernel's order
+    kept = np.empty(0)
+    for t in range(generations):
+        if regime == "accumulate-subsample":
+            z, s0, s1 = _normals(n, s0, s1)
+            pool = np.concatenate([pool, mu + sigma * z])
+            for i in range(n):
+                j, s0, s1 = _u(_rng.integer_below(np.uint64(len(pool) - i), s0, s1))
+                k = i + int(j)
+                pool[i], pool[k] = pool[k], pool[i]
+            train = pool[:n]
+        else:
+            num_synth = n - (num_real if regime in ("fresh", "keep-original") else 0)
+            z, s0, s1 = _normals(num_synth, s0, s1)
+            synth = mu + sigma * z
+            if regime == "replace":
+                train = synth
+            elif regime == "accumulate":
+                everything.append(synth)
+                train = np.concatenate(everything)
+            elif regime == "fresh":
+                zr, s0, s1 = _normals(num_real, s0, s1)
+                train = np.concatenate([synth, mu0 + sigma0 * zr])
+            elif regime == "keep-original":
+                if t == 0:
+                    zk, s0, s1 = _normals(num_real, s0, s1)
+                    kept = mu0 + sigma0 * zk
+                train = np.concatenate([synth, kept])
+            else:
+                raise ValueError(regime)
+        mu = float(np.mean(train))
+        sigma = float(np.std(train, ddof=ddof))
+        mus.append(mu)
+        sigmas.append(sigma)
+    return np.array(mus), np.array(sigmas)
+
+
+def gaussian_chain_sufficient(
+    seed: int, chain: int, generations: int, n: int, *, ddof: int = 0,
+    mu0: float = 0.0, sigma0: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(mu, sigma)`` of models 0..T under replace from drawn sufficient statistics."""
+    s0, s1 = _u(_rng.stream_state(np.uint64(seed), np.uint64(chain)))
+    mus, sigmas = [mu0], [sigma0]
+    mu, sigma = mu0, sigma0
+    for _ in range(generations):
+        z, s0, s1 = _u(_rng.normal(s0, s1))
+        chi2, s0, s1 = _u(_rng.chisquare(float(n - 1), s0, s1))
+        mu = mu + sigma * z / math.sqrt(n)
+        sigma = sigma * math.sqrt(chi2 / (n - ddof))
+        mus.append(mu)
+        sigmas.append(sigma)
+    return np.array(mus), np.array(sigmas)

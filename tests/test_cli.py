@@ -1,0 +1,104 @@
+"""The command line through Typer's CliRunner and, for the entry point, a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from collapsesim.cli import app
+
+runner = CliRunner()
+QUICK = ["gaussian", "--chains", "50", "--generations", "20", "--samples", "10"]
+REQUIRED = {
+    "chains", "generations", "samples", "ddof", "method", "regime", "seed", "mean_final_std",
+    "stderr_final_std", "median_final_std", "mean_log_final_std", "theory_mean_final_std",
+    "theory_mean_log_final_std", "seconds",
+}
+
+
+def test_table_output() -> None:
+    res = runner.invoke(app, QUICK)
+    assert res.exit_code == 0, res.output
+    assert "mean std" in res.output
+    assert "theory" in res.output
+
+
+def test_json_is_one_object_with_the_keys() -> None:
+    res = runner.invoke(app, [*QUICK, "--json", "--ddof", "1"])
+    assert res.exit_code == 0
+    data = json.loads(res.stdout)
+    assert REQUIRED <= set(data)
+    assert data["chains"] == 50
+    assert data["ddof"] == 1
+    assert data["method"] == "sufficient"
+    assert data["theory_mean_final_std"] > 0
+
+
+def test_json_theory_is_null_without_closed_form() -> None:
+    res = runner.invoke(app, [*QUICK, "--json", "--regime", "accumulate"])
+    assert res.exit_code == 0
+    data = json.loads(res.stdout)
+    assert data["theory_mean_final_std"] is None
+    assert data["regime"] == "accumulate"
+
+
+def test_out_and_plot(tmp_path: Path) -> None:
+    out, fig = tmp_path / "run", tmp_path / "fig.png"
+    res = runner.invoke(app, [*QUICK, "--out", str(out), "--plot", str(fig)])
+    assert res.exit_code == 0, res.output
+    assert (out / "final.parquet").is_file()
+    assert fig.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert fig.stat().st_size > 10_000
+
+
+BAD = [
+    (["--chains", "0"], "chains"),
+    (["--chains", "-3"], "chains"),
+    (["--samples", "1"], "samples"),
+    (["--generations", "-1"], "generations"),
+    (["--fresh-fraction", "1.5", "--regime", "fresh"], "fraction"),
+    (["--keep-fraction", "-0.1"], "fraction"),
+    (["--regime", "recycle"], "regime"),
+    (["--method", "exact"], "method"),
+    (["--regime", "accumulate-subsample", "--method", "sufficient"], "sufficient"),
+    (["--resume"], "--out"),
+    (["--threads", "0"], "threads"),
+    (["--checkpoint-every", "-1"], "checkpoint"),
+]
+
+
+@pytest.mark.parametrize(("args", "word"), BAD)
+def test_bad_input_exits_2_with_one_line(args: list[str], word: str) -> None:
+    res = runner.invoke(app, [*QUICK, *args])
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1, res.output
+    assert word in lines[0]
+    assert "Traceback" not in res.output
+
+
+def test_unwritable_out_and_existing_plot(tmp_path: Path) -> None:
+    afile = tmp_path / "taken"
+    afile.write_text("keep me")
+    res = runner.invoke(app, [*QUICK, "--out", str(afile)])
+    assert res.exit_code == 2
+    assert afile.read_text() == "keep me"
+    res = runner.invoke(app, [*QUICK, "--plot", str(afile)])
+    assert res.exit_code == 2
+    assert afile.read_text() == "keep me"
+    res = runner.invoke(app, [*QUICK, "--out", str(afile / "sub")])
+    assert res.exit_code == 2
+
+
+def test_entry_point_usage_errors_are_one_line() -> None:
+    code = "from collapsesim.cli import main; main()"
+    for args in (["gaussian", "--chains", "abc"], ["gaussian", "--no-such-option"], ["nosuchcommand"]):
+        res = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2, res.stderr
+        assert "Traceback" not in res.stderr
+        assert len([x for x in res.stderr.splitlines() if x.strip()]) == 1, res.stderr

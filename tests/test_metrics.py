@@ -1,0 +1,58 @@
+"""Per-generation metrics against independent numerical computation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import integrate, stats
+
+from collapsesim import metrics
+
+
+def _kl_numeric(m1: float, s1: float, m2: float, s2: float) -> float:
+    p, q = stats.norm(m1, s1), stats.norm(m2, s2)
+    lo, hi = m1 - 12 * s1, m1 + 12 * s1
+    return integrate.quad(lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), lo, hi, limit=200)[0]
+
+
+@pytest.mark.parametrize(("mu", "sigma"), [(0.0, 1.0), (0.3, 0.5), (-1.2, 2.0), (2.0, 0.05)])
+def test_gaussian_metrics_against_numerics(mu: float, sigma: float) -> None:
+    mu0, sigma0 = 0.5, 1.5
+    m = metrics.gaussian_metrics(np.array([mu]), np.array([math.log(sigma)]), mu0, sigma0)
+    assert m["sigma"][0] == pytest.approx(sigma)
+    assert m["kl_fit_orig"][0] == pytest.approx(_kl_numeric(mu, sigma, mu0, sigma0), rel=1e-6, abs=1e-10)
+    assert m["kl_orig_fit"][0] == pytest.approx(_kl_numeric(mu0, sigma0, mu, sigma), rel=1e-6, abs=1e-10)
+    assert m["w2"][0] == pytest.approx(math.hypot(mu - mu0, sigma - sigma0))
+    fit = stats.norm(mu, sigma)
+    tail = fit.cdf(mu0 - 3 * sigma0) + fit.sf(mu0 + 3 * sigma0)
+    assert m["tail_mass"][0] == pytest.approx(tail, rel=1e-9, abs=1e-300)
+
+
+def test_original_has_zero_distance_and_normal_tail() -> None:
+    m = metrics.gaussian_metrics(np.array([1.0]), np.array([math.log(2.0)]), 1.0, 2.0)
+    assert m["w2"][0] == 0.0
+    assert m["kl_fit_orig"][0] == pytest.approx(0.0, abs=1e-15)
+    assert m["tail_mass"][0] == pytest.approx(2 * stats.norm.sf(3), rel=1e-12)
+
+
+def test_collapsed_fit_far_below_double_range() -> None:
+    m = metrics.gaussian_metrics(np.array([0.1]), np.array([-5000.0]), 0.0, 1.0)
+    assert m["sigma"][0] == 0.0
+    assert m["tail_mass"][0] == 0.0
+    assert m["kl_orig_fit"][0] == math.inf
+    assert m["kl_fit_orig"][0] == pytest.approx(5000 + 0.5 * 0.01 - 0.5)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.floats(-1e6, 1e6), min_size=2, max_size=50))
+def test_aggregate_matches_numpy(values: list[float]) -> None:
+    x = np.array(values)[:, None]
+    agg = metrics.aggregate(x)
+    assert agg["mean"][0] == pytest.approx(x.mean(), rel=1e-9, abs=1e-6)
+    assert agg["q50"][0] == pytest.approx(np.median(x), rel=1e-12, abs=1e-9)
+    assert agg["min"][0] <= agg["q05"][0] <= agg["q50"][0] <= agg["q95"][0] <= agg["max"][0]
+    assert agg["stderr"][0] == pytest.approx(x.std(ddof=1) / math.sqrt(len(values)), rel=1e-9, abs=1e-9)
