@@ -63,25 +63,93 @@ def _check_plot_path(plot: Path | None) -> None:
 
 @app.command()
 def gaussian(
-    chains: Annotated[int, typer.Option("--chains", help="Independent chains (Monte Carlo replicates).")] = 1000,
-    generations: Annotated[int, typer.Option("--generations", help="Generations T: models fitted after the original.")] = 1000,
-    samples: Annotated[int, typer.Option("--samples", help="Training-set size n of every generation (>= 2).")] = 1000,
-    ddof: Annotated[int, typer.Option("--ddof", help="0: maximum-likelihood std; 1: unbiased variance.")] = 0,
-    method: Annotated[str, typer.Option("--method", help="auto | sample | sufficient. [b]sufficient[/] draws the mean and chi-square statistic directly (exact in distribution); auto uses it wherever it is exact.")] = "auto",
-    regime: Annotated[str, typer.Option("--regime", help="replace | accumulate | fresh | keep-original | accumulate-subsample.")] = "replace",
-    fresh_fraction: Annotated[float, typer.Option("--fresh-fraction", help="fresh: share of each training set drawn anew from the original.")] = 0.1,
-    keep_fraction: Annotated[float, typer.Option("--keep-fraction", help="keep-original: share of generation 0 kept in every training set.")] = 0.1,
+    chains: Annotated[
+        int, typer.Option("--chains", help="Independent chains (Monte Carlo replicates).")
+    ] = 1000,
+    generations: Annotated[
+        int, typer.Option("--generations", help="Generations T: models fitted after the original.")
+    ] = 1000,
+    samples: Annotated[
+        int, typer.Option("--samples", help="Training-set size n of every generation (>= 2).")
+    ] = 1000,
+    ddof: Annotated[
+        int, typer.Option("--ddof", help="0: maximum-likelihood std; 1: unbiased variance.")
+    ] = 0,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="auto | sample | sufficient. [b]sufficient[/] draws the mean and chi-square statistic directly (exact in distribution); auto uses it wherever it is exact.",
+        ),
+    ] = "auto",
+    regime: Annotated[
+        str,
+        typer.Option(
+            "--regime", help="replace | accumulate | fresh | keep-original | accumulate-subsample."
+        ),
+    ] = "replace",
+    fresh_fraction: Annotated[
+        float,
+        typer.Option(
+            "--fresh-fraction",
+            help="fresh: share of each training set drawn anew from the original.",
+        ),
+    ] = 0.1,
+    keep_fraction: Annotated[
+        float,
+        typer.Option(
+            "--keep-fraction",
+            help="keep-original: share of generation 0 kept in every training set.",
+        ),
+    ] = 0.1,
     mu0: Annotated[float, typer.Option("--mu0", help="Mean of the original Gaussian.")] = 0.0,
     sigma0: Annotated[float, typer.Option("--sigma0", help="Std of the original Gaussian.")] = 1.0,
-    seed: Annotated[int, typer.Option("--seed", help="Seed; with the chain index it fixes every draw.")] = 0,
-    threads: Annotated[int | None, typer.Option("--threads", help="Numba threads (default: all cores). Results do not depend on it.")] = None,
-    record_every: Annotated[int, typer.Option("--record-every", help="Record every k-th generation (0: automatic, every generation for the default run).")] = 0,
-    keep_chains: Annotated[int, typer.Option("--keep-chains", help="Chains whose whole trajectories are stored with --out.")] = 100,
-    out: Annotated[Path | None, typer.Option("--out", help="Run directory: Parquet results, run.json, checkpoints.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the killed run stored in --out.")] = False,
-    checkpoint_every: Annotated[float, typer.Option("--checkpoint-every", help="Seconds between checkpoints with --out (also one after each chain batch).")] = 30.0,
-    plot: Annotated[Path | None, typer.Option("--plot", help="Write a PNG: sigma over generations and the histogram of final log sigma.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")] = False,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed; with the chain index it fixes every draw.")
+    ] = 0,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            "--threads", help="Numba threads (default: all cores). Results do not depend on it."
+        ),
+    ] = None,
+    record_every: Annotated[
+        int,
+        typer.Option(
+            "--record-every",
+            help="Record every k-th generation (0: automatic, every generation for the default run).",
+        ),
+    ] = 0,
+    keep_chains: Annotated[
+        int,
+        typer.Option(
+            "--keep-chains", help="Chains whose whole trajectories are stored with --out."
+        ),
+    ] = 100,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run directory: Parquet results, run.json, checkpoints."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the killed run stored in --out.")
+    ] = False,
+    checkpoint_every: Annotated[
+        float,
+        typer.Option(
+            "--checkpoint-every",
+            help="Seconds between checkpoints with --out (also one after each chain batch).",
+        ),
+    ] = 30.0,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a PNG: sigma over generations and the histogram of final log sigma.",
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")
+    ] = False,
 ) -> None:
     """Run the Gaussian chain: fit N(mu, sigma^2) to n samples, draw n from the fit, repeat.
 
@@ -97,10 +165,19 @@ def gaussian(
         if not checkpoint_every >= 0:
             raise UserError(f"--checkpoint-every must be >= 0 seconds, got {checkpoint_every}")
         cfg = GaussianConfig(
-            num_chains=chains, num_generations=generations, num_samples=samples, ddof=ddof,
-            method=method, regime=regime, fresh_fraction=fresh_fraction,
-            keep_fraction=keep_fraction, mu0=mu0, sigma0=sigma0, seed=seed,
-            record_every=record_every, keep_chains=keep_chains,
+            num_chains=chains,
+            num_generations=generations,
+            num_samples=samples,
+            ddof=ddof,
+            method=method,
+            regime=regime,
+            fresh_fraction=fresh_fraction,
+            keep_fraction=keep_fraction,
+            mu0=mu0,
+            sigma0=sigma0,
+            seed=seed,
+            record_every=record_every,
+            keep_chains=keep_chains,
         )
         steps = runner.iterate(
             cfg, out=out, resume=resume, threads=threads, checkpoint_seconds=checkpoint_every
@@ -126,7 +203,7 @@ def gaussian(
         console.print(f"Plot in [bold]{plot}[/]")
 
 
-def _drive(steps: Any, *, quiet: bool) -> Any:
+def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:
     """Run the runner's generator under a Rich progress bar (on stderr); return its result."""
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -135,7 +212,7 @@ def _drive(steps: Any, *, quiet: bool) -> Any:
         TextColumn("chain-generations"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        console=err_console,
+        console=console or err_console,
         transient=True,
         disable=quiet,
     )
@@ -170,14 +247,42 @@ def _summary_table(s: dict[str, Any]) -> Table:
     t = s["generations"]
     rate = (math.log(s["sigma0"]) - s["mean_log_final_std"]) / t if t else None
     rate_se = s["stderr_log_final_std"] / t if t and s["stderr_log_final_std"] is not None else None
-    rate_z = (rate - s["theory_collapse_rate"]) / rate_se if rate is not None and rate_se and s["theory_collapse_rate"] is not None else None
+    rate_z = (
+        (rate - s["theory_collapse_rate"]) / rate_se
+        if rate is not None and rate_se and s["theory_collapse_rate"] is not None
+        else None
+    )
     rows = [
-        ("mean std", s["mean_final_std"], s["stderr_final_std"], s["theory_mean_final_std"], s["z_mean_final_std"]),
+        (
+            "mean std",
+            s["mean_final_std"],
+            s["stderr_final_std"],
+            s["theory_mean_final_std"],
+            s["z_mean_final_std"],
+        ),
         ("median std", s["median_final_std"], None, None, None),
-        ("5% / 95% quantile std", f"{_fmt(s['q05_final_std'])} / {_fmt(s['q95_final_std'])}", None, None, None),
-        ("mean log std", s["mean_log_final_std"], s["stderr_log_final_std"], s["theory_mean_log_final_std"], s["z_mean_log_final_std"]),
+        (
+            "5% / 95% quantile std",
+            f"{_fmt(s['q05_final_std'])} / {_fmt(s['q95_final_std'])}",
+            None,
+            None,
+            None,
+        ),
+        (
+            "mean log std",
+            s["mean_log_final_std"],
+            s["stderr_log_final_std"],
+            s["theory_mean_log_final_std"],
+            s["z_mean_log_final_std"],
+        ),
         ("collapse rate -dE[log std]/dT", rate, rate_se, s["theory_collapse_rate"], rate_z),
-        ("variance of the mean", s["var_final_mean"], s["stderr_var_final_mean"], s["theory_var_final_mean"], s["z_var_final_mean"]),
+        (
+            "variance of the mean",
+            s["var_final_mean"],
+            s["stderr_var_final_mean"],
+            s["theory_var_final_mean"],
+            s["z_var_final_mean"],
+        ),
         ("mean W2 to the original", s["mean_final_w2"], None, None, None),
         ("mean tail mass |x-mu0|>3 sigma0", s["mean_final_tail_mass"], None, None, None),
     ]

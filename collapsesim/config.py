@@ -51,11 +51,20 @@ class GaussianConfig:
             (self.num_generations >= 0, f"generations must be >= 0, got {self.num_generations}"),
             (self.num_samples >= 2, f"samples must be at least 2, got {self.num_samples}"),
             (self.ddof in (0, 1), f"ddof must be 0 or 1, got {self.ddof}"),
-            (self.method in METHODS, f"unknown method {self.method!r}; choose auto, sample or sufficient"),
+            (
+                self.method in METHODS,
+                f"unknown method {self.method!r}; choose auto, sample or sufficient",
+            ),
             (math.isfinite(self.mu0), f"mu0 must be finite, got {self.mu0}"),
-            (math.isfinite(self.sigma0) and self.sigma0 > 0, f"sigma0 must be positive and finite, got {self.sigma0}"),
+            (
+                math.isfinite(self.sigma0) and self.sigma0 > 0,
+                f"sigma0 must be positive and finite, got {self.sigma0}",
+            ),
             (0 <= self.seed < 2**64, f"seed must lie in [0, 2**64), got {self.seed}"),
-            (self.record_every >= 0, f"record-every must be >= 0 (0: automatic), got {self.record_every}"),
+            (
+                self.record_every >= 0,
+                f"record-every must be >= 0 (0: automatic), got {self.record_every}",
+            ),
             (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
         ]
         for ok, message in checks:
@@ -87,7 +96,9 @@ class GaussianConfig:
     @property
     def num_real(self) -> int:
         """Real samples in each training set (0 for replace and accumulate)."""
-        return real_count(Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction)
+        return real_count(
+            Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
+        )
 
     def record_stride(self) -> int:
         """Return the stride of recorded generations.

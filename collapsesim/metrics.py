@@ -42,9 +42,14 @@ def gaussian_metrics(
         sigma = np.exp(log_sigma)
         dmu = mu - mu0
         w2 = np.hypot(dmu, sigma - sigma0)
-        kl_fit_orig = ls0 - log_sigma + 0.5 * (np.exp(2 * (log_sigma - ls0)) + (dmu / sigma0) ** 2) - 0.5
+        kl_fit_orig = (
+            ls0 - log_sigma + 0.5 * (np.exp(2 * (log_sigma - ls0)) + (dmu / sigma0) ** 2) - 0.5
+        )
         kl_orig_fit = (
-            log_sigma - ls0 + 0.5 * (np.exp(2 * (ls0 - log_sigma)) + (dmu * np.exp(-log_sigma)) ** 2) - 0.5
+            log_sigma
+            - ls0
+            + 0.5 * (np.exp(2 * (ls0 - log_sigma)) + (dmu * np.exp(-log_sigma)) ** 2)
+            - 0.5
         )
         inv = np.exp(-log_sigma) / np.sqrt(2.0)
         tail = 0.5 * special.erfc((mu0 + 3 * sigma0 - mu) * inv) + 0.5 * special.erfc(

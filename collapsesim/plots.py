@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,38 +43,55 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
 
     traj = result.trajectories["sigma"][:_SHOWN_CHAINS]
     for i, row in enumerate(traj):
-        ax.plot(gens, row, lw=0.7, alpha=0.6, color="0.55", label="single chains" if i == 0 else None)
-    ax.fill_between(gens, agg["q05"], agg["q95"], color="tab:blue", alpha=0.2, label="5-95% of chains")
+        ax.plot(
+            gens, row, lw=0.7, alpha=0.6, color="0.55", label="single chains" if i == 0 else None
+        )
+    ax.fill_between(
+        gens, agg["q05"], agg["q95"], color="tab:blue", alpha=0.2, label="5-95% of chains"
+    )
     ax.plot(gens, agg["q50"], color="tab:blue", lw=1.8, label="median")
     ax.plot(gens, agg["mean"], color="tab:orange", lw=1.4, label="mean")
-    try:
+    with contextlib.suppress(theory.NoClosedForm):
         ax.plot(
             gens,
             theory.moment_std(1, gens, cfg.num_samples, cfg.ddof, cfg.sigma0, cfg.regime),
-            "k--", lw=1.2, label="exact E[sigma_t]",
+            "k--",
+            lw=1.2,
+            label="exact E[sigma_t]",
         )
-    except theory.NoClosedForm:
-        pass
     ax.set_yscale("log")
     ax.set_xlabel("generation t")
     ax.set_ylabel("fitted std sigma_t")
-    ax.set_title(
-        f"{cfg.regime}, n = {cfg.num_samples}, ddof {cfg.ddof}, {cfg.num_chains} chains"
-    )
+    ax.set_title(f"{cfg.regime}, n = {cfg.num_samples}, ddof {cfg.ddof}, {cfg.num_chains} chains")
     ax.legend(loc="lower left", fontsize="small")
 
     final = result.final["log_sigma"]
     finite = final[np.isfinite(final)]
-    bx.hist(finite, bins=max(10, min(100, int(math.sqrt(len(finite))))), density=True,
-            color="tab:blue", alpha=0.6, label=f"{len(finite)} chains")
+    bx.hist(
+        finite,
+        bins=max(10, min(100, int(math.sqrt(len(finite))))),
+        density=True,
+        color="tab:blue",
+        alpha=0.6,
+        label=f"{len(finite)} chains",
+    )
     try:
-        mean = float(theory.mean_log_std(cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.sigma0, cfg.regime))
+        mean = float(
+            theory.mean_log_std(
+                cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.sigma0, cfg.regime
+            )
+        )
         sd = float(theory.std_log_std(cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.regime))
         bx.axvline(mean, color="k", ls="--", lw=1.2, label="exact E[log sigma_T]")
         if sd > 0:
             x = np.linspace(mean - 4 * sd, mean + 4 * sd, 200)
-            bx.plot(x, np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)),
-                    "k:", lw=1, label="normal, exact mean and sd")
+            bx.plot(
+                x,
+                np.exp(-0.5 * ((x - mean) / sd) ** 2) / (sd * math.sqrt(2 * math.pi)),
+                "k:",
+                lw=1,
+                label="normal, exact mean and sd",
+            )
     except theory.NoClosedForm:
         pass
     bx.set_xlabel(f"log sigma at generation T = {cfg.num_generations}")

@@ -52,7 +52,9 @@ class Regime(StrEnum):
         return list(Regime).index(self)
 
 
-def real_count(regime: Regime, num_samples: int, fresh_fraction: float, keep_fraction: float) -> int:
+def real_count(
+    regime: Regime, num_samples: int, fresh_fraction: float, keep_fraction: float
+) -> int:
     """Return how many of each generation's n training samples are real data.
 
     Args:

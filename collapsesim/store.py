@@ -47,7 +47,7 @@ class RunDirError(ValueError):
     """Raised for an output directory that cannot take this run; the message is one line."""
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """Write ``path`` by calling ``write(tmp)`` on a temporary sibling, then renaming it.
 
     Args:
@@ -139,7 +139,12 @@ def git_commit(start: Path | None = None) -> str | None:
     where = Path(start) if start else Path(__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5, check=False
+            ["git", "rev-parse", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -197,7 +202,9 @@ def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool) -> bo
     if not run_file.is_file():
         raise RunDirError(f"{out} is not empty and holds no collapsesim run; choose another --out")
     if not resume:
-        raise RunDirError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        raise RunDirError(
+            f"{out} already holds a run; pass --resume to continue it or choose another --out"
+        )
     try:
         stored = read_json(run_file).get("config")
     except (OSError, ValueError):

@@ -8,8 +8,10 @@ second process starts warm.
 
 from __future__ import annotations
 
-JIT = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
+from typing import Any
+
+JIT: dict[str, Any] = {"nogil": True, "cache": True, "fastmath": False, "error_model": "numpy"}
 """Flags for serial kernels and for the helpers they inline."""
 
-PJIT = {**JIT, "parallel": True}
+PJIT: dict[str, Any] = {**JIT, "parallel": True}
 """Flags for kernels that run chains in parallel with ``prange``."""

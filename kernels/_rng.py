@@ -69,6 +69,8 @@ def _ziggurat_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _KI, _WI, _FI = _ziggurat_tables()
+# (threshold, width) per layer side by side: one cache line serves both loads.
+_KW = np.ascontiguousarray(np.stack([_KI.astype(np.float64), _WI], axis=1))
 _ZIG_R = 3.6541528853610088
 _ZIG_INV_R = 1.0 / _ZIG_R
 
@@ -123,7 +125,9 @@ def uniform(s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
 
 
 @njit(**JIT)
-def integer_below(bound: np.uint64, s0: np.uint64, s1: np.uint64) -> tuple[np.uint64, np.uint64, np.uint64]:
+def integer_below(
+    bound: np.uint64, s0: np.uint64, s1: np.uint64
+) -> tuple[np.uint64, np.uint64, np.uint64]:
     """Draw an integer uniform on ``[0, bound)`` exactly (rejection, no modulo bias)."""
     threshold = (_U(0) - bound) % bound  # 2**64 mod bound
     while True:
@@ -132,61 +136,87 @@ def integer_below(bound: np.uint64, s0: np.uint64, s1: np.uint64) -> tuple[np.ui
             return r % bound, s0, s1
 
 
+@njit(**JIT, inline="always")
+def _zig_word(r: np.uint64) -> tuple[np.int64, float, float, np.int64]:
+    """Split a word: layer (low 8 bits), signed magnitude (top 53), spare bits 8-10."""
+    idx = np.int64(r & _U(0xFF))
+    j = float(np.int64(r) >> np.int64(11))  # signed, |j| <= 2**52: exact in a double
+    return idx, j, j * _KW[idx, 1], np.int64((r >> _U(8)) & _U(7))
+
+
 @njit(**JIT)
-def _normal_tail(negative: bool, s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
-    # Tail beyond the base layer's edge (Marsaglia 1964); rare, so kept out of line.
+def _normal_slow(
+    idx: np.int64, j: float, x: float, spare: np.int64, s0: np.uint64, s1: np.uint64
+) -> tuple[float, np.int64, np.uint64, np.uint64]:
+    # The rare rest of the ziggurat (about 1.2% of draws), out of line so that the
+    # inlined fast path stays small: the base layer's tail (Marsaglia 1964), the
+    # wedges, and fresh words after a rejection.
     while True:
-        u1, s0, s1 = uniform(s0, s1)
-        u2, s0, s1 = uniform(s0, s1)
-        xx = -_ZIG_INV_R * math.log1p(-u1)
-        yy = -math.log1p(-u2)
-        if yy + yy > xx * xx:
-            if negative:
-                return -(_ZIG_R + xx), s0, s1
-            return _ZIG_R + xx, s0, s1
+        if idx == 0:
+            while True:
+                u1, s0, s1 = uniform(s0, s1)
+                u2, s0, s1 = uniform(s0, s1)
+                xx = -_ZIG_INV_R * math.log1p(-u1)
+                yy = -math.log1p(-u2)
+                if yy + yy > xx * xx:
+                    return (-(_ZIG_R + xx) if j < 0.0 else _ZIG_R + xx), spare, s0, s1
+        u, s0, s1 = uniform(s0, s1)
+        if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * x * x):
+            return x, spare, s0, s1
+        r, s0, s1 = next_u64(s0, s1)
+        idx, j, x, spare = _zig_word(r)
+        if abs(j) < _KW[idx, 0]:
+            return x, spare, s0, s1
+
+
+@njit(**JIT, inline="always")
+def normal_bits(s0: np.uint64, s1: np.uint64) -> tuple[float, np.int64, np.uint64, np.uint64]:
+    """Draw N(0, 1) and 3 spare random bits; return ``(z, bits, s0, s1)``.
+
+    The 256-layer ziggurat takes one 64-bit word per draw on the fast path (about
+    98.8% of draws): the low 8 bits pick the layer and the top 53 bits give the
+    signed magnitude, leaving bits 8-10 free. Those three are independent of ``z``
+    (whichever path accepted it), so callers may use them as random bits.
+    Inlined into callers: a call per draw would double its cost.
+    """
+    r, s0, s1 = next_u64(s0, s1)
+    idx, j, x, spare = _zig_word(r)
+    if abs(j) < _KW[idx, 0]:
+        return x, spare, s0, s1
+    return _normal_slow(idx, j, x, spare, s0, s1)
 
 
 @njit(**JIT, inline="always")
 def normal(s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
-    """Draw N(0, 1) by the 256-layer ziggurat; return ``(z, s0, s1)``.
-
-    One 64-bit word per draw on the fast path (about 98.8% of draws): the low
-    8 bits pick the layer, bit 8 the sign and the top 52 bits the magnitude.
-    Inlined into callers: a call per draw would double its cost.
-    """
-    while True:
-        r, s0, s1 = next_u64(s0, s1)
-        idx = np.int64(r & _U(0xFF))
-        rabs = np.int64(r >> _U(12))  # < 2**52: the signed conversion is exact and cheap
-        negative = ((r >> _U(8)) & _U(1)) != _U(0)
-        x = float(rabs) * _WI[idx]
-        if negative:
-            x = -x
-        if rabs < _KI[idx]:
-            return x, s0, s1
-        if idx == 0:
-            return _normal_tail(negative, s0, s1)
-        u, s0, s1 = uniform(s0, s1)
-        if (_FI[idx - 1] - _FI[idx]) * u + _FI[idx] < math.exp(-0.5 * x * x):
-            return x, s0, s1
+    """Draw N(0, 1) by the 256-layer ziggurat; return ``(z, s0, s1)``."""
+    x, _, s0, s1 = normal_bits(s0, s1)
+    return x, s0, s1
 
 
 @njit(**JIT, inline="always")
-def gamma_mt(d: float, c: float, s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
+def gamma_mt(
+    d: float, c: float, s0: np.uint64, s1: np.uint64
+) -> tuple[float, np.uint64, np.uint64]:
     """Draw Gamma(a) for ``a >= 1`` given ``d = a - 1/3`` and ``c = 1/sqrt(9 d)``.
 
-    Callers in hot loops compute ``d`` and ``c`` once; the squeeze accepts about
-    98% of draws without a logarithm.
+    Callers in hot loops compute ``d`` and ``c`` once. The acceptance uniform is
+    ``u = (b + f) / 8`` with ``b`` the normal's three spare bits and ``f`` a fresh
+    uniform drawn only when ``b`` alone cannot decide the squeeze test (about one
+    time in eight): exact, and one random word per draw instead of two.
     """
     while True:
-        x, s0, s1 = normal(s0, s1)
+        x, b, s0, s1 = normal_bits(s0, s1)
         v = 1.0 + c * x
         if v <= 0.0:
             continue
         v = v * v * v
-        u, s0, s1 = uniform(s0, s1)
         x2 = x * x
-        if u < 1.0 - 0.0331 * x2 * x2:
+        squeeze = 1.0 - 0.0331 * x2 * x2
+        if (b + 1) * 0.125 <= squeeze:
+            return d * v, s0, s1
+        f, s0, s1 = uniform(s0, s1)
+        u = (b + f) * 0.125
+        if u < squeeze:
             return d * v, s0, s1
         if u == 0.0 or math.log(u) < 0.5 * x2 + d * (1.0 - v + math.log(v)):
             return d * v, s0, s1

@@ -67,7 +67,7 @@ _SMALL = 2.0**-256
 
 
 @njit(**JIT, inline="always")
-def _group(k: int, sufficient: bool, s0, s1):  # type: ignore[no-untyped-def]
+def _group(k: int, sufficient: bool, s0, s1):
     """Return ``(zbar, m2z, s0, s1)`` for k standard normals (see module docstring)."""
     if k <= 0:
         return 0.0, 0.0, s0, s1
@@ -86,7 +86,7 @@ def _group(k: int, sufficient: bool, s0, s1):  # type: ignore[no-untyped-def]
 
 
 @njit(**JIT, inline="always")
-def _merge(na: float, ma: float, m2a: float, nb: float, mb: float, m2b: float):  # type: ignore[no-untyped-def]
+def _merge(na: float, ma: float, m2a: float, nb: float, mb: float, m2b: float):
     """Merge two groups' (count, mean, M2) exactly (Chan et al.)."""
     if na == 0.0:
         return nb, mb, m2b
@@ -98,7 +98,7 @@ def _merge(na: float, ma: float, m2a: float, nb: float, mb: float, m2b: float): 
 
 
 @njit(**JIT, inline="always")
-def _renormalise(sig: float, ex: float):  # type: ignore[no-untyped-def]
+def _renormalise(sig: float, ex: float):
     """Return ``(mantissa, exponent, 2**exponent)`` once the mantissa drifts far from 1."""
     if _SMALL <= sig <= _BIG:
         return sig, ex, math.ldexp(1.0, int(ex))
@@ -108,9 +108,7 @@ def _renormalise(sig: float, ex: float):  # type: ignore[no-untyped-def]
 
 
 @njit(**PJIT)
-def _replace_sufficient(  # type: ignore[no-untyped-def]
-    rng, state, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof
-):
+def _replace_sufficient(rng, state, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof):
     a = 0.5 * (n - 1)  # chi2(n-1) = 2 Gamma(a)
     d = a - 1.0 / 3.0
     cmt = 1.0 / math.sqrt(9.0 * d) if a >= 1.0 else 0.0
@@ -143,9 +141,7 @@ def _replace_sufficient(  # type: ignore[no-untyped-def]
 
 
 @njit(**PJIT)
-def _replace_sample(  # type: ignore[no-untyped-def]
-    rng, state, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof
-):
+def _replace_sample(rng, state, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof):
     inv_n = 1.0 / n
     inv_dof = 1.0 / (n - ddof)
     for c in prange(state.shape[0]):
@@ -178,9 +174,21 @@ def _replace_sample(  # type: ignore[no-untyped-def]
 
 
 @njit(**PJIT)
-def _pooled(  # type: ignore[no-untyped-def]
-    rng, state, t_start, t_end, slots, rec_mu, rec_logsig,
-    n, ddof, regime, num_real, sufficient, mu0, sigma0,
+def _pooled(
+    rng,
+    state,
+    t_start,
+    t_end,
+    slots,
+    rec_mu,
+    rec_logsig,
+    n,
+    ddof,
+    regime,
+    num_real,
+    sufficient,
+    mu0,
+    sigma0,
 ):
     num_synth = n - num_real
     for c in prange(state.shape[0]):
@@ -227,7 +235,7 @@ def _pooled(  # type: ignore[no-untyped-def]
 
 
 @njit(**PJIT)
-def _advance_subsample(  # type: ignore[no-untyped-def]
+def _advance_subsample(
     rng, state, pool, pool_size, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof
 ):
     num_chains = state.shape[0]
@@ -273,7 +281,7 @@ def _advance_subsample(  # type: ignore[no-untyped-def]
 
 
 @njit(**PJIT)
-def _init_streams(seed, chains, out):  # type: ignore[no-untyped-def]
+def _init_streams(seed, chains, out):
     for i in prange(chains.shape[0]):
         s0, s1 = _rng.stream_state(seed, np.uint64(chains[i]))
         out[i, 0] = s0
@@ -364,8 +372,17 @@ def advance(
         if pool.shape[1] < num_samples * t_end:
             raise ValueError("pool too small for the generations asked")
         _advance_subsample(
-            rng, state, pool, pool_size, t_start, t_end, slots, rec_mu, rec_logsig,
-            num_samples, ddof,
+            rng,
+            state,
+            pool,
+            pool_size,
+            t_start,
+            t_end,
+            slots,
+            rec_mu,
+            rec_logsig,
+            num_samples,
+            ddof,
         )
         return
     if not 0 <= num_real <= num_samples:

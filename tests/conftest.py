@@ -9,8 +9,16 @@ from collapsesim.kernels import gaussian as kern
 
 
 def final_state(
-    num_chains: int, generations: int, n: int, *, ddof: int = 0, regime: int = kern.REPLACE,
-    num_real: int = 0, sufficient: bool = True, seed: int = 0, chains: np.ndarray | None = None,
+    num_chains: int,
+    generations: int,
+    n: int,
+    *,
+    ddof: int = 0,
+    regime: int = kern.REPLACE,
+    num_real: int = 0,
+    sufficient: bool = True,
+    seed: int = 0,
+    chains: np.ndarray | None = None,
     record_all: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run chains straight through the kernel; return ``(mu, log_sigma)``.
@@ -33,8 +41,22 @@ def final_state(
         pool = np.empty((len(ids), n * (generations + 1)))
         pool_size = np.zeros(len(ids), np.int64)
     kern.advance(
-        rng, state, 0, generations, slots, mu, ls, num_samples=n, ddof=ddof, regime=regime,
-        num_real=num_real, sufficient=sufficient, mu0=0.0, sigma0=1.0, pool=pool, pool_size=pool_size,
+        rng,
+        state,
+        0,
+        generations,
+        slots,
+        mu,
+        ls,
+        num_samples=n,
+        ddof=ddof,
+        regime=regime,
+        num_real=num_real,
+        sufficient=sufficient,
+        mu0=0.0,
+        sigma0=1.0,
+        pool=pool,
+        pool_size=pool_size,
     )
     if record_all:
         ls[:, 0] = 0.0
@@ -43,5 +65,5 @@ def final_state(
 
 
 @pytest.fixture
-def run_final():  # type: ignore[no-untyped-def]
+def run_final():
     return final_state

@@ -14,13 +14,13 @@ import numpy as np
 from collapsesim.kernels import _rng
 
 
-def _u(out):  # type: ignore[no-untyped-def]
+def _u(out):
     """Called from Python, jitted samplers return plain ints; keep the state uint64."""
     *value, s0, s1 = out
     return (*value, np.uint64(s0), np.uint64(s1))
 
 
-def _normals(k: int, s0, s1):  # type: ignore[no-untyped-def]
+def _normals(k: int, s0, s1):
     z = np.empty(k)
     for i in range(k):
         z[i], s0, s1 = _u(_rng.normal(s0, s1))
@@ -28,8 +28,16 @@ def _normals(k: int, s0, s1):  # type: ignore[no-untyped-def]
 
 
 def gaussian_chain(
-    seed: int, chain: int, generations: int, n: int, *, ddof: int = 0, regime: str = "replace",
-    num_real: int = 0, mu0: float = 0.0, sigma0: float = 1.0,
+    seed: int,
+    chain: int,
+    generations: int,
+    n: int,
+    *,
+    ddof: int = 0,
+    regime: str = "replace",
+    num_real: int = 0,
+    mu0: float = 0.0,
+    sigma0: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(mu, sigma)`` of models 0..T of one chain, sample method, literally.
 
@@ -89,8 +97,14 @@ def gaussian_chain(
 
 
 def gaussian_chain_sufficient(
-    seed: int, chain: int, generations: int, n: int, *, ddof: int = 0,
-    mu0: float = 0.0, sigma0: float = 1.0,
+    seed: int,
+    chain: int,
+    generations: int,
+    n: int,
+    *,
+    ddof: int = 0,
+    mu0: float = 0.0,
+    sigma0: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(mu, sigma)`` of models 0..T under replace from drawn sufficient statistics."""
     s0, s1 = _u(_rng.stream_state(np.uint64(seed), np.uint64(chain)))

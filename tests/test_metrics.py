@@ -24,8 +24,12 @@ def test_gaussian_metrics_against_numerics(mu: float, sigma: float) -> None:
     mu0, sigma0 = 0.5, 1.5
     m = metrics.gaussian_metrics(np.array([mu]), np.array([math.log(sigma)]), mu0, sigma0)
     assert m["sigma"][0] == pytest.approx(sigma)
-    assert m["kl_fit_orig"][0] == pytest.approx(_kl_numeric(mu, sigma, mu0, sigma0), rel=1e-6, abs=1e-10)
-    assert m["kl_orig_fit"][0] == pytest.approx(_kl_numeric(mu0, sigma0, mu, sigma), rel=1e-6, abs=1e-10)
+    assert m["kl_fit_orig"][0] == pytest.approx(
+        _kl_numeric(mu, sigma, mu0, sigma0), rel=1e-6, abs=1e-10
+    )
+    assert m["kl_orig_fit"][0] == pytest.approx(
+        _kl_numeric(mu0, sigma0, mu, sigma), rel=1e-6, abs=1e-10
+    )
     assert m["w2"][0] == pytest.approx(math.hypot(mu - mu0, sigma - sigma0))
     fit = stats.norm(mu, sigma)
     tail = fit.cdf(mu0 - 3 * sigma0) + fit.sf(mu0 + 3 * sigma0)
@@ -55,4 +59,6 @@ def test_aggregate_matches_numpy(values: list[float]) -> None:
     assert agg["mean"][0] == pytest.approx(x.mean(), rel=1e-9, abs=1e-6)
     assert agg["q50"][0] == pytest.approx(np.median(x), rel=1e-12, abs=1e-9)
     assert agg["min"][0] <= agg["q05"][0] <= agg["q50"][0] <= agg["q95"][0] <= agg["max"][0]
-    assert agg["stderr"][0] == pytest.approx(x.std(ddof=1) / math.sqrt(len(values)), rel=1e-9, abs=1e-9)
+    assert agg["stderr"][0] == pytest.approx(
+        x.std(ddof=1) / math.sqrt(len(values)), rel=1e-9, abs=1e-9
+    )

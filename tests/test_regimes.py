@@ -15,7 +15,13 @@ from collapsesim.regimes import Regime, RegimeError, real_count
 
 
 def test_names_and_codes() -> None:
-    assert [r.value for r in Regime] == ["replace", "accumulate", "fresh", "keep-original", "accumulate-subsample"]
+    assert [r.value for r in Regime] == [
+        "replace",
+        "accumulate",
+        "fresh",
+        "keep-original",
+        "accumulate-subsample",
+    ]
     assert Regime("fresh").code == kern.FRESH
     assert Regime("accumulate-subsample").code == kern.ACCUMULATE_SUBSAMPLE
     with pytest.raises(RegimeError, match="unknown regime"):
@@ -31,16 +37,18 @@ def test_real_count_rounds_and_validates() -> None:
 
 
 @pytest.mark.parametrize("sufficient", [True, False])
-def test_keep_everything_freezes_the_first_fit(run_final, sufficient: bool) -> None:  # type: ignore[no-untyped-def]
+def test_keep_everything_freezes_the_first_fit(run_final, sufficient: bool) -> None:
     # keep-original with f = 1 trains every model on generation 0 alone.
-    mu, ls = run_final(50, 30, 20, regime=kern.KEEP_ORIGINAL, num_real=20, sufficient=sufficient, record_all=True)
+    mu, ls = run_final(
+        50, 30, 20, regime=kern.KEEP_ORIGINAL, num_real=20, sufficient=sufficient, record_all=True
+    )
     np.testing.assert_array_equal(ls[:, 2:], np.broadcast_to(ls[:, [1]], ls[:, 2:].shape))
     np.testing.assert_array_equal(mu[:, 2:], np.broadcast_to(mu[:, [1]], mu[:, 2:].shape))
     assert np.all(ls[:, 1] != 0.0)
 
 
 @pytest.mark.parametrize("sufficient", [True, False])
-def test_all_fresh_never_collapses(run_final, sufficient: bool) -> None:  # type: ignore[no-untyped-def]
+def test_all_fresh_never_collapses(run_final, sufficient: bool) -> None:
     # fresh with lambda = 1: every model is a fit to n new real draws, so
     # n s^2 / sigma0^2 ~ chi2(n - 1) at every generation, however late.
     n = 20
@@ -50,22 +58,26 @@ def test_all_fresh_never_collapses(run_final, sufficient: bool) -> None:  # type
 
 
 @pytest.mark.parametrize("regime", [kern.FRESH, kern.KEEP_ORIGINAL])
-def test_zero_real_share_is_replace(run_final, regime: int) -> None:  # type: ignore[no-untyped-def]
-    a_mu, a_ls = run_final(20, 30, 15, regime=regime, num_real=0, sufficient=False, seed=6, record_all=True)
-    b_mu, b_ls = run_final(20, 30, 15, regime=kern.REPLACE, sufficient=False, seed=6, record_all=True)
+def test_zero_real_share_is_replace(run_final, regime: int) -> None:
+    a_mu, a_ls = run_final(
+        20, 30, 15, regime=regime, num_real=0, sufficient=False, seed=6, record_all=True
+    )
+    b_mu, b_ls = run_final(
+        20, 30, 15, regime=kern.REPLACE, sufficient=False, seed=6, record_all=True
+    )
     np.testing.assert_allclose(a_ls, b_ls, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(a_mu, b_mu, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("regime", [kern.ACCUMULATE, kern.FRESH, kern.KEEP_ORIGINAL])
-def test_pooled_sample_and_sufficient_agree(run_final, regime: int) -> None:  # type: ignore[no-untyped-def]
+def test_pooled_sample_and_sufficient_agree(run_final, regime: int) -> None:
     a_mu, a_ls = run_final(20_000, 30, 20, regime=regime, num_real=4, sufficient=False, seed=61)
     b_mu, b_ls = run_final(20_000, 30, 20, regime=regime, num_real=4, sufficient=True, seed=62)
     assert stats.ks_2samp(a_ls, b_ls).pvalue > 1e-4
     assert stats.ks_2samp(a_mu, b_mu).pvalue > 1e-4
 
 
-def test_mitigations_stop_the_collapse(run_final) -> None:  # type: ignore[no-untyped-def]
+def test_mitigations_stop_the_collapse(run_final) -> None:
     # Replace loses about T/n of log sigma; accumulating or mixing in real data does not
     # (Gerstgrasser et al. 2024 bound the accumulated error; fresh data pins the scale).
     t, n, c = 400, 20, 4000
@@ -78,7 +90,7 @@ def test_mitigations_stop_the_collapse(run_final) -> None:  # type: ignore[no-un
     assert sub.mean() > float(theory.mean_log_std(100, n)) + 1
 
 
-def test_accumulate_first_step_equals_replace(run_final) -> None:  # type: ignore[no-untyped-def]
+def test_accumulate_first_step_equals_replace(run_final) -> None:
     # Model 1 is fitted to generation 0 alone under every regime.
     a = run_final(10, 1, 25, regime=kern.ACCUMULATE, sufficient=False, seed=3)
     b = run_final(10, 1, 25, regime=kern.REPLACE, sufficient=False, seed=3)

@@ -11,7 +11,7 @@ from collapsesim.experiments import gaussian as runner
 from collapsesim.kernels import gaussian as kern
 
 
-def test_chain_1234_of_a_million(run_final) -> None:  # type: ignore[no-untyped-def]
+def test_chain_1234_of_a_million(run_final) -> None:
     # The contract: chain 1234 of a 10^6-chain run equals chain 1234 of a run
     # over chains 1230..1239, bit for bit.
     big_mu, big_ls = run_final(10**6, 30, 50, seed=2024)
@@ -23,7 +23,7 @@ def test_chain_1234_of_a_million(run_final) -> None:  # type: ignore[no-untyped-
 
 @pytest.mark.parametrize("sufficient", [True, False])
 @pytest.mark.parametrize("regime", [kern.REPLACE, kern.FRESH, kern.ACCUMULATE_SUBSAMPLE])
-def test_thread_count_does_not_matter(run_final, sufficient: bool, regime: int) -> None:  # type: ignore[no-untyped-def]
+def test_thread_count_does_not_matter(run_final, sufficient: bool, regime: int) -> None:
     if regime == kern.ACCUMULATE_SUBSAMPLE and sufficient:
         pytest.skip("subsampling is sample-level only")
     before = numba.get_num_threads()
@@ -31,7 +31,18 @@ def test_thread_count_does_not_matter(run_final, sufficient: bool, regime: int) 
     try:
         for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
             numba.set_num_threads(threads)
-            results.append(run_final(64, 40, 20, regime=regime, num_real=5, sufficient=sufficient, seed=3, record_all=True))
+            results.append(
+                run_final(
+                    64,
+                    40,
+                    20,
+                    regime=regime,
+                    num_real=5,
+                    sufficient=sufficient,
+                    seed=3,
+                    record_all=True,
+                )
+            )
     finally:
         numba.set_num_threads(before)
     for mu, ls in results[1:]:
@@ -39,9 +50,13 @@ def test_thread_count_does_not_matter(run_final, sufficient: bool, regime: int) 
         np.testing.assert_array_equal(ls, results[0][1])
 
 
-@pytest.mark.parametrize("regime", ["replace", "accumulate", "keep-original", "accumulate-subsample"])
+@pytest.mark.parametrize(
+    "regime", ["replace", "accumulate", "keep-original", "accumulate-subsample"]
+)
 def test_batches_and_blocks_do_not_matter(regime: str) -> None:
-    cfg = GaussianConfig(num_chains=37, num_generations=25, num_samples=12, regime=regime, seed=8, method="sample")
+    cfg = GaussianConfig(
+        num_chains=37, num_generations=25, num_samples=12, regime=regime, seed=8, method="sample"
+    )
     whole = runner.run(cfg)
     split = runner.run(cfg, batch_chains=5, block_generations=3)
     for m in whole.final:

@@ -25,23 +25,36 @@ def test_run_directory_contents(tmp_path: Path) -> None:
     out = tmp_path / "run"
     res = runner.run(SMALL, out=out)
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["aggregates.parquet", "final.parquet", "run.json", "summary.json", "trajectories.parquet"]
+    assert names == [
+        "aggregates.parquet",
+        "final.parquet",
+        "run.json",
+        "summary.json",
+        "trajectories.parquet",
+    ]
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "complete"
     assert meta["config"] == SMALL.to_dict()
     assert {"numba", "numpy", "collapsesim", "git_commit"} <= set(meta["provenance"])
     assert meta["timings"]["seconds"] > 0
     con = duckdb.connect()
-    rows = con.execute(f"SELECT count(*), count(DISTINCT chain) FROM '{out}/trajectories.parquet'").fetchone()
+    rows = con.execute(
+        f"SELECT count(*), count(DISTINCT chain) FROM '{out}/trajectories.parquet'"
+    ).fetchone()
     assert rows == (7 * 31, 7)
     agg = con.execute(
         f"SELECT mean, q50 FROM '{out}/aggregates.parquet' WHERE metric = 'sigma' AND generation = 30"
     ).fetchone()
     assert agg[0] == pytest.approx(res.final["sigma"].mean())
     assert agg[1] == pytest.approx(np.median(res.final["sigma"]))
-    fin = con.execute(f"SELECT chain, log_sigma FROM '{out}/final.parquet' ORDER BY chain").fetchnumpy()
+    fin = con.execute(
+        f"SELECT chain, log_sigma FROM '{out}/final.parquet' ORDER BY chain"
+    ).fetchnumpy()
     np.testing.assert_array_equal(fin["log_sigma"], res.final["log_sigma"])
-    assert json.loads((out / "summary.json").read_text())["mean_final_std"] == res.summary["mean_final_std"]
+    assert (
+        json.loads((out / "summary.json").read_text())["mean_final_std"]
+        == res.summary["mean_final_std"]
+    )
 
 
 def test_load_round_trip(tmp_path: Path) -> None:
@@ -77,7 +90,9 @@ def test_never_overwrites(tmp_path: Path) -> None:
 
 
 def test_resume_after_generator_is_abandoned(tmp_path: Path) -> None:
-    cfg = GaussianConfig(num_chains=30, num_generations=50, num_samples=40, seed=12, method="sample", regime="fresh")
+    cfg = GaussianConfig(
+        num_chains=30, num_generations=50, num_samples=40, seed=12, method="sample", regime="fresh"
+    )
     whole = runner.run(cfg)
     out = tmp_path / "r"
     steps = runner.iterate(cfg, out=out, batch_chains=7, block_generations=4, checkpoint_seconds=0)
@@ -105,8 +120,19 @@ def test_resume_of_complete_run_loads_it(tmp_path: Path) -> None:
 def test_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
     # A real SIGKILL mid-run, then --resume: results equal an uninterrupted run.
     args = [
-        "--chains", "64", "--generations", "3000", "--samples", "4000", "--method", "sample",
-        "--seed", "77", "--checkpoint-every", "0", "--json",
+        "--chains",
+        "64",
+        "--generations",
+        "3000",
+        "--samples",
+        "4000",
+        "--method",
+        "sample",
+        "--seed",
+        "77",
+        "--checkpoint-every",
+        "0",
+        "--json",
     ]
     out = tmp_path / "killed"
     code = "from collapsesim.cli import main; main()"
@@ -122,9 +148,13 @@ def test_killed_process_resumes_to_identical_results(tmp_path: Path) -> None:
     proc.wait()
     assert killed, "the run finished before it could be killed; make it longer"
     assert not list(out.glob("*.parquet"))
-    done = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600, check=True)
+    done = subprocess.run(
+        [*cmd, "--resume"], capture_output=True, text=True, timeout=600, check=True
+    )
     resumed = json.loads(done.stdout)
-    cfg = GaussianConfig(num_chains=64, num_generations=3000, num_samples=4000, method="sample", seed=77)
+    cfg = GaussianConfig(
+        num_chains=64, num_generations=3000, num_samples=4000, method="sample", seed=77
+    )
     whole = runner.run(cfg)
     for key in ("mean_final_std", "median_final_std", "mean_log_final_std", "var_final_mean"):
         assert resumed[key] == whole.summary[key]

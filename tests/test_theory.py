@@ -9,7 +9,6 @@ import pytest
 from scipy import stats
 
 from collapsesim import theory
-from collapsesim.kernels import gaussian as kern
 
 Z_MAX = 4.0  # |z| beyond 4 has probability 6e-5 for a correct simulator
 
@@ -22,7 +21,9 @@ def test_article_numbers() -> None:
 @pytest.mark.parametrize(("n", "ddof"), [(2, 0), (10, 0), (10, 1), (1000, 1)])
 def test_one_step_moments_against_scipy(n: int, ddof: int) -> None:
     # E[sigma_1] = E[chi_{n-1}] / sqrt(n - ddof), computed independently by scipy.
-    assert theory.moment_std(1, 1, n, ddof) == pytest.approx(stats.chi(n - 1).mean() / math.sqrt(n - ddof), rel=1e-12)
+    assert theory.moment_std(1, 1, n, ddof) == pytest.approx(
+        stats.chi(n - 1).mean() / math.sqrt(n - ddof), rel=1e-12
+    )
     assert theory.moment_std(2, 1, n, ddof) == pytest.approx((n - 1) / (n - ddof), rel=1e-12)
     elog = stats.chi2(n - 1).expect(np.log) / 2 - 0.5 * math.log(n - ddof)
     assert float(theory.mean_log_std(1, n, ddof)) == pytest.approx(elog, rel=1e-6)
@@ -48,7 +49,7 @@ CASES = [(10, 0), (10, 1), (100, 0), (100, 1), (1000, 0), (1000, 1)]
 
 
 @pytest.mark.parametrize(("n", "ddof"), CASES)
-def test_sufficient_method_against_theory(run_final, n: int, ddof: int) -> None:  # type: ignore[no-untyped-def]
+def test_sufficient_method_against_theory(run_final, n: int, ddof: int) -> None:
     t = n
     c = 100_000 if n < 1000 else 40_000
     mu, ls = run_final(c, t, n, ddof=ddof, sufficient=True, seed=101 + n + ddof)
@@ -66,7 +67,7 @@ def test_sufficient_method_against_theory(run_final, n: int, ddof: int) -> None:
 
 
 @pytest.mark.parametrize(("n", "ddof"), [(10, 0), (10, 1), (100, 0), (1000, 1)])
-def test_sample_method_against_theory(run_final, n: int, ddof: int) -> None:  # type: ignore[no-untyped-def]
+def test_sample_method_against_theory(run_final, n: int, ddof: int) -> None:
     t = min(n, 100)
     c = 20_000 if n < 1000 else 2000
     _, ls = run_final(c, t, n, ddof=ddof, sufficient=False, seed=202 + n + ddof)
@@ -78,7 +79,7 @@ def test_sample_method_against_theory(run_final, n: int, ddof: int) -> None:  # 
     assert abs(_z(sig, e1, sd1)) < Z_MAX
 
 
-def test_z_test_detects_wrong_ddof(run_final) -> None:  # type: ignore[no-untyped-def]
+def test_z_test_detects_wrong_ddof(run_final) -> None:
     # The same check must fail loudly if the simulator used the other ddof.
     _, ls = run_final(100_000, 10, 10, ddof=0, seed=7)
     wrong = float(theory.mean_log_std(10, 10, 1))
@@ -86,14 +87,14 @@ def test_z_test_detects_wrong_ddof(run_final) -> None:  # type: ignore[no-untype
 
 
 @pytest.mark.parametrize(("n", "ddof"), [(10, 0), (100, 1)])
-def test_sample_and_sufficient_agree_in_distribution(run_final, n: int, ddof: int) -> None:  # type: ignore[no-untyped-def]
+def test_sample_and_sufficient_agree_in_distribution(run_final, n: int, ddof: int) -> None:
     a_mu, a_ls = run_final(20_000, 50, n, ddof=ddof, sufficient=False, seed=31)
     b_mu, b_ls = run_final(20_000, 50, n, ddof=ddof, sufficient=True, seed=32)
     assert stats.ks_2samp(a_ls, b_ls).pvalue > 1e-4
     assert stats.ks_2samp(a_mu, b_mu).pvalue > 1e-4
 
 
-def test_long_chain_does_not_underflow(run_final) -> None:  # type: ignore[no-untyped-def]
+def test_long_chain_does_not_underflow(run_final) -> None:
     # 10^5 generations at n = 10: E[log sigma] is about -6200, far below the double range.
     t, n = 100_000, 10
     _, ls = run_final(200, t, n, seed=5)

@@ -85,7 +85,7 @@ def _threads(threads: int | None) -> None:
 
     if threads is None:
         return
-    limit = numba.config.NUMBA_NUM_THREADS
+    limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
     if not 1 <= threads <= limit:
         raise ConfigError(f"threads must lie in [1, {limit}], got {threads}")
     numba.set_num_threads(threads)
@@ -201,19 +201,35 @@ def iterate(
             slots = _slots(record_gens, g, g_end)
             k0 = time.perf_counter()
             kern.advance(
-                rng, state, g, g_end, slots, rec_mu[lo:hi], rec_ls[lo:hi],
-                num_samples=n, ddof=cfg.ddof, regime=Regime(cfg.regime).code,
-                num_real=cfg.num_real, sufficient=sufficient, mu0=cfg.mu0, sigma0=cfg.sigma0,
-                pool=pool, pool_size=pool_size,
+                rng,
+                state,
+                g,
+                g_end,
+                slots,
+                rec_mu[lo:hi],
+                rec_ls[lo:hi],
+                num_samples=n,
+                ddof=cfg.ddof,
+                regime=Regime(cfg.regime).code,
+                num_real=cfg.num_real,
+                sufficient=sufficient,
+                mu0=cfg.mu0,
+                sigma0=cfg.sigma0,
+                pool=pool,
+                pool_size=pool_size,
             )
             kernel_seconds += time.perf_counter() - k0
             g = g_end
             if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
-                _checkpoint(out, b, g, batch, rng, state, pool, pool_size, rec_mu, rec_ls, kernel_seconds)
+                _checkpoint(
+                    out, b, g, batch, rng, state, pool, pool_size, rec_mu, rec_ls, kernel_seconds
+                )
                 last_ck = time.perf_counter()
             yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
         if out is not None and b + 1 < num_batches:
-            _checkpoint(out, b + 1, 0, batch, None, None, None, None, rec_mu, rec_ls, kernel_seconds)
+            _checkpoint(
+                out, b + 1, 0, batch, None, None, None, None, rec_mu, rec_ls, kernel_seconds
+            )
             last_ck = time.perf_counter()
 
     result = _finish(cfg, record_gens, rec_mu, rec_ls)
@@ -232,14 +248,26 @@ def _numba_threads() -> int:
 
 
 def _checkpoint(
-    out: Path, b: int, g: int, batch: int, rng: np.ndarray | None, state: np.ndarray | None,
-    pool: np.ndarray | None, pool_size: np.ndarray | None,
-    rec_mu: np.ndarray, rec_ls: np.ndarray, kernel_seconds: float,
+    out: Path,
+    b: int,
+    g: int,
+    batch: int,
+    rng: np.ndarray | None,
+    state: np.ndarray | None,
+    pool: np.ndarray | None,
+    pool_size: np.ndarray | None,
+    rec_mu: np.ndarray,
+    rec_ls: np.ndarray,
+    kernel_seconds: float,
 ) -> None:
     """Save where the run stands; at generation 0 of a batch its streams are re-derived."""
     arrays: dict[str, Any] = {
-        "batch": b, "generation": g, "batch_chains": batch,
-        "rec_mu": rec_mu, "rec_logsig": rec_ls, "kernel_seconds": kernel_seconds,
+        "batch": b,
+        "generation": g,
+        "batch_chains": batch,
+        "rec_mu": rec_mu,
+        "rec_logsig": rec_ls,
+        "kernel_seconds": kernel_seconds,
     }
     if g > 0:
         arrays["rng"], arrays["state"] = rng, state
@@ -286,9 +314,16 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         var_mu = mu.var(ddof=1) if c > 1 else math.nan
         m4 = float(np.mean((mu - mu.mean()) ** 4))
     s: dict[str, Any] = {
-        "chains": c, "generations": t, "samples": n, "ddof": cfg.ddof,
-        "method": cfg.resolved_method, "regime": cfg.regime, "seed": cfg.seed,
-        "num_real": cfg.num_real, "mu0": cfg.mu0, "sigma0": cfg.sigma0,
+        "chains": c,
+        "generations": t,
+        "samples": n,
+        "ddof": cfg.ddof,
+        "method": cfg.resolved_method,
+        "regime": cfg.regime,
+        "seed": cfg.seed,
+        "num_real": cfg.num_real,
+        "mu0": cfg.mu0,
+        "sigma0": cfg.sigma0,
         "mean_final_std": float(sig.mean()),
         "stderr_final_std": float(sd / math.sqrt(c)),
         "median_final_std": float(q50),
@@ -301,6 +336,12 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         "mean_final_w2": float(final["w2"].mean()),
         "mean_final_tail_mass": float(final["tail_mass"].mean()),
     }
+    e1: float | None
+    e2: float | None
+    elog: float | None
+    slog: float | None
+    vmu: float | None
+    rate: float | None
     try:
         e1 = float(theory.moment_std(1, t, n, cfg.ddof, cfg.sigma0, cfg.regime))
         e2 = float(theory.moment_std(2, t, n, cfg.ddof, cfg.sigma0, cfg.regime))
@@ -362,8 +403,12 @@ def _save(out: Path, result: GaussianResult, meta: dict[str, Any]) -> None:
     final_cols.update(result.final)
     store.write_parquet(out / "final.parquet", final_cols)
     store.write_json(out / "summary.json", result.summary)
-    meta = {**meta, "status": "complete", "timings": result.timings,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta = {
+        **meta,
+        "status": "complete",
+        "timings": result.timings,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     store.write_json(out / store.RUN_FILE, meta)
     (out / store.CHECKPOINT_FILE).unlink(missing_ok=True)
 
@@ -382,14 +427,18 @@ def load(out: Path) -> GaussianResult:
     if meta.get("status") != "complete":
         raise store.RunDirError(f"the run in {out} is not complete; resume it with --resume")
     cfg = GaussianConfig.from_dict(meta["config"])
-    agg = store.read_parquet(out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation")
+    agg = store.read_parquet(
+        out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
+    )
     gens = np.unique(agg["generation"])
     aggregates = {
         m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS}
         for m in metrics.GAUSSIAN_METRICS
     }
     fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
-    traj = store.read_parquet(out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation")
+    traj = store.read_parquet(
+        out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation"
+    )
     k = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
     return GaussianResult(
         config=cfg,
@@ -409,4 +458,4 @@ def run(cfg: GaussianConfig, **kwargs: Any) -> GaussianResult:
         try:
             next(gen)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value

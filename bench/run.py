@@ -1,0 +1,263 @@
+"""Throughput of the Gaussian kernels against NumPy baselines run in the same process.
+
+Usage::
+
+    python bench/run.py                 # print the table
+    python bench/run.py --readme bench/README.md   # also replace the table there
+
+Every figure is the median of ``--repeats`` timed runs after a warm-up (the JIT compile
+and NumPy's first-touch allocations are excluded); ratios divide medians measured in
+this process, minutes apart at most, so machine load hits both sides alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numba
+import numpy as np
+
+from collapsesim.config import GaussianConfig
+from collapsesim.experiments import gaussian as runner
+from collapsesim.kernels import gaussian as kern
+
+
+def median_time(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: compile, page in
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def normal_floor(count: int = 2000 * 10_000) -> Callable[[], None]:
+    """The random-number floor: draw ``count`` normals in parallel, summing their squares."""
+    from numba import njit, prange
+
+    from collapsesim.kernels import _rng
+
+    @njit(parallel=True, cache=False)
+    def draw(chains: int, per: int) -> np.ndarray:  # pragma: no cover - timed only
+        out = np.empty(chains)
+        for c in prange(chains):
+            s0, s1 = _rng.stream_state(np.uint64(1), np.uint64(c))
+            acc = 0.0
+            for _ in range(per):
+                z, s0, s1 = _rng.normal(s0, s1)
+                acc += z * z
+            out[c] = acc
+        return out
+
+    return lambda: draw(2000, count // 2000)
+
+
+def numpy_sample_baseline(chains: int, n: int, generations: int, seed: int = 0) -> None:
+    """The notebook way: one (chains, n) array of normals per generation, refit on it."""
+    rng = np.random.default_rng(seed)
+    mu = np.zeros(chains)
+    sigma = np.ones(chains)
+    for _ in range(generations):
+        x = mu[:, None] + sigma[:, None] * rng.standard_normal((chains, n))
+        mu = x.mean(axis=1)
+        sigma = x.std(axis=1)
+
+
+def numpy_sufficient_baseline(chains: int, n: int, generations: int, seed: int = 0) -> None:
+    """Vectorised NumPy with the same exact sufficient-statistic draws."""
+    rng = np.random.default_rng(seed)
+    mu = np.zeros(chains)
+    sigma = np.ones(chains)
+    for _ in range(generations):
+        mu = mu + sigma * rng.standard_normal(chains) / np.sqrt(n)
+        sigma = sigma * np.sqrt(rng.chisquare(n - 1, chains) / n)
+
+
+def kernel_run(chains: int, n: int, generations: int, sufficient: bool) -> Callable[[], None]:
+    ids = np.arange(chains)
+    slots = np.full(generations, -1, np.int64)
+    slots[-1] = 0
+    out_mu = np.empty((chains, 1))
+    out_ls = np.empty((chains, 1))
+
+    def go() -> None:
+        rng, state = kern.init_chains(0, ids, 0.0, 1.0)
+        kern.advance(
+            rng,
+            state,
+            0,
+            generations,
+            slots,
+            out_mu,
+            out_ls,
+            num_samples=n,
+            ddof=0,
+            regime=kern.REPLACE,
+            num_real=0,
+            sufficient=sufficient,
+            mu0=0.0,
+            sigma0=1.0,
+        )
+
+    return go
+
+
+def cli_seconds(env: dict[str, str], repeats: int) -> list[float]:
+    cmd = [sys.executable, "-c", "from collapsesim.cli import main; main()", "gaussian", "--json"]
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def progress_overhead(repeats: int) -> tuple[float, float]:
+    """Median seconds of a sample-method run without and with the CLI's Rich progress bar."""
+    from rich.console import Console
+
+    from collapsesim import cli
+
+    cfg = GaussianConfig(num_chains=1000, num_generations=300, num_samples=1000, method="sample")
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+
+    def plain() -> None:
+        runner.run(cfg)
+
+    def with_bar() -> None:
+        cli._drive(runner.iterate(cfg), quiet=False, console=console)
+
+    return median_time(plain, repeats), median_time(with_bar, repeats)
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{cpu}, {os.cpu_count()} cores, Numba threads {numba.get_num_threads()}, "
+        f"Python {platform.python_version()}, NumPy {np.__version__}, Numba {numba.__version__}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument(
+        "--readme", type=Path, help="replace the table between the bench markers in this file"
+    )
+    ap.add_argument("--json", type=Path, help="also write the raw numbers here")
+    args = ap.parse_args()
+    r = args.repeats
+    rows: list[tuple[str, str, str, str]] = []
+    raw: dict[str, float] = {}
+
+    # 0. The random-number floor on this machine now.
+    floor = median_time(normal_floor(), r) / (2000 * 10_000)
+    raw.update(normal_floor_s=floor)
+    rows.append(
+        (
+            "random-number floor: one N(0,1) draw, all threads",
+            "—",
+            f"{floor * 1e9:.2f} ns/normal",
+            "—",
+        )
+    )
+
+    # 1. Sample method at C = T = n = 1000 against the vectorised NumPy notebook loop.
+    c = t = n = 1000
+    base_gens = 40  # the baseline's per-generation cost is flat; 40 generations suffice
+    base = median_time(lambda: numpy_sample_baseline(c, n, base_gens), r) / base_gens
+    ours = median_time(kernel_run(c, n, t, sufficient=False), r) / t
+    raw.update(sample_numpy_s_per_gen=base, sample_kernel_s_per_gen=ours)
+    rows.append(
+        (
+            "sample, C=T=n=1000",
+            f"{c / base:,.0f} chain-gen/s ({base * 1e9 / (c * n):.1f} ns/normal)",
+            f"{c / ours:,.0f} chain-gen/s ({ours * 1e9 / (c * n):.2f} ns/normal); whole run {ours * t:.2f} s",
+            f"{base / ours:.1f}x (target >= 8x)",
+        )
+    )
+
+    # 2. Sufficient method, 10^6 chains x 1000 generations.
+    c, t, n = 10**6, 1000, 1000
+    base_gens = 20
+    base = (
+        median_time(lambda: numpy_sufficient_baseline(c, n, base_gens), max(1, r // 2)) / base_gens
+    )
+    whole = median_time(kernel_run(c, n, t, sufficient=True), r)
+    raw.update(sufficient_numpy_s_per_gen=base, sufficient_kernel_s=whole)
+    per = whole / (c * t)
+    rows.append(
+        (
+            "sufficient, 10^6 chains x 1000 gens",
+            f"{c / base:.3g} chain-gen/s (vectorised NumPy)",
+            (
+                f"{c * t / whole:.3g} chain-gen/s; {whole:.2f} s (target >= 1.5e8, < 7 s); "
+                f"{per / floor:.2f} normals' time per chain-gen (target <= 2.56 at 2.6 ns/normal)"
+            ),
+            f"{base * t / whole:.1f}x",
+        )
+    )
+
+    # 3. The default CLI run, whole process, warm and cold JIT cache.
+    env = dict(os.environ)
+    warm = cli_seconds(env, 1 + r)[1:]
+    with tempfile.TemporaryDirectory() as cold_cache:
+        cold = cli_seconds({**env, "NUMBA_CACHE_DIR": cold_cache}, 1)[0]
+    raw.update(cli_warm_s=statistics.median(warm), cli_cold_s=cold)
+    rows.append(
+        (
+            "`collapsesim gaussian --json` (defaults), whole process",
+            "—",
+            f"warm cache {statistics.median(warm):.2f} s (target < 3 s); cold compile {cold:.1f} s (target < 15 s)",
+            "—",
+        )
+    )
+
+    # 4. Cost of the Rich progress bar.
+    plain, with_bar = progress_overhead(r)
+    raw.update(progress_plain_s=plain, progress_bar_s=with_bar)
+    rows.append(
+        (
+            "Rich progress bar, sample method 1000x300x1000",
+            f"{plain:.3f} s without",
+            f"{with_bar:.3f} s with",
+            f"{100 * (with_bar - plain) / plain:+.1f}% (target < 2%)",
+        )
+    )
+
+    table = "| benchmark | baseline | collapsesim | ratio |\n|---|---|---|---|\n"
+    table += "\n".join(f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in rows) + "\n"
+    header = f"Machine: {machine()}. Medians of {r} runs, {time.strftime('%Y-%m-%d')}.\n\n"
+    print(header + table)
+    if args.json:
+        args.json.write_text(json.dumps(raw, indent=2) + "\n")
+    if args.readme:
+        text = args.readme.read_text()
+        start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+        i, j = text.index(start) + len(start), text.index(end)
+        args.readme.write_text(text[:i] + "\n" + header + table + text[j:])
+
+
+if __name__ == "__main__":
+    main()
