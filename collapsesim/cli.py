@@ -230,9 +230,7 @@ def _fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e5):
-            return f"{v:.{digits}e}"
-        return f"{v:.{digits}f}"
+        return f"{v:.{digits}g}"
     return str(v)
 
 
@@ -260,13 +258,19 @@ def _summary_table(s: dict[str, Any]) -> Table:
             s["theory_mean_final_std"],
             s["z_mean_final_std"],
         ),
-        ("median std", s["median_final_std"], None, None, None),
-        (
-            "5% / 95% quantile std",
-            f"{_fmt(s['q05_final_std'])} / {_fmt(s['q95_final_std'])}",
-            None,
-            None,
-            None,
+        *(
+            (
+                f"{label} std",
+                s[f"{key}_final_std"],
+                s.get(f"stderr_{key}_final_std"),
+                s.get(f"theory_{key}_final_std"),
+                s.get(f"z_{key}_final_std"),
+            )
+            for label, key in (
+                ("median", "median"),
+                ("5% quantile", "q05"),
+                ("95% quantile", "q95"),
+            )
         ),
         (
             "mean log std",
@@ -275,7 +279,7 @@ def _summary_table(s: dict[str, Any]) -> Table:
             s["theory_mean_log_final_std"],
             s["z_mean_log_final_std"],
         ),
-        ("collapse rate -dE[log std]/dT", rate, rate_se, s["theory_collapse_rate"], rate_z),
+        ("collapse rate -dE\\[log std]/dT", rate, rate_se, s["theory_collapse_rate"], rate_z),
         (
             "variance of the mean",
             s["var_final_mean"],
@@ -284,10 +288,12 @@ def _summary_table(s: dict[str, Any]) -> Table:
             s["z_var_final_mean"],
         ),
         ("mean W2 to the original", s["mean_final_w2"], None, None, None),
-        ("mean tail mass |x-mu0|>3 sigma0", s["mean_final_tail_mass"], None, None, None),
+        ("mean mass beyond 3 sigma0", s["mean_final_tail_mass"], None, None, None),
     ]
     for name, sim, se, th, z in rows:
-        table.add_row(name, _fmt(sim), _fmt(se), _fmt(th), _fmt(z, 2))
+        table.add_row(
+            name, _fmt(sim), _fmt(se, 2), _fmt(th), f"{z:.2f}" if isinstance(z, float) else "—"
+        )
     return table
 
 

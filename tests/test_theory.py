@@ -102,3 +102,60 @@ def test_long_chain_does_not_underflow(run_final) -> None:
     elog = float(theory.mean_log_std(t, n))
     assert elog < -700  # exp() of it underflows: only log space can hold it
     assert abs(_z(ls, elog, float(theory.std_log_std(t, n)))) < Z_MAX
+
+
+@pytest.mark.parametrize(("n", "ddof"), [(2, 0), (10, 1), (1000, 0)])
+def test_log_std_distribution_at_one_generation_is_scaled_chi(n: int, ddof: int) -> None:
+    # After one generation (n - ddof) sigma_1^2 ~ chi2(n - 1) exactly: the inversion must agree.
+    x = np.linspace(-2.0, 0.3, 9)
+    cdf, pdf = theory.log_std_cdf_pdf(x, 1, n, ddof)
+    y = np.exp(2 * x) * (n - ddof)
+    np.testing.assert_allclose(cdf, stats.chi2(n - 1).cdf(y), atol=1e-9)
+    np.testing.assert_allclose(pdf, stats.chi2(n - 1).pdf(y) * 2 * y, atol=1e-8)
+
+
+def test_log_std_distribution_is_a_distribution() -> None:
+    t, n = 50, 20
+    mean, sd = float(theory.mean_log_std(t, n)), float(theory.std_log_std(t, n))
+    x = np.linspace(mean - 10 * sd, mean + 10 * sd, 4001)
+    cdf, pdf = theory.log_std_cdf_pdf(x, t, n)
+    assert np.all(np.diff(cdf) >= -1e-12)
+    assert cdf[0] < 1e-9
+    assert cdf[-1] > 1 - 1e-9
+    assert np.trapezoid(pdf, x) == pytest.approx(1.0, abs=1e-6)
+    assert np.trapezoid(x * pdf, x) == pytest.approx(mean, abs=1e-6)
+
+
+@pytest.mark.parametrize(("n", "ddof"), [(10, 0), (100, 1)])
+def test_simulated_quantiles_against_theory(run_final, n: int, ddof: int) -> None:
+    t, c = n, 100_000
+    _, ls = run_final(c, t, n, ddof=ddof, seed=303 + n)
+    probs = np.array([0.05, 0.5, 0.95])
+    q, dens = theory.quantile_std(probs, t, n, ddof)
+    sim = np.quantile(ls, probs)
+    z = (sim - np.log(q)) / (np.sqrt(probs * (1 - probs) / c) / dens)
+    assert np.all(np.abs(z) < Z_MAX), z
+
+
+@pytest.mark.slow
+def test_ten_thousand_generations(run_final) -> None:
+    # E[sigma_10000] = 0.00055 for n = 1000, ddof 0; Var/E^2 = e^5 - 1, so 10^6 chains
+    # pin the mean to about 1.2%. A few hundred chains would often be off by 2x.
+    t, n, c = 10_000, 1000, 10**6
+    _, ls = run_final(c, t, n, seed=10_000)
+    sig = np.exp(ls)
+    e1 = float(theory.moment_std(1, t, n))
+    assert e1 == pytest.approx(0.00055, abs=5e-6)
+    sd1 = math.sqrt(float(theory.moment_std(2, t, n)) - e1 * e1)
+    assert abs(_z(sig, e1, sd1)) < Z_MAX
+    assert abs(_z(ls, float(theory.mean_log_std(t, n)), float(theory.std_log_std(t, n)))) < Z_MAX
+
+
+@pytest.mark.slow
+def test_article_experiment_at_a_million_chains(run_final) -> None:
+    _, ls = run_final(10**6, 1000, 1000, seed=1000)
+    sig = np.exp(ls)
+    e1 = float(theory.moment_std(1, 1000, 1000))
+    sd1 = math.sqrt(float(theory.moment_std(2, 1000, 1000)) - e1 * e1)
+    assert abs(_z(sig, e1, sd1)) < Z_MAX
+    assert abs(sig.mean() - 0.4721) < 0.002

@@ -362,6 +362,25 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
     s["z_mean_final_std"] = _z(s["mean_final_std"], e1, s["theory_stderr_final_std"])
     s["z_mean_log_final_std"] = _z(s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"])
     s["z_var_final_mean"] = _z(s["var_final_mean"], vmu, s["stderr_var_final_mean"])
+    # Quantiles: exact by characteristic-function inversion; a sample quantile's standard
+    # error in log space is sqrt(p (1 - p) / C) / f(log x_p).
+    probs = (0.05, 0.5, 0.95)
+    names = ("q05", "median", "q95")
+    if e1 is not None and t > 0:
+        qs, dens = theory.quantile_std(np.array(probs), t, n, cfg.ddof, cfg.sigma0, cfg.regime)
+    else:
+        qs = dens = None
+    for k, (p, name) in enumerate(zip(probs, names, strict=True)):
+        key = f"{name}_final_std"
+        if qs is None or dens is None:
+            s[f"theory_{key}"] = None if t > 0 or e1 is None else cfg.sigma0
+            s[f"z_{key}"] = s[f"stderr_{key}"] = None
+            continue
+        s[f"theory_{key}"] = float(qs[k])
+        se_log = math.sqrt(p * (1 - p) / c) / float(dens[k])
+        sim = s[key]
+        s[f"stderr_{key}"] = sim * se_log if sim else None
+        s[f"z_{key}"] = (math.log(sim) - math.log(qs[k])) / se_log if sim and sim > 0 else None
     return {k: _finite_or_none(v) for k, v in s.items()}
 
 
