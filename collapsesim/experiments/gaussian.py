@@ -366,10 +366,10 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
     # error in log space is sqrt(p (1 - p) / C) / f(log x_p).
     probs = (0.05, 0.5, 0.95)
     names = ("q05", "median", "q95")
+    qs: np.ndarray | None = None
+    dens: np.ndarray | None = None
     if e1 is not None and t > 0:
         qs, dens = theory.quantile_std(np.array(probs), t, n, cfg.ddof, cfg.sigma0, cfg.regime)
-    else:
-        qs = dens = None
     for k, (p, name) in enumerate(zip(probs, names, strict=True)):
         key = f"{name}_final_std"
         if qs is None or dens is None:
