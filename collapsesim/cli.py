@@ -6,6 +6,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -204,7 +205,11 @@ def gaussian(
 
 
 def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:
-    """Run the runner's generator under a Rich progress bar (on stderr); return its result."""
+    """Run the runner's generator under a Rich progress bar (on stderr); return its result.
+
+    The bar is redrawn from this thread when progress arrives, at most ten times a
+    second: Rich's own refresh thread would take a core from the kernels' threads.
+    """
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -215,7 +220,9 @@ def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:
         console=console or err_console,
         transient=True,
         disable=quiet,
+        auto_refresh=False,
     )
+    last = 0.0
     with progress:
         task = progress.add_task("simulating", total=None)
         while True:
@@ -224,6 +231,10 @@ def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:
             except StopIteration as stop:
                 return stop.value
             progress.update(task, completed=p.done, total=p.total)
+            now = time.monotonic()
+            if now - last >= 0.1 or p.done == p.total:
+                progress.refresh()
+                last = now
 
 
 def _fmt(v: Any, digits: int = 4) -> str:

@@ -110,23 +110,29 @@ def _renormalise(sig: float, ex: float):
 @njit(**PJIT)
 def _replace_sufficient(rng, state, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof):
     a = 0.5 * (n - 1)  # chi2(n-1) = 2 Gamma(a)
-    d = a - 1.0 / 3.0
-    cmt = 1.0 / math.sqrt(9.0 * d) if a >= 1.0 else 0.0
+    d, cmt, x2max = _rng.mt_constants(max(a, 1.0))
     inv_sqrt_n = 1.0 / math.sqrt(n)
     fac = 2.0 / (n - ddof)
+    root_dfac = math.sqrt(d * fac)
     for c in prange(state.shape[0]):
         s0 = rng[c, 0]
         s1 = rng[c, 1]
         mu = state[c, MU]
         sig, ex, scale = _renormalise(state[c, SIG], state[c, EXP])
         for t in range(t_start, t_end):
-            z, s0, s1 = _rng.normal(s0, s1)
+            z, spare, s0, s1 = _rng.normal_bits(s0, s1)
             if a >= 1.0:
-                g, s0, s1 = _rng.gamma_mt(d, cmt, s0, s1)
+                # chi2 = 2 d w^3, so the std factor sqrt(chi2 / (n - ddof)) is
+                # sqrt(d fac) w sqrt(w): the square root starts as soon as w is known,
+                # which keeps each generation's dependency chain short. The mean's spare
+                # bits help decide the gamma's acceptance (see _rng.gamma_mt).
+                w, s0, s1 = _rng.gamma_mt_root(d, cmt, x2max, spare, s0, s1)
+                factor = root_dfac * (w * math.sqrt(w))
             else:
                 g, s0, s1 = _rng.gamma(a, s0, s1)
+                factor = math.sqrt(g * fac)
             mu += (sig * scale) * (z * inv_sqrt_n)
-            sig *= math.sqrt(g * fac)
+            sig *= factor
             if not _SMALL <= sig <= _BIG:
                 sig, ex, scale = _renormalise(sig, ex)
             slot = slots[t - t_start]

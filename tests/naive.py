@@ -111,8 +111,15 @@ def gaussian_chain_sufficient(
     mus, sigmas = [mu0], [sigma0]
     mu, sigma = mu0, sigma0
     for _ in range(generations):
-        z, s0, s1 = _u(_rng.normal(s0, s1))
-        chi2, s0, s1 = _u(_rng.chisquare(float(n - 1), s0, s1))
+        # The kernel's protocol: the mean's normal lends its spare bits to the gamma.
+        z, spare, s0, s1 = _u(_rng.normal_bits(s0, s1))
+        a = 0.5 * (n - 1)
+        if a >= 1.0:
+            d, c, x2max = _rng.mt_constants(a)
+            g, s0, s1 = _u(_rng.gamma_mt(d, c, x2max, np.int64(spare), s0, s1))
+            chi2 = 2.0 * g
+        else:
+            chi2, s0, s1 = _u(_rng.chisquare(float(n - 1), s0, s1))
         mu = mu + sigma * z / math.sqrt(n)
         sigma = sigma * math.sqrt(chi2 / (n - ddof))
         mus.append(mu)

@@ -113,3 +113,44 @@ def test_neighbouring_streams_uncorrelated() -> None:
     x = first(3, 2000, 200)
     r = np.corrcoef(x[:-1].ravel(), x[1:].ravel())[0, 1]
     assert abs(r) < 4 / np.sqrt(x[1:].size)
+
+
+def test_tight_squeeze_is_a_lower_bound() -> None:
+    # exp(h) >= 1 - K c^2 x^4 on |c x| <= 1/2 needs -g(y) <= 9 K y^4 there, where
+    # g(y) = 4.5 y^2 + 1 - (1 + y)^3 + 3 log(1 + y); small |y| by its series.
+    y = np.linspace(-_rng._SQUEEZE_Y, _rng._SQUEEZE_Y, 2_000_001)
+    y = y[np.abs(y) > 1e-2]
+    g = 4.5 * y**2 + 1 - (1 + y) ** 3 + 3 * np.log1p(y)
+    assert np.all(-g <= 9 * _rng._SQUEEZE_K * y**4)
+    ys = np.linspace(-1e-2, 1e-2, 1001)
+    series = 0.75 * ys**4 - 0.6 * ys**5 + 0.5 * ys**6 - 3 / 7 * ys**7 + 0.375 * ys**8
+    assert np.all(series <= 9 * _rng._SQUEEZE_K * ys**4 + 1e-30)
+    # and the bound is nearly attained at y = -1/2: the constant is not slack
+    assert -g.min() / (9 * 0.5**4) > 0.9999 * _rng._SQUEEZE_K
+
+
+@njit(parallel=True)
+def _mean_and_gamma(a, count, seed):  # type: ignore[no-untyped-def]
+    d, c, x2max = _rng.mt_constants(a)
+    z = np.empty(count)
+    g = np.empty(count)
+    for k in prange(count // 1000):
+        s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(k))
+        for i in range(1000):
+            zz, spare, s0, s1 = _rng.normal_bits(s0, s1)
+            gg, s0, s1 = _rng.gamma_mt(d, c, x2max, spare, s0, s1)
+            z[k * 1000 + i] = zz
+            g[k * 1000 + i] = gg
+    return z, g
+
+
+@pytest.mark.parametrize("a", [1.0, 1.5, 4.5, 49.5, 499.5])
+def test_gamma_with_borrowed_bits(a: float) -> None:
+    # The kernels' protocol: the mean's normal lends its spare bits to the gamma's
+    # acceptance test. Both must keep their laws and stay independent.
+    z, g = _mean_and_gamma(a, 400_000, 16)
+    assert stats.kstest(g, "gamma", args=(a,)).pvalue > P_MIN
+    assert stats.kstest(z, "norm").pvalue > P_MIN
+    bound = 4 / np.sqrt(z.size)
+    for u, v in ((z, g), (z**2, g), (np.abs(z), np.log(g))):
+        assert abs(np.corrcoef(u, v)[0, 1]) < bound
