@@ -69,6 +69,10 @@ def gaussian_metrics(
 def aggregate(values: np.ndarray) -> dict[str, np.ndarray]:
     """Return statistics across chains (axis 0) for each column.
 
+    Quantiles interpolate linearly between order statistics, as ``np.quantile``'s
+    default does; each column is sorted once, contiguously, which is several times
+    faster than ``np.quantile(axis=0)`` on the strided columns.
+
     Args:
         values: float64 ``(chains, records)``.
 
@@ -78,19 +82,23 @@ def aggregate(values: np.ndarray) -> dict[str, np.ndarray]:
         (NaN for a single chain).
     """
     c = values.shape[0]
+    rows = np.sort(np.ascontiguousarray(values.T), axis=1)
     with np.errstate(invalid="ignore", over="ignore"):
-        mean = values.mean(axis=0)
-        std = values.std(axis=0, ddof=1) if c > 1 else np.full(values.shape[1], np.nan)
-        q = np.quantile(values, _QUANTILES, axis=0)
-    return {
-        "mean": mean,
-        "stderr": std / np.sqrt(c),
-        "std": std,
-        "min": values.min(axis=0),
-        "q05": q[0],
-        "q25": q[1],
-        "q50": q[2],
-        "q75": q[3],
-        "q95": q[4],
-        "max": values.max(axis=0),
-    }
+        mean = rows.mean(axis=1)
+        std = rows.std(axis=1, ddof=1) if c > 1 else np.full(rows.shape[0], np.nan)
+        out = {
+            "mean": mean,
+            "stderr": std / np.sqrt(c),
+            "std": std,
+            "min": rows[:, 0].copy(),
+            "max": rows[:, -1].copy(),
+        }
+        for name, q in zip(("q05", "q25", "q50", "q75", "q95"), _QUANTILES, strict=True):
+            pos = q * (c - 1)
+            lo = int(np.floor(pos))
+            hi = min(lo + 1, c - 1)
+            frac = pos - lo
+            a, b = rows[:, lo], rows[:, hi]
+            # numpy's lerp: exact at both ends and where neighbours are equal or infinite
+            out[name] = np.where(b == a, a, a + (b - a) * frac) if frac else a.copy()
+    return out

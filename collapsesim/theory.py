@@ -20,6 +20,7 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy import special
@@ -252,24 +253,37 @@ def log_std_cdf_pdf(
     References:
         J. Gil-Pelaez, "Note on the inversion theorem", Biometrika 38, 481-482 (1951).
     """
-    from scipy.integrate import simpson
-
     _check(num_samples, ddof, regime)
     if generations < 1:
         raise ValueError("the distribution of log sigma_0 is a point mass")
-    xs = np.atleast_1d(np.asarray(x, dtype=np.float64)) - math.log(sigma0)
+    return _log_std_inverter(generations, num_samples, ddof, sigma0)(x)
+
+
+def _log_std_inverter(
+    generations: int, num_samples: int, ddof: int, sigma0: float
+) -> Callable[[np.ndarray | float], tuple[np.ndarray, np.ndarray]]:
+    """Return ``x -> (cdf, pdf)`` of ``log sigma_T``, with the transform computed once."""
+    from scipy.integrate import simpson
+
     s, log_phi = _inversion_grid(generations, num_samples, ddof)
-    phase = np.exp(log_phi[None, :] - 1j * s[None, :] * xs[:, None])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.imag(phase[:, 1:]) / s[None, 1:]
+    phi = np.exp(log_phi)
+    inv_s = np.zeros_like(s)
+    inv_s[1:] = 1.0 / s[1:]
     # The limit of Im[e^{-isx} phi^T(s)] / s at s = 0 is T E[Y] - x.
-    mean_y = -collapse_rate(num_samples, ddof)
-    first = (generations * mean_y - xs)[:, None]
-    integrand = np.concatenate([first, ratio], axis=1)
-    cdf = 0.5 - simpson(integrand, x=s, axis=1) / math.pi
-    pdf = simpson(np.real(phase), x=s, axis=1) / math.pi
-    shape = np.shape(x)
-    return np.clip(cdf, 0.0, 1.0).reshape(shape), pdf.reshape(shape)
+    mean_sum = -generations * collapse_rate(num_samples, ddof)
+    shift = math.log(sigma0)
+
+    def evaluate(x: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        xs = np.atleast_1d(np.asarray(x, dtype=np.float64)) - shift
+        phase = phi[None, :] * np.exp(-1j * s[None, :] * xs[:, None])
+        integrand = np.imag(phase) * inv_s[None, :]
+        integrand[:, 0] = mean_sum - xs
+        cdf = 0.5 - simpson(integrand, x=s, axis=1) / math.pi
+        pdf = simpson(np.real(phase), x=s, axis=1) / math.pi
+        shape = np.shape(x)
+        return np.clip(cdf, 0.0, 1.0).reshape(shape), pdf.reshape(shape)
+
+    return evaluate
 
 
 def quantile_std(
@@ -306,12 +320,13 @@ def quantile_std(
         return np.full(np.shape(q), sigma0), np.full(np.shape(q), np.inf)
     mean = float(mean_log_std(generations, num_samples, ddof, sigma0))
     sd = float(std_log_std(generations, num_samples, ddof))
+    dist = _log_std_inverter(generations, num_samples, ddof, sigma0)
     out = np.empty_like(qs)
     dens = np.empty_like(qs)
     for i, p in enumerate(qs):
 
         def f(x: float, p: float = p) -> float:
-            return float(log_std_cdf_pdf(x, generations, num_samples, ddof, sigma0)[0]) - p
+            return float(dist(x)[0]) - p
 
         lo, hi = mean - 8 * sd, mean + 8 * sd
         while f(lo) > 0:
@@ -320,5 +335,5 @@ def quantile_std(
             hi += 8 * sd
         root = brentq(f, lo, hi, xtol=1e-12 * max(1.0, abs(mean)), rtol=1e-12)
         out[i] = math.exp(root)
-        dens[i] = float(log_std_cdf_pdf(root, generations, num_samples, ddof, sigma0)[1])
+        dens[i] = float(dist(root)[1])
     return out.reshape(np.shape(q)), dens.reshape(np.shape(q))

@@ -62,3 +62,21 @@ def test_aggregate_matches_numpy(values: list[float]) -> None:
     assert agg["stderr"][0] == pytest.approx(
         x.std(ddof=1) / math.sqrt(len(values)), rel=1e-9, abs=1e-9
     )
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 60).flatmap(
+        lambda c: st.lists(
+            st.lists(st.floats(-1e8, 1e8), min_size=3, max_size=3), min_size=c, max_size=c
+        )
+    )
+)
+def test_aggregate_quantiles_equal_numpy(rows: list[list[float]]) -> None:
+    x = np.array(rows)
+    agg = metrics.aggregate(x)
+    expected = np.quantile(x, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+    for i, name in enumerate(("q05", "q25", "q50", "q75", "q95")):
+        np.testing.assert_allclose(agg[name], expected[i], rtol=1e-12, atol=1e-6)
+    np.testing.assert_array_equal(agg["min"], x.min(axis=0))
+    np.testing.assert_array_equal(agg["max"], x.max(axis=0))

@@ -154,8 +154,9 @@ def iterate(
         if resuming and (out / store.CHECKPOINT_FILE).is_file():
             with np.load(out / store.CHECKPOINT_FILE) as ck:
                 saved = {k: ck[k] for k in ck.files}
-            if int(saved["batch_chains"]) != batch:
-                batch = int(saved["batch_chains"])
+            batch = int(
+                saved["batch_chains"]
+            )  # the interrupted run's batches, whatever the default
             rec_mu[:], rec_ls[:] = saved["rec_mu"], saved["rec_logsig"]
             first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
             kernel_seconds = float(saved["kernel_seconds"])
