@@ -10,6 +10,10 @@ Two ways to draw a group of k samples from N(mu, sigma^2), with ``zbar`` the mea
 * ``sample`` draws the k standard normals one by one and sums them;
 * ``sufficient`` draws the statistics themselves, exactly in distribution:
   ``zbar ~ N(0, 1/k)`` and ``m2z ~ chi2(k - 1)``, independent (Cochran's theorem).
+  Under ``replace`` it goes one step further: the means do not feed back into the
+  stds, so the mean is drawn only at recorded generations, from the exact law of its
+  change since the last record given the std path (one chi-square per generation and
+  one normal per record).
 
 Where the literal experiment and this kernel part ways: the literal experiment forms
 ``x_i = mu + sigma z_i`` in floating point and refits on ``x``. Once ``sigma`` falls
@@ -57,7 +61,15 @@ POOL_MEAN = 4
 POOL_M2 = 5
 KEPT_MEAN = 6  # keep-original: statistics of the kept share of generation 0
 KEPT_M2 = 7
-NUM_STATE = 8
+MEAN_VAR = 8  # replace, sufficient: sum of sigma_t^2 / n since the mean was last drawn
+VAR = 9  # replace, sufficient: mantissa of sigma^2 = VAR * 2**VAR_EXP
+VAR_EXP = 10
+NUM_STATE = 11
+
+# Columns of the per-chain uint64 stream state.
+S0, S1 = 0, 1  # xoroshiro128++ state
+BITS = 2  # a reservoir of random bits: 3-bit chunks above a sentinel bit (1: empty)
+NUM_STREAM = 3
 
 _LN2 = math.log(2.0)
 # The mantissa is renormalised when it leaves [2**-256, 2**256]: far from the double
@@ -109,41 +121,58 @@ def _renormalise(sig: float, ex: float):
 
 @njit(**PJIT)
 def _replace_sufficient(rng, state, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof):
+    # Under replace the std path does not depend on the means, and generation t moves
+    # the mean by sigma_t zbar_t with zbar_t ~ N(0, 1/n) independent of everything else.
+    # Between two recorded generations a < b, mu_b - mu_a is therefore exactly
+    # N(0, sum_{a <= t < b} sigma_t^2 / n) given the std path: one normal per record
+    # instead of one per generation. (So the draws depend on the record schedule,
+    # which is part of a run's configuration.)
+    # It also needs only sigma_t^2 each generation, so it carries the variance (as a
+    # mantissa and binary exponent, like the std elsewhere) and takes no square root.
     a = 0.5 * (n - 1)  # chi2(n-1) = 2 Gamma(a)
     d, cmt, x2max = _rng.mt_constants(max(a, 1.0))
-    inv_sqrt_n = 1.0 / math.sqrt(n)
+    inv_n = 1.0 / n
     fac = 2.0 / (n - ddof)
-    root_dfac = math.sqrt(d * fac)
+    dfac = d * fac
     for c in prange(state.shape[0]):
-        s0 = rng[c, 0]
-        s1 = rng[c, 1]
+        s0 = rng[c, S0]
+        s1 = rng[c, S1]
+        bits = rng[c, BITS]
         mu = state[c, MU]
-        sig, ex, scale = _renormalise(state[c, SIG], state[c, EXP])
+        mean_var = state[c, MEAN_VAR]
+        var, vex, vscale = _renormalise(state[c, VAR], state[c, VAR_EXP])
         for t in range(t_start, t_end):
-            z, spare, s0, s1 = _rng.normal_bits(s0, s1)
+            mean_var += (var * vscale) * inv_n
             if a >= 1.0:
-                # chi2 = 2 d w^3, so the std factor sqrt(chi2 / (n - ddof)) is
-                # sqrt(d fac) w sqrt(w): the square root starts as soon as w is known,
-                # which keeps each generation's dependency chain short. The mean's spare
-                # bits help decide the gamma's acceptance (see _rng.gamma_mt).
-                w, s0, s1 = _rng.gamma_mt_root(d, cmt, x2max, spare, s0, s1)
-                factor = root_dfac * (w * math.sqrt(w))
+                # Three reservoir bits help decide the gamma's acceptance (see
+                # _rng.gamma_mt); one word refills the reservoir every 21 generations.
+                if bits <= np.uint64(1):
+                    word, s0, s1 = _rng.next_u64(s0, s1)
+                    bits = (word >> np.uint64(1)) | np.uint64(0x8000000000000000)
+                extra = np.int64(bits & np.uint64(7))
+                bits >>= np.uint64(3)
+                w, s0, s1 = _rng.gamma_mt_root(d, cmt, x2max, extra, s0, s1)
+                # chi2 / (n - ddof) = 2 d w^3 / (n - ddof)
+                var *= dfac * (w * w * w)
             else:
                 g, s0, s1 = _rng.gamma(a, s0, s1)
-                factor = math.sqrt(g * fac)
-            mu += (sig * scale) * (z * inv_sqrt_n)
-            sig *= factor
-            if not _SMALL <= sig <= _BIG:
-                sig, ex, scale = _renormalise(sig, ex)
+                var *= g * fac
+            if not _SMALL <= var <= _BIG:
+                var, vex, vscale = _renormalise(var, vex)
             slot = slots[t - t_start]
             if slot >= 0:
+                z, s0, s1 = _rng.normal(s0, s1)
+                mu += math.sqrt(mean_var) * z
+                mean_var = 0.0
                 rec_mu[c, slot] = mu
-                rec_logsig[c, slot] = math.log(sig) + ex * _LN2
-        rng[c, 0] = s0
-        rng[c, 1] = s1
+                rec_logsig[c, slot] = 0.5 * (math.log(var) + vex * _LN2)
+        rng[c, S0] = s0
+        rng[c, S1] = s1
+        rng[c, BITS] = bits
         state[c, MU] = mu
-        state[c, SIG] = sig
-        state[c, EXP] = ex
+        state[c, MEAN_VAR] = mean_var
+        state[c, VAR] = var
+        state[c, VAR_EXP] = vex
 
 
 @njit(**PJIT)
@@ -308,7 +337,7 @@ def init_chains(
         sigma0: std of the original distribution, positive.
 
     Returns:
-        ``(rng, state)``: uint64 ``(B, 2)`` stream states and float64
+        ``(rng, state)``: uint64 ``(B, NUM_STREAM)`` stream states and float64
         ``(B, NUM_STATE)`` chain states.
     """
     if not 0 <= seed < 2**64:
@@ -316,11 +345,13 @@ def init_chains(
     chains = np.ascontiguousarray(chains, dtype=np.int64)
     if chains.size and chains.min() < 0:
         raise ValueError("chain indices must be non-negative")
-    rng = np.empty((chains.shape[0], 2), np.uint64)
+    rng = np.empty((chains.shape[0], NUM_STREAM), np.uint64)
     _init_streams(np.uint64(seed), chains, rng)
+    rng[:, BITS] = 1  # empty reservoir
     state = np.zeros((chains.shape[0], NUM_STATE))
     state[:, MU] = mu0
     state[:, SIG] = sigma0
+    state[:, VAR] = sigma0 * sigma0
     return rng, state
 
 
@@ -346,8 +377,11 @@ def advance(
     """Advance chains from model ``t_start`` to model ``t_end`` in place.
 
     Args:
-        rng: stream states, uint64 ``(B, 2)``, updated in place.
-        state: chain states, float64 ``(B, NUM_STATE)``, updated in place.
+        rng: stream states, uint64 ``(B, NUM_STREAM)``, updated in place.
+        state: chain states, float64 ``(B, NUM_STATE)``, updated in place. Under
+            replace with sufficient statistics, the mean column holds the mean as of
+            the last recorded generation (the mean is drawn only where recorded;
+            see ``_replace_sufficient``).
         t_start: the model the chains are at.
         t_end: the model to stop at, ``t_end >= t_start``.
         slots: int64 ``(t_end - t_start,)``; entry j is the record column for

@@ -105,23 +105,41 @@ def gaussian_chain_sufficient(
     ddof: int = 0,
     mu0: float = 0.0,
     sigma0: float = 1.0,
+    records: set[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(mu, sigma)`` of models 0..T under replace from drawn sufficient statistics."""
+    """Return ``(mu, sigma)`` of models 0..T under replace from drawn sufficient statistics.
+
+    The kernel's protocol, written out: each generation, 3 bits from a reservoir (refilled
+    from one random word every 21 generations) and a chi-square; at each recorded
+    generation, the mean's change since the last record from one normal. ``mu`` holds
+    NaN at generations that are not recorded (``records``: all when None).
+    """
     s0, s1 = _u(_rng.stream_state(np.uint64(seed), np.uint64(chain)))
     mus, sigmas = [mu0], [sigma0]
     mu, sigma = mu0, sigma0
-    for _ in range(generations):
-        # The kernel's protocol: the mean's normal lends its spare bits to the gamma.
-        z, spare, s0, s1 = _u(_rng.normal_bits(s0, s1))
-        a = 0.5 * (n - 1)
+    reservoir: list[int] = []
+    pending = 0.0  # variance of the mean's change since the last record
+    a = 0.5 * (n - 1)
+    for t in range(generations):
+        pending += sigma * sigma / n
         if a >= 1.0:
+            if not reservoir:
+                word, s0, s1 = _u(_rng.next_u64(s0, s1))
+                rest = int(word) >> 1
+                reservoir = [(rest >> (3 * i)) & 7 for i in range(21)]
+            extra = reservoir.pop(0)
             d, c, x2max = _rng.mt_constants(a)
-            g, s0, s1 = _u(_rng.gamma_mt(d, c, x2max, np.int64(spare), s0, s1))
+            g, s0, s1 = _u(_rng.gamma_mt(d, c, x2max, np.int64(extra), s0, s1))
             chi2 = 2.0 * g
         else:
             chi2, s0, s1 = _u(_rng.chisquare(float(n - 1), s0, s1))
-        mu = mu + sigma * z / math.sqrt(n)
         sigma = sigma * math.sqrt(chi2 / (n - ddof))
-        mus.append(mu)
+        if records is None or t + 1 in records:
+            z, s0, s1 = _u(_rng.normal(s0, s1))
+            mu = mu + math.sqrt(pending) * z
+            pending = 0.0
+            mus.append(mu)
+        else:
+            mus.append(math.nan)
         sigmas.append(sigma)
     return np.array(mus), np.array(sigmas)

@@ -59,6 +59,43 @@ def test_sufficient_kernel_matches_naive(run_final, n: int, ddof: int) -> None:
         np.testing.assert_allclose(ls[i, 1:], np.log(ref_sigma[1:]), rtol=1e-9, atol=1e-9)
 
 
+def test_sufficient_kernel_with_sparse_records_matches_naive() -> None:
+    # Records at 7, 14, ..., 63 and 64: the mean jumps once per record, exactly as the
+    # naive protocol draws it, also across kernel calls that end between records.
+    t, n, seed, chain = 64, 30, 8, 5
+    gens = np.array([0, *range(7, t + 1, 7), t])
+    rng, state = kern.init_chains(seed, np.array([chain]), 0.0, 1.0)
+    mu = np.zeros((1, len(gens)))
+    ls = np.zeros((1, len(gens)))
+    for lo, hi in ((0, 10), (10, 11), (11, 64)):
+        slots = np.full(hi - lo, -1, np.int64)
+        for j, g in enumerate(range(lo + 1, hi + 1)):
+            hit = np.flatnonzero(gens == g)
+            if hit.size:
+                slots[j] = hit[0]
+        kern.advance(
+            rng,
+            state,
+            lo,
+            hi,
+            slots,
+            mu,
+            ls,
+            num_samples=n,
+            ddof=0,
+            regime=kern.REPLACE,
+            num_real=0,
+            sufficient=True,
+            mu0=0.0,
+            sigma0=1.0,
+        )
+    ref_mu, ref_sigma = naive.gaussian_chain_sufficient(
+        seed, chain, t, n, records=set(gens.tolist())
+    )
+    np.testing.assert_allclose(mu[0, 1:], ref_mu[gens[1:]], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(np.exp(ls[0, 1:]), ref_sigma[gens[1:]], rtol=1e-9)
+
+
 def test_naive_detects_a_regime_mixup(run_final) -> None:
     # The comparison is sharp: accumulate is not replace.
     _mu, ls = run_final(
