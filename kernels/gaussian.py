@@ -399,8 +399,18 @@ def advance(
         pool: accumulate-subsample only: float64 ``(B, n * (T + 1))`` sample pool.
         pool_size: accumulate-subsample only: int64 ``(B,)`` filled pool lengths.
     """
+    # The kernels do not bounds-check: every shape and dtype they index is checked here.
+    chains = state.shape[0]
+    if rng.shape != (chains, NUM_STREAM) or rng.dtype != np.uint64:
+        raise ValueError(f"rng must be uint64 of shape ({chains}, {NUM_STREAM})")
+    if state.ndim != 2 or state.shape[1] != NUM_STATE or state.dtype != np.float64:
+        raise ValueError(f"state must be float64 of shape (chains, {NUM_STATE})")
+    if not 0 <= t_start <= t_end:
+        raise ValueError("need 0 <= t_start <= t_end")
     if slots.shape != (t_end - t_start,):
         raise ValueError("slots must have one entry per generation advanced")
+    if slots.size and slots.max() >= rec_mu.shape[1]:
+        raise ValueError("a slot points past the record arrays")
     if rec_mu.shape != rec_logsig.shape or rec_mu.shape[0] != state.shape[0]:
         raise ValueError("record arrays must be (chains, records) and alike")
     if num_samples - ddof < 1:

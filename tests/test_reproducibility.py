@@ -83,3 +83,25 @@ def test_seed_changes_everything() -> None:
     a = runner.run(GaussianConfig(num_chains=10, num_generations=5, num_samples=10, seed=1))
     b = runner.run(GaussianConfig(num_chains=10, num_generations=5, num_samples=10, seed=2))
     assert not np.any(a.final["sigma"] == b.final["sigma"])
+
+
+def test_advance_rejects_mismatched_arrays() -> None:
+    rng, state = kern.init_chains(0, np.arange(4), 0.0, 1.0)
+    rec = np.zeros((4, 2))
+    slots = np.array([-1, 1], np.int64)
+    kw = {
+        "num_samples": 10,
+        "ddof": 0,
+        "regime": kern.REPLACE,
+        "num_real": 0,
+        "sufficient": True,
+        "mu0": 0.0,
+        "sigma0": 1.0,
+    }
+    kern.advance(rng, state, 0, 2, slots, rec, rec.copy(), **kw)
+    with pytest.raises(ValueError, match="rng"):
+        kern.advance(rng[:, :2].copy(), state, 0, 2, slots, rec, rec.copy(), **kw)
+    with pytest.raises(ValueError, match="state"):
+        kern.advance(rng, state[:, :8].copy(), 0, 2, slots, rec, rec.copy(), **kw)
+    with pytest.raises(ValueError, match="slot"):
+        kern.advance(rng, state, 0, 2, np.array([-1, 2], np.int64), rec, rec.copy(), **kw)
