@@ -1,0 +1,390 @@
+"""Gaussian-mixture fits by EM, k-means++ starts and mixture sampling, for one chain at a time.
+
+The EM follows scikit-learn's ``GaussianMixture`` step for step, so that given the same
+data and the same initial parameters both reach the same fit: log-sum-exp
+responsibilities from Cholesky factors of the covariances; an M-step with
+``nk = sum_i r_ik + 10 eps`` (so a component that loses all its points keeps a zero
+mean and a ``reg_covar`` covariance instead of producing NaN, as scikit-learn does)
+and ``reg_covar`` added to every covariance diagonal; iterations until the mean
+log-likelihood changes by less than ``tol``, at most ``max_iter`` of them. The
+k-means++ start is scikit-learn's greedy variant (``2 + log K`` candidates per centre)
+driven by the chain's own random stream, and the responsibilities it implies are
+scikit-learn's (one point per component).
+
+Parameters of K components in d dimensions are ``weights (K,)``, ``means (K, d)`` and
+``covs (K, d, d)``; diagonal fits keep full-shaped covariance arrays with zero
+off-diagonals, which costs nothing at d <= 2 and keeps one code path.
+
+References:
+    A. P. Dempster, N. M. Laird and D. B. Rubin, "Maximum likelihood from incomplete
+    data via the EM algorithm", J. R. Stat. Soc. B 39(1), 1-38 (1977).
+    D. Arthur and S. Vassilvitskii, "k-means++: the advantages of careful seeding",
+    SODA 2007.
+    F. Pedregosa et al., "Scikit-learn: machine learning in Python", JMLR 12 (2011),
+    ``sklearn.mixture.GaussianMixture``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from . import _rng
+from ._flags import JIT
+
+FULL = 0
+DIAG = 1
+
+_EPS10 = 10.0 * np.finfo(np.float64).eps
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@njit(**JIT)
+def _cholesky(a, out):
+    """Lower Cholesky factor of the SPD matrix ``a`` (d, d) into ``out``; False if not SPD."""
+    d = a.shape[0]
+    for j in range(d):
+        s = a[j, j]
+        for k in range(j):
+            s -= out[j, k] * out[j, k]
+        if not s > 0.0:
+            return False
+        ljj = math.sqrt(s)
+        out[j, j] = ljj
+        for i in range(j + 1, d):
+            t = a[i, j]
+            for k in range(j):
+                t -= out[i, k] * out[j, k]
+            out[i, j] = t / ljj
+        for i in range(j):
+            out[i, j] = 0.0
+    return True
+
+
+@njit(**JIT)
+def _e_step(x, weights, means, chol, log_resp):
+    """Fill ``log_resp`` (n, K); return the mean log-likelihood (scikit-learn's lower bound)."""
+    n, d = x.shape
+    k_count = weights.shape[0]
+    log_w = np.empty(k_count)
+    log_det = np.empty(k_count)  # log |Sigma_k|^(-1/2)
+    for k in range(k_count):
+        log_w[k] = math.log(weights[k])
+        s = 0.0
+        for j in range(d):
+            s -= math.log(chol[k, j, j])
+        log_det[k] = s
+    y = np.empty(d)
+    total = 0.0
+    for i in range(n):
+        best = -np.inf
+        for k in range(k_count):
+            # Solve L y = x_i - mu_k by forward substitution.
+            q = 0.0
+            for j in range(d):
+                t = x[i, j] - means[k, j]
+                for m in range(j):
+                    t -= chol[k, j, m] * y[m]
+                y[j] = t / chol[k, j, j]
+                q += y[j] * y[j]
+            v = log_w[k] + log_det[k] - 0.5 * (d * _LOG_2PI + q)
+            log_resp[i, k] = v
+            best = max(best, v)
+        acc = 0.0
+        for k in range(k_count):
+            acc += math.exp(log_resp[i, k] - best)
+        norm = best + math.log(acc)
+        for k in range(k_count):
+            log_resp[i, k] -= norm
+        total += norm
+    return total / n
+
+
+@njit(**JIT)
+def _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs):
+    """Update the parameters in place from log responsibilities (scikit-learn's M-step)."""
+    n, d = x.shape
+    k_count = weights.shape[0]
+    total = 0.0
+    for k in range(k_count):
+        nk = 0.0
+        for i in range(n):
+            nk += math.exp(log_resp[i, k])
+        nk += _EPS10
+        total += nk
+        for j in range(d):
+            s = 0.0
+            for i in range(n):
+                s += math.exp(log_resp[i, k]) * x[i, j]
+            means[k, j] = s / nk
+        for a in range(d):
+            for b in range(a + 1):
+                if cov_type == DIAG and a != b:
+                    covs[k, a, b] = 0.0
+                    covs[k, b, a] = 0.0
+                    continue
+                s = 0.0
+                for i in range(n):
+                    s += (
+                        math.exp(log_resp[i, k]) * (x[i, a] - means[k, a]) * (x[i, b] - means[k, b])
+                    )
+                covs[k, a, b] = s / nk
+                covs[k, b, a] = s / nk
+            covs[k, a, a] += reg_covar
+        weights[k] = nk
+    for k in range(k_count):
+        weights[k] /= total
+
+
+@njit(**JIT)
+def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, log_resp, chol, trace):
+    """Run EM in place from the given parameters.
+
+    Returns ``(n_iter, converged, lower_bound, ok)``; ``trace[:n_iter]`` receives the
+    lower bound after each iteration; ``ok`` is False if a covariance stopped being
+    positive definite (impossible with ``reg_covar > 0`` in exact arithmetic).
+    """
+    k_count = weights.shape[0]
+    lower = -np.inf
+    converged = False
+    n_iter = 0
+    for it in range(1, max_iter + 1):
+        prev = lower
+        for k in range(k_count):
+            if not _cholesky(covs[k], chol[k]):
+                return it - 1, False, lower, False
+        lower = _e_step(x, weights, means, chol, log_resp)
+        _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs)
+        trace[it - 1] = lower
+        n_iter = it
+        if abs(lower - prev) < tol:
+            converged = True
+            break
+    return n_iter, converged, lower, True
+
+
+@njit(**JIT)
+def _kmeans_plusplus(x, k_count, s0, s1, centres_idx):
+    """scikit-learn's greedy k-means++: fill ``centres_idx`` (K,) with chosen row indices."""
+    n, d = x.shape
+    trials = 2 + int(math.log(k_count))
+    first, s0, s1 = _rng.integer_below(np.uint64(n), s0, s1)
+    centres_idx[0] = np.int64(first)
+    closest = np.empty(n)
+    pot = 0.0
+    for i in range(n):
+        s = 0.0
+        for j in range(d):
+            t = x[i, j] - x[centres_idx[0], j]
+            s += t * t
+        closest[i] = s
+        pot += s
+    cand_d = np.empty((trials, n))
+    cand_idx = np.empty(trials, np.int64)
+    cum = np.empty(n)
+    for c in range(1, k_count):
+        acc = 0.0
+        for i in range(n):
+            acc += closest[i]
+            cum[i] = acc
+        best_pot = np.inf
+        best_t = 0
+        for t in range(trials):
+            u, s0, s1 = _rng.uniform(s0, s1)
+            idx = np.searchsorted(cum, u * pot)
+            cand_idx[t] = min(idx, n - 1)
+            p = 0.0
+            for i in range(n):
+                s = 0.0
+                for j in range(d):
+                    v = x[i, j] - x[cand_idx[t], j]
+                    s += v * v
+                s = min(s, closest[i])
+                cand_d[t, i] = s
+                p += s
+            if p < best_pot:
+                best_pot = p
+                best_t = t
+        centres_idx[c] = cand_idx[best_t]
+        pot = best_pot
+        for i in range(n):
+            closest[i] = cand_d[best_t, i]
+    return s0, s1
+
+
+@njit(**JIT)
+def _init_kmeanspp(x, cov_type, reg_covar, weights, means, covs, log_resp, s0, s1):
+    """Initial parameters from k-means++ centres, as scikit-learn derives them."""
+    n = x.shape[0]
+    k_count = weights.shape[0]
+    idx = np.empty(k_count, np.int64)
+    s0, s1 = _kmeans_plusplus(x, k_count, s0, s1, idx)
+    for i in range(n):
+        for k in range(k_count):
+            log_resp[i, k] = -np.inf
+    for k in range(k_count):
+        log_resp[idx[k], k] = 0.0
+    _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs)
+    return s0, s1
+
+
+@njit(**JIT)
+def _sample(weights, means, chol, out, s0, s1):
+    """Draw ``out.shape[0]`` points from the mixture; ``chol`` holds the covariance factors."""
+    n, d = out.shape
+    k_count = weights.shape[0]
+    total = 0.0
+    for k in range(k_count):
+        total += weights[k]
+    z = np.empty(d)
+    for i in range(n):
+        u, s0, s1 = _rng.uniform(s0, s1)
+        u *= total
+        k = 0
+        acc = weights[0]
+        while u >= acc and k < k_count - 1:
+            k += 1
+            acc += weights[k]
+        for j in range(d):
+            z[j], s0, s1 = _rng.normal(s0, s1)
+        for j in range(d):
+            v = means[k, j]
+            for m in range(j + 1):
+                v += chol[k, j, m] * z[m]
+            out[i, j] = v
+    return s0, s1
+
+
+def _check_params(weights: np.ndarray, means: np.ndarray, covs: np.ndarray) -> None:
+    k, d = means.shape
+    if weights.shape != (k,) or covs.shape != (k, d, d):
+        raise ValueError("need weights (K,), means (K, d) and covs (K, d, d)")
+    if np.any(weights <= 0) or not np.all(np.isfinite(means)) or not np.all(np.isfinite(covs)):
+        raise ValueError("weights must be positive and parameters finite")
+
+
+def fit_em(
+    x: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covs: np.ndarray,
+    *,
+    covariance_type: str = "full",
+    tol: float = 1e-3,
+    max_iter: int = 100,
+    reg_covar: float = 1e-6,
+) -> dict[str, object]:
+    """Fit a Gaussian mixture to ``x`` by EM from the given initial parameters.
+
+    Args:
+        x: data, float64 ``(n, d)``.
+        weights: initial weights, ``(K,)``, positive.
+        means: initial means, ``(K, d)``.
+        covs: initial covariances, ``(K, d, d)``, symmetric positive definite.
+        covariance_type: ``"full"`` or ``"diag"``.
+        tol: stop when the mean log-likelihood changes by less than this.
+        max_iter: at most this many EM iterations.
+        reg_covar: added to every covariance diagonal, as scikit-learn does.
+
+    Returns:
+        A dict with ``weights``, ``means``, ``covs`` (new arrays), ``n_iter``,
+        ``converged``, ``lower_bound`` (the mean log-likelihood at the last E-step, as
+        scikit-learn's ``lower_bound_``) and ``trace`` (the lower bound per iteration).
+
+    Raises:
+        ValueError: bad shapes, non-positive weights, an unknown covariance type, or a
+            covariance that is not positive definite.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError("x must be (n, d) with n >= 1")
+    w = np.array(weights, dtype=np.float64)
+    m = np.array(means, dtype=np.float64)
+    c = np.array(covs, dtype=np.float64)
+    _check_params(w, m, c)
+    if m.shape[1] != x.shape[1]:
+        raise ValueError("means and x differ in dimension")
+    if covariance_type not in ("full", "diag"):
+        raise ValueError(f"covariance_type must be 'full' or 'diag', got {covariance_type!r}")
+    if max_iter < 1 or not tol >= 0 or not reg_covar >= 0:
+        raise ValueError("need max_iter >= 1, tol >= 0 and reg_covar >= 0")
+    k = w.shape[0]
+    log_resp = np.empty((x.shape[0], k))
+    chol = np.zeros_like(c)
+    trace = np.empty(max_iter)
+    cov_code = FULL if covariance_type == "full" else DIAG
+    n_iter, converged, lower, ok = _fit(
+        x, w, m, c, cov_code, float(tol), int(max_iter), float(reg_covar), log_resp, chol, trace
+    )
+    if not ok:
+        raise ValueError("a covariance is not positive definite; raise reg_covar")
+    return {
+        "weights": w,
+        "means": m,
+        "covs": c,
+        "n_iter": int(n_iter),
+        "converged": bool(converged),
+        "lower_bound": float(lower),
+        "trace": trace[:n_iter].copy(),
+    }
+
+
+def kmeanspp_init(
+    x: np.ndarray,
+    num_components: int,
+    seed: int,
+    chain: int,
+    *,
+    covariance_type: str = "full",
+    reg_covar: float = 1e-6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return scikit-learn-style k-means++ initial ``(weights, means, covs)`` for ``x``.
+
+    The centres are drawn from chain ``chain``'s stream of ``seed``.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n, d = x.shape
+    if not 1 <= num_components <= n:
+        raise ValueError(f"need 1 <= components <= samples, got {num_components} and {n}")
+    w = np.empty(num_components)
+    m = np.empty((num_components, d))
+    c = np.empty((num_components, d, d))
+    log_resp = np.empty((n, num_components))
+    s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(chain))
+    _init_kmeanspp(
+        x,
+        FULL if covariance_type == "full" else DIAG,
+        float(reg_covar),
+        w,
+        m,
+        c,
+        log_resp,
+        np.uint64(s0),
+        np.uint64(s1),
+    )
+    return w, m, c
+
+
+def sample_mixture(
+    weights: np.ndarray,
+    means: np.ndarray,
+    covs: np.ndarray,
+    num_samples: int,
+    seed: int,
+    chain: int,
+) -> np.ndarray:
+    """Draw ``num_samples`` points ``(n, d)`` from a mixture with chain ``chain``'s stream."""
+    w = np.asarray(weights, dtype=np.float64)
+    m = np.ascontiguousarray(means, dtype=np.float64)
+    c = np.ascontiguousarray(covs, dtype=np.float64)
+    _check_params(w, m, c)
+    chol = np.zeros_like(c)
+    for k in range(w.shape[0]):
+        if not _cholesky(c[k], chol[k]):
+            raise ValueError(f"covariance {k} is not positive definite")
+    out = np.empty((num_samples, m.shape[1]))
+    s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(chain))
+    _sample(w, m, chol, out, np.uint64(s0), np.uint64(s1))
+    return out
