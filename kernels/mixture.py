@@ -29,10 +29,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import _rng
-from ._flags import JIT
+from ._flags import JIT, PJIT
 
 FULL = 0
 DIAG = 1
@@ -104,20 +104,27 @@ def _e_step(x, weights, means, chol, log_resp):
 
 @njit(**JIT)
 def _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs):
-    """Update the parameters in place from log responsibilities (scikit-learn's M-step)."""
+    """Update the parameters in place from log responsibilities (scikit-learn's M-step).
+
+    The responsibilities are exponentiated in place: ``log_resp`` holds them afterwards.
+    """
     n, d = x.shape
     k_count = weights.shape[0]
+    resp = log_resp
+    for i in range(n):
+        for k in range(k_count):
+            resp[i, k] = math.exp(resp[i, k])
     total = 0.0
     for k in range(k_count):
         nk = 0.0
         for i in range(n):
-            nk += math.exp(log_resp[i, k])
+            nk += resp[i, k]
         nk += _EPS10
         total += nk
         for j in range(d):
             s = 0.0
             for i in range(n):
-                s += math.exp(log_resp[i, k]) * x[i, j]
+                s += resp[i, k] * x[i, j]
             means[k, j] = s / nk
         for a in range(d):
             for b in range(a + 1):
@@ -127,9 +134,7 @@ def _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs):
                     continue
                 s = 0.0
                 for i in range(n):
-                    s += (
-                        math.exp(log_resp[i, k]) * (x[i, a] - means[k, a]) * (x[i, b] - means[k, b])
-                    )
+                    s += resp[i, k] * (x[i, a] - means[k, a]) * (x[i, b] - means[k, b])
                 covs[k, a, b] = s / nk
                 covs[k, b, a] = s / nk
             covs[k, a, a] += reg_covar
@@ -388,3 +393,261 @@ def sample_mixture(
     s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(chain))
     _sample(w, m, chol, out, np.uint64(s0), np.uint64(s1))
     return out
+
+
+# Regime codes, as in kernels.gaussian (collapsesim.regimes maps the names onto them).
+REPLACE = 0
+ACCUMULATE = 1
+FRESH = 2
+KEEP_ORIGINAL = 3
+ACCUMULATE_SUBSAMPLE = 4
+
+KMEANSPP = 0
+WARM = 1
+
+
+@njit(**JIT)
+def _draw_into(weights, means, covs, out, chol, s0, s1):
+    k_count = weights.shape[0]
+    for k in range(k_count):
+        if not _cholesky(covs[k], chol[k]):
+            return False, s0, s1
+    s0, s1 = _sample(weights, means, chol, out, s0, s1)
+    return True, s0, s1
+
+
+@njit(**PJIT)
+def _chains(
+    rng,
+    weights,
+    means,
+    covs,
+    t_start,
+    t_end,
+    slots,
+    rec_w,
+    rec_m,
+    rec_c,
+    rec_iter,
+    rec_conv,
+    rec_lb,
+    n,
+    regime,
+    num_real,
+    cov_type,
+    init,
+    tol,
+    max_iter,
+    reg_covar,
+    w0,
+    m0,
+    c0,
+    pool,
+    pool_size,
+    kept,
+):
+    num_chains, k_count, d = means.shape
+    for c in prange(num_chains):
+        s0 = rng[c, 0]
+        s1 = rng[c, 1]
+        w = weights[c]
+        m = means[c]
+        cv = covs[c]
+        chol = np.zeros((k_count, d, d))
+        trace = np.empty(max_iter)
+        synth_n = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+        own = np.empty((n, d))
+        for t in range(t_start, t_end):
+            # Generation t's synthetic data: n (or n - real) draws from model t.
+            # A covariance that stops being positive definite (not possible in exact
+            # arithmetic with reg_covar > 0) marks the fit as not converged.
+            healthy = True
+            if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE):
+                size = pool_size[c]
+                ok, s0, s1 = _draw_into(w, m, cv, pool[c, size : size + n], chol, s0, s1)
+                pool_size[c] = size + n
+            else:
+                ok, s0, s1 = _draw_into(w, m, cv, own[:synth_n], chol, s0, s1)
+            healthy = healthy and ok
+            if regime == FRESH and num_real > 0:
+                ok, s0, s1 = _draw_into(w0, m0, c0, own[synth_n:], chol, s0, s1)
+                healthy = healthy and ok
+            elif regime == KEEP_ORIGINAL and num_real > 0:
+                if t == 0:
+                    ok, s0, s1 = _draw_into(w0, m0, c0, kept[c], chol, s0, s1)
+                    healthy = healthy and ok
+                own[synth_n:] = kept[c]
+            if regime == ACCUMULATE:
+                train = pool[c, : pool_size[c]]
+            elif regime == ACCUMULATE_SUBSAMPLE:
+                size = pool_size[c]
+                row = pool[c]
+                for i in range(n):
+                    j, s0, s1 = _rng.integer_below(np.uint64(size - i), s0, s1)
+                    jj = i + np.int64(j)
+                    for q in range(d):
+                        tmp = row[i, q]
+                        row[i, q] = row[jj, q]
+                        row[jj, q] = tmp
+                train = pool[c, :n]
+            else:
+                train = own
+            log_resp = np.empty((train.shape[0], k_count))
+            if init == KMEANSPP:
+                s0, s1 = _init_kmeanspp(train, cov_type, reg_covar, w, m, cv, log_resp, s0, s1)
+            n_iter, converged, lower, ok = _fit(
+                train, w, m, cv, cov_type, tol, max_iter, reg_covar, log_resp, chol, trace
+            )
+            healthy = healthy and ok
+            slot = slots[t - t_start]
+            if slot >= 0:
+                rec_w[c, slot] = w
+                rec_m[c, slot] = m
+                rec_c[c, slot] = cv
+                rec_iter[c, slot] = n_iter
+                rec_conv[c, slot] = converged and healthy
+                rec_lb[c, slot] = lower
+        rng[c, 0] = s0
+        rng[c, 1] = s1
+
+
+def init_mixture_chains(
+    seed: int, chains: np.ndarray, weights0: np.ndarray, means0: np.ndarray, covs0: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(rng, weights, means, covs)`` of chains at model 0, the original mixture.
+
+    Args:
+        seed: the run's seed.
+        chains: global chain indices ``(B,)``.
+        weights0: original weights ``(K,)``.
+        means0: original means ``(K, d)``.
+        covs0: original covariances ``(K, d, d)``.
+    """
+    from .gaussian import init_chains
+
+    w0 = np.asarray(weights0, dtype=np.float64)
+    m0 = np.asarray(means0, dtype=np.float64)
+    c0 = np.asarray(covs0, dtype=np.float64)
+    _check_params(w0, m0, c0)
+    rng, _ = init_chains(seed, chains, 0.0, 1.0)
+    b = len(chains)
+    return (
+        rng,
+        np.repeat(w0[None], b, axis=0),
+        np.repeat(m0[None], b, axis=0),
+        np.repeat(c0[None], b, axis=0),
+    )
+
+
+def advance_mixture(
+    rng: np.ndarray,
+    weights: np.ndarray,
+    means: np.ndarray,
+    covs: np.ndarray,
+    t_start: int,
+    t_end: int,
+    slots: np.ndarray,
+    records: dict[str, np.ndarray],
+    *,
+    num_samples: int,
+    regime: int,
+    num_real: int,
+    covariance_type: str,
+    init: str,
+    tol: float,
+    max_iter: int,
+    reg_covar: float,
+    weights0: np.ndarray,
+    means0: np.ndarray,
+    covs0: np.ndarray,
+    pool: np.ndarray | None = None,
+    pool_size: np.ndarray | None = None,
+    kept: np.ndarray | None = None,
+) -> None:
+    """Advance mixture chains from model ``t_start`` to ``t_end`` in place.
+
+    Each generation draws the regime's training set, fits K components by EM (from a
+    k-means++ start on that data, or warm from the previous fit) and records the fit
+    where ``slots`` say.
+
+    Args:
+        rng: stream states, uint64 ``(B, 3)`` from :func:`init_mixture_chains`.
+        weights: current weights ``(B, K)``, updated in place.
+        means: current means ``(B, K, d)``, updated in place.
+        covs: current covariances ``(B, K, d, d)``, updated in place.
+        t_start: the model the chains are at.
+        t_end: the model to stop at.
+        slots: int64 ``(t_end - t_start,)``: the record column of model ``t_start + j + 1``, or -1.
+        records: ``weights (B, R, K)``, ``means (B, R, K, d)``, ``covs (B, R, K, d, d)``,
+            ``n_iter (B, R)`` int64, ``converged (B, R)`` bool, ``lower_bound (B, R)``.
+        num_samples: training-set size n.
+        regime: a regime code of this module.
+        num_real: real samples per training set (fresh, keep-original).
+        covariance_type: ``"full"`` or ``"diag"``.
+        init: ``"kmeans++"`` or ``"warm"``.
+        tol: EM tolerance on the mean log-likelihood.
+        max_iter: EM iteration cap.
+        reg_covar: covariance floor added to diagonals.
+        weights0: the original mixture's weights ``(K,)``.
+        means0: its means ``(K, d)``.
+        covs0: its covariances ``(K, d, d)``.
+        pool: accumulate regimes: float64 ``(B, n * T_total, d)`` sample pools.
+        pool_size: accumulate regimes: int64 ``(B,)`` filled pool lengths.
+        kept: keep-original: float64 ``(B, num_real, d)`` kept original samples.
+    """
+    b, k, d = means.shape
+    if rng.shape != (b, 3) or rng.dtype != np.uint64:
+        raise ValueError("rng must be uint64 (B, 3)")
+    if weights.shape != (b, k) or covs.shape != (b, k, d, d):
+        raise ValueError("weights, means and covs disagree in shape")
+    if slots.shape != (t_end - t_start,):
+        raise ValueError("slots must have one entry per generation advanced")
+    r = records["weights"].shape[1]
+    if slots.size and slots.max() >= r:
+        raise ValueError("a slot points past the record arrays")
+    if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE):
+        if pool is None or pool_size is None or pool.shape[1] < num_samples * t_end:
+            raise ValueError("the accumulate regimes need a pool of n * T samples per chain")
+    else:
+        pool = np.empty((b, 0, d))
+        pool_size = np.zeros(b, np.int64)
+    if regime == KEEP_ORIGINAL and num_real > 0:
+        if kept is None or kept.shape != (b, num_real, d):
+            raise ValueError("keep-original needs kept samples (B, num_real, d)")
+    else:
+        kept = np.empty((b, 0, d))
+    if not 0 <= num_real <= num_samples or num_samples < k:
+        raise ValueError("need 0 <= num_real <= n and n >= K")
+    c0 = np.asarray(covs0, np.float64)
+    for j in range(c0.shape[0]):
+        if not _cholesky(c0[j], np.zeros_like(c0[j])):
+            raise ValueError(f"original covariance {j} is not positive definite")
+    _chains(
+        rng,
+        weights,
+        means,
+        covs,
+        t_start,
+        t_end,
+        np.ascontiguousarray(slots, np.int64),
+        records["weights"],
+        records["means"],
+        records["covs"],
+        records["n_iter"],
+        records["converged"],
+        records["lower_bound"],
+        num_samples,
+        regime,
+        num_real,
+        FULL if covariance_type == "full" else DIAG,
+        KMEANSPP if init == "kmeans++" else WARM,
+        float(tol),
+        int(max_iter),
+        float(reg_covar),
+        np.asarray(weights0, np.float64),
+        np.asarray(means0, np.float64),
+        np.asarray(covs0, np.float64),
+        pool,
+        pool_size,
+        kept,
+    )

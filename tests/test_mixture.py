@@ -149,3 +149,123 @@ def test_sampling_matches_the_mixture() -> None:
     z = np.linalg.solve(np.linalg.cholesky(c[1]), (second - m[1]).T)
     assert stats.kstest(z[0], "norm").pvalue > 1e-4
     assert stats.kstest(z[1], "norm").pvalue > 1e-4
+
+
+def _chain_run(  # type: ignore[no-untyped-def]
+    num_chains,
+    generations,
+    n,
+    *,
+    k=2,
+    d=2,
+    regime=mx.REPLACE,
+    num_real=0,
+    init="kmeans++",
+    seed=0,
+    chains=None,
+    reg_covar=1e-6,
+    record_all=False,
+):
+    ids = np.arange(num_chains) if chains is None else chains
+    w0 = np.full(k, 1 / k)
+    m0 = np.zeros((k, d))
+    c0 = np.repeat(np.eye(d)[None], k, 0)
+    rng, w, m, c = mx.init_mixture_chains(seed, ids, w0, m0, c0)
+    b = len(ids)
+    r = generations if record_all else 1
+    slots = (
+        np.arange(generations, dtype=np.int64) if record_all else np.full(generations, -1, np.int64)
+    )
+    if not record_all:
+        slots[-1] = 0
+    rec = {
+        "weights": np.zeros((b, r, k)),
+        "means": np.zeros((b, r, k, d)),
+        "covs": np.zeros((b, r, k, d, d)),
+        "n_iter": np.zeros((b, r), np.int64),
+        "converged": np.zeros((b, r), np.bool_),
+        "lower_bound": np.zeros((b, r)),
+    }
+    mx.advance_mixture(
+        rng,
+        w,
+        m,
+        c,
+        0,
+        generations,
+        slots,
+        rec,
+        num_samples=n,
+        regime=regime,
+        num_real=num_real,
+        covariance_type="full",
+        init=init,
+        tol=1e-3,
+        max_iter=100,
+        reg_covar=reg_covar,
+        weights0=w0,
+        means0=m0,
+        covs0=c0,
+        pool=np.empty((b, n * generations, d)),
+        pool_size=np.zeros(b, np.int64),
+        kept=np.empty((b, num_real, d)),
+    )
+    return rec
+
+
+@pytest.mark.parametrize(
+    "regime", [mx.REPLACE, mx.ACCUMULATE, mx.FRESH, mx.KEEP_ORIGINAL, mx.ACCUMULATE_SUBSAMPLE]
+)
+def test_mixture_chains_are_reproducible(regime: int) -> None:
+    import numba
+
+    real = 10 if regime in (mx.FRESH, mx.KEEP_ORIGINAL) else 0
+    whole = _chain_run(12, 8, 60, regime=regime, num_real=real, seed=3)
+    part = _chain_run(4, 8, 60, regime=regime, num_real=real, seed=3, chains=np.arange(4, 8))
+    np.testing.assert_array_equal(whole["means"][4:8], part["means"])
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        single = _chain_run(12, 8, 60, regime=regime, num_real=real, seed=3)
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(whole["covs"], single["covs"])
+    assert whole["converged"].all()
+
+
+def test_one_component_chain_is_the_gaussian_chain() -> None:
+    # K = 1 in one dimension with no covariance floor: EM's fit is the MLE, so the chain
+    # is the Gaussian chain (ddof 0) in distribution. Compare final log sigma by KS.
+    from collapsesim.kernels import gaussian as kern
+
+    rec = _chain_run(3000, 20, 30, k=1, d=1, seed=21, reg_covar=0.0)
+    log_sigma_mix = 0.5 * np.log(rec["covs"][:, 0, 0, 0, 0])
+    rng, state = kern.init_chains(22, np.arange(3000), 0.0, 1.0)
+    slots = np.full(20, -1, np.int64)
+    slots[-1] = 0
+    mu = np.zeros((3000, 1))
+    ls = np.zeros((3000, 1))
+    kern.advance(
+        rng,
+        state,
+        0,
+        20,
+        slots,
+        mu,
+        ls,
+        num_samples=30,
+        ddof=0,
+        regime=kern.REPLACE,
+        num_real=0,
+        sufficient=False,
+        mu0=0.0,
+        sigma0=1.0,
+    )
+    assert stats.ks_2samp(log_sigma_mix, ls[:, 0]).pvalue > 1e-4
+    assert stats.ks_2samp(rec["means"][:, 0, 0, 0], mu[:, 0]).pvalue > 1e-4
+
+
+def test_keeping_all_original_data_freezes_a_one_component_fit() -> None:
+    rec = _chain_run(5, 12, 40, k=1, d=2, regime=mx.KEEP_ORIGINAL, num_real=40, record_all=True)
+    covs = rec["covs"][:, :, 0]
+    np.testing.assert_allclose(covs, np.broadcast_to(covs[:, :1], covs.shape), rtol=1e-12)
