@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy import special
 
-__all__ = ["GAUSSIAN_METRICS", "STATS", "aggregate", "gaussian_metrics"]
+__all__ = [
+    "GAUSSIAN_METRICS",
+    "STATS",
+    "aggregate",
+    "gaussian_metrics",
+    "mixture_l2",
+    "mixture_loglik",
+]
 
 GAUSSIAN_METRICS = ("mu", "sigma", "log_sigma", "w2", "kl_fit_orig", "kl_orig_fit", "tail_mass")
 """Per-chain metrics of a fitted Gaussian, in storage order."""
@@ -102,3 +111,89 @@ def aggregate(values: np.ndarray) -> dict[str, np.ndarray]:
             # numpy's lerp: exact at both ends and where neighbours are equal or infinite
             out[name] = np.where(b == a, a, a + (b - a) * frac) if frac else a.copy()
     return out
+
+
+def _gauss_overlap(m1: np.ndarray, c1: np.ndarray, m2: np.ndarray, c2: np.ndarray) -> np.ndarray:
+    """Return ``int N(x; m1, c1) N(x; m2, c2) dx = N(m1; m2, c1 + c2)``, batched.
+
+    Args:
+        m1: means ``(..., d)``; m2 broadcasts against it.
+        c1: covariances ``(..., d, d)``; c2 broadcasts against it.
+    """
+    s = c1 + c2
+    diff = m1 - m2
+    chol = np.linalg.cholesky(s)
+    y = np.linalg.solve(chol, diff[..., None])[..., 0]
+    d = diff.shape[-1]
+    log_det = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
+    return np.exp(-0.5 * (np.sum(y * y, axis=-1) + log_det + d * math.log(2 * math.pi)))
+
+
+def _mixture_inner(
+    wa: np.ndarray, ma: np.ndarray, ca: np.ndarray, wb: np.ndarray, mb: np.ndarray, cb: np.ndarray
+) -> np.ndarray:
+    """``int f g`` for mixtures f (``wa (..., K)``, ...) and g (``wb (..., J)``, ...)."""
+    o = _gauss_overlap(
+        ma[..., :, None, :], ca[..., :, None, :, :], mb[..., None, :, :], cb[..., None, :, :, :]
+    )
+    return np.einsum("...k,...j,...kj->...", wa, wb, o)
+
+
+def mixture_l2(
+    weights: np.ndarray,
+    means: np.ndarray,
+    covs: np.ndarray,
+    weights0: np.ndarray,
+    means0: np.ndarray,
+    covs0: np.ndarray,
+) -> np.ndarray:
+    """Return the L2 distance between fitted mixture densities and the original one.
+
+    ``||f - g||_2^2 = int f^2 - 2 int f g + int g^2``, each a double sum of Gaussian
+    overlaps ``N(m_i; m_j, C_i + C_j)``: exact, no integration grid.
+
+    Args:
+        weights: fitted weights ``(..., K)``.
+        means: fitted means ``(..., K, d)``.
+        covs: fitted covariances ``(..., K, d, d)``.
+        weights0: original weights ``(J,)``.
+        means0: original means ``(J, d)``.
+        covs0: original covariances ``(J, d, d)``.
+
+    Returns:
+        float64 distances of shape ``weights.shape[:-1]``.
+    """
+    w0 = np.broadcast_to(weights0, (*weights.shape[:-1], len(weights0)))
+    m0 = np.broadcast_to(means0, (*means.shape[:-2], *np.shape(means0)))
+    c0 = np.broadcast_to(covs0, (*covs.shape[:-3], *np.shape(covs0)))
+    ff = _mixture_inner(weights, means, covs, weights, means, covs)
+    fg = _mixture_inner(weights, means, covs, w0, m0, c0)
+    gg = _mixture_inner(w0, m0, c0, w0, m0, c0)
+    return np.sqrt(np.maximum(ff - 2 * fg + gg, 0.0))
+
+
+def mixture_loglik(
+    x: np.ndarray, weights: np.ndarray, means: np.ndarray, covs: np.ndarray
+) -> np.ndarray:
+    """Return the mean log-likelihood of the points ``x`` under each fitted mixture.
+
+    Args:
+        x: held-out points ``(m, d)`` (for instance a fixed sample of the original).
+        weights: fitted weights ``(..., K)``.
+        means: fitted means ``(..., K, d)``.
+        covs: fitted covariances ``(..., K, d, d)``.
+
+    Returns:
+        float64 of shape ``weights.shape[:-1]``.
+    """
+    d = x.shape[-1]
+    chol = np.linalg.cholesky(covs)  # (..., K, d, d)
+    diff = x[:, None, :] - means[..., None, :, :]  # (..., m, K, d)
+    y = np.linalg.solve(chol[..., None, :, :, :], diff[..., None])[..., 0]
+    log_det = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (..., K)
+    log_comp = -0.5 * (np.sum(y * y, axis=-1) + log_det[..., None, :] + d * math.log(2 * math.pi))
+    with np.errstate(divide="ignore"):
+        log_joint = log_comp + np.log(weights)[..., None, :]
+    top = log_joint.max(axis=-1, keepdims=True)
+    lse = top[..., 0] + np.log(np.exp(log_joint - top).sum(axis=-1))
+    return lse.mean(axis=-1)

@@ -80,3 +80,63 @@ def test_aggregate_quantiles_equal_numpy(rows: list[list[float]]) -> None:
         np.testing.assert_allclose(agg[name], expected[i], rtol=1e-12, atol=1e-6)
     np.testing.assert_array_equal(agg["min"], x.min(axis=0))
     np.testing.assert_array_equal(agg["max"], x.max(axis=0))
+
+
+def _mixture_pdf(x: np.ndarray, w: np.ndarray, m: np.ndarray, c: np.ndarray) -> np.ndarray:
+    return sum(
+        wk * stats.multivariate_normal(mk, ck).pdf(x) for wk, mk, ck in zip(w, m, c, strict=True)
+    )
+
+
+def test_mixture_l2_against_quadrature_1d() -> None:
+    w, m, c = np.array([0.4, 0.6]), np.array([[0.0], [2.0]]), np.array([[[1.0]], [[0.25]]])
+    w0, m0, c0 = np.array([1.0]), np.array([[0.5]]), np.array([[[1.5]]])
+
+    def sq(x: float) -> float:
+        return float(
+            (_mixture_pdf(np.array([x]), w, m, c) - _mixture_pdf(np.array([x]), w0, m0, c0)) ** 2
+        )
+
+    ref = math.sqrt(integrate.quad(sq, -15, 15, limit=200)[0])
+    assert metrics.mixture_l2(w, m, c, w0, m0, c0) == pytest.approx(ref, rel=1e-8)
+
+
+def test_mixture_l2_against_a_grid_2d_and_batched() -> None:
+    w = np.array([[0.3, 0.7], [0.5, 0.5]])
+    m = np.array([[[0.0, 0.0], [1.0, -1.0]], [[0.5, 0.5], [-1.0, 0.0]]])
+    c = np.array(
+        [
+            [[[1.0, 0.3], [0.3, 0.5]], [[0.2, 0.0], [0.0, 0.2]]],
+            [[[0.6, -0.1], [-0.1, 0.4]], [[1.0, 0.0], [0.0, 1.0]]],
+        ]
+    )
+    w0, m0 = np.array([0.5, 0.5]), np.zeros((2, 2))
+    c0 = np.repeat(np.eye(2)[None], 2, 0)
+    got = metrics.mixture_l2(w, m, c, w0, m0, c0)
+    assert got.shape == (2,)
+    g = np.linspace(-8, 8, 801)
+    xx, yy = np.meshgrid(g, g)
+    pts = np.stack([xx.ravel(), yy.ravel()], axis=1)
+    cell = (g[1] - g[0]) ** 2
+    for i in range(2):
+        diff = _mixture_pdf(pts, w[i], m[i], c[i]) - _mixture_pdf(pts, w0, m0, c0)
+        assert got[i] == pytest.approx(math.sqrt(np.sum(diff**2) * cell), rel=1e-5)
+    assert metrics.mixture_l2(w0, m0, c0, w0, m0, c0) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_mixture_loglik_matches_sklearn() -> None:
+    from sklearn.mixture import GaussianMixture
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(400, 2))
+    gm = GaussianMixture(3, random_state=0).fit(x)
+    held = rng.normal(size=(300, 2))
+    got = metrics.mixture_loglik(held, gm.weights_, gm.means_, gm.covariances_)
+    assert got == pytest.approx(gm.score(held), rel=1e-12)
+    batched = metrics.mixture_loglik(
+        held,
+        np.stack([gm.weights_] * 2),
+        np.stack([gm.means_] * 2),
+        np.stack([gm.covariances_] * 2),
+    )
+    np.testing.assert_allclose(batched, gm.score(held), rtol=1e-12)
