@@ -64,47 +64,8 @@ def _cholesky(a, out):
 
 
 @njit(**JIT)
-def _e_step(x, weights, means, chol, log_resp):
-    """Fill ``log_resp`` (n, K); return the mean log-likelihood (scikit-learn's lower bound)."""
-    n, d = x.shape
-    k_count = weights.shape[0]
-    log_w = np.empty(k_count)
-    log_det = np.empty(k_count)  # log |Sigma_k|^(-1/2)
-    for k in range(k_count):
-        log_w[k] = math.log(weights[k])
-        s = 0.0
-        for j in range(d):
-            s -= math.log(chol[k, j, j])
-        log_det[k] = s
-    y = np.empty(d)
-    total = 0.0
-    for i in range(n):
-        best = -np.inf
-        for k in range(k_count):
-            # Solve L y = x_i - mu_k by forward substitution.
-            q = 0.0
-            for j in range(d):
-                t = x[i, j] - means[k, j]
-                for m in range(j):
-                    t -= chol[k, j, m] * y[m]
-                y[j] = t / chol[k, j, j]
-                q += y[j] * y[j]
-            v = log_w[k] + log_det[k] - 0.5 * (d * _LOG_2PI + q)
-            log_resp[i, k] = v
-            best = max(best, v)
-        acc = 0.0
-        for k in range(k_count):
-            acc += math.exp(log_resp[i, k] - best)
-        norm = best + math.log(acc)
-        for k in range(k_count):
-            log_resp[i, k] -= norm
-        total += norm
-    return total / n
-
-
-@njit(**JIT)
 def _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs):
-    """Update the parameters in place from log responsibilities (scikit-learn's M-step).
+    """Set the parameters from log responsibilities (scikit-learn's M-step); for starts.
 
     The responsibilities are exponentiated in place: ``log_resp`` holds them afterwards.
     """
@@ -144,14 +105,100 @@ def _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs):
 
 
 @njit(**JIT)
-def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, log_resp, chol, trace):
+def _em_iteration(x, weights, means, covs, chol, resp, cov_type, reg_covar, sums, work):
+    """One E-step and M-step in two passes over the data; return the E-step's lower bound.
+
+    Pass one computes each point's log-densities under the current parameters,
+    normalises them (the responsibilities ``e_k / sum e`` fall out of the log-sum-exp,
+    with no second exponential) and accumulates counts and weighted sums; pass two
+    accumulates covariances centred on the new means (two passes, as scikit-learn, so
+    collapsing spreads lose no precision to cancellation). The arithmetic is
+    scikit-learn's up to the order of floating-point sums.
+    """
+    n, d = x.shape
+    k_count = weights.shape[0]
+    log_w = work[0]
+    log_det = work[1]
+    y = work[2]
+    ek = work[3]
+    nk = work[4]
+    for k in range(k_count):
+        log_w[k] = math.log(weights[k])
+        s = 0.0
+        for j in range(d):
+            s -= math.log(chol[k, j, j])
+        log_det[k] = s
+        nk[k] = 0.0
+        for j in range(d):
+            sums[k, j] = 0.0
+    total = 0.0
+    half_d_log_2pi = 0.5 * d * _LOG_2PI
+    for i in range(n):
+        best = -np.inf
+        for k in range(k_count):
+            q = 0.0
+            for j in range(d):
+                t = x[i, j] - means[k, j]
+                for m in range(j):
+                    t -= chol[k, j, m] * y[m]
+                y[j] = t / chol[k, j, j]
+                q += y[j] * y[j]
+            v = log_w[k] + log_det[k] - half_d_log_2pi - 0.5 * q
+            ek[k] = v
+            best = max(best, v)
+        acc = 0.0
+        for k in range(k_count):
+            ek[k] = math.exp(ek[k] - best)
+            acc += ek[k]
+        total += best + math.log(acc)
+        for k in range(k_count):
+            r = ek[k] / acc
+            resp[i, k] = r
+            nk[k] += r
+            for j in range(d):
+                sums[k, j] += r * x[i, j]
+    # M-step, as scikit-learn: nk + 10 eps, means, centred covariances, weights / sum.
+    norm = 0.0
+    for k in range(k_count):
+        nk[k] += _EPS10
+        norm += nk[k]
+        for j in range(d):
+            means[k, j] = sums[k, j] / nk[k]
+        for a in range(d):
+            for b in range(d):
+                covs[k, a, b] = 0.0
+    for i in range(n):
+        for k in range(k_count):
+            r = resp[i, k]
+            for a in range(d):
+                da = x[i, a] - means[k, a]
+                if cov_type == DIAG:
+                    covs[k, a, a] += r * da * da
+                else:
+                    for b in range(a + 1):
+                        covs[k, a, b] += r * da * (x[i, b] - means[k, b])
+    for k in range(k_count):
+        for a in range(d):
+            for b in range(a + 1):
+                v = covs[k, a, b] / nk[k]
+                covs[k, a, b] = v
+                covs[k, b, a] = v
+            covs[k, a, a] += reg_covar
+        weights[k] = nk[k] / norm
+    return total / n
+
+
+@njit(**JIT)
+def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, resp, chol, trace):
     """Run EM in place from the given parameters.
 
     Returns ``(n_iter, converged, lower_bound, ok)``; ``trace[:n_iter]`` receives the
     lower bound after each iteration; ``ok`` is False if a covariance stopped being
     positive definite (impossible with ``reg_covar > 0`` in exact arithmetic).
     """
-    k_count = weights.shape[0]
+    k_count, d = means.shape
+    work = np.empty((5, max(k_count, d)))
+    sums = np.empty((k_count, d))
     lower = -np.inf
     converged = False
     n_iter = 0
@@ -160,8 +207,7 @@ def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, log_resp, 
         for k in range(k_count):
             if not _cholesky(covs[k], chol[k]):
                 return it - 1, False, lower, False
-        lower = _e_step(x, weights, means, chol, log_resp)
-        _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs)
+        lower = _em_iteration(x, weights, means, covs, chol, resp, cov_type, reg_covar, sums, work)
         trace[it - 1] = lower
         n_iter = it
         if abs(lower - prev) < tol:
