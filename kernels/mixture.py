@@ -34,6 +34,15 @@ from numba import njit, prange
 from . import _rng
 from ._flags import JIT, PJIT
 
+# One set of regime codes for every family (collapsesim.regimes maps the names onto them).
+from .gaussian import (  # noqa: F401 - re-exported for callers of this module
+    ACCUMULATE,
+    ACCUMULATE_SUBSAMPLE,
+    FRESH,
+    KEEP_ORIGINAL,
+    REPLACE,
+)
+
 FULL = 0
 DIAG = 1
 
@@ -440,13 +449,6 @@ def sample_mixture(
     _sample(w, m, chol, out, np.uint64(s0), np.uint64(s1))
     return out
 
-
-# Regime codes, as in kernels.gaussian (collapsesim.regimes maps the names onto them).
-REPLACE = 0
-ACCUMULATE = 1
-FRESH = 2
-KEEP_ORIGINAL = 3
-ACCUMULATE_SUBSAMPLE = 4
 
 KMEANSPP = 0
 WARM = 1
