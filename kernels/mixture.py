@@ -505,6 +505,8 @@ def _chains(
         trace = np.empty(max_iter)
         synth_n = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
         own = np.empty((n, d))
+        # Responsibilities for the largest training set this call can see, allocated once.
+        resp_buf = np.empty((max(n, pool.shape[1]), k_count))
         for t in range(t_start, t_end):
             # Generation t's synthetic data: n (or n - real) draws from model t.
             # A covariance that stops being positive definite (not possible in exact
@@ -540,7 +542,7 @@ def _chains(
                 train = pool[c, :n]
             else:
                 train = own
-            log_resp = np.empty((train.shape[0], k_count))
+            log_resp = resp_buf[: train.shape[0]]
             if init == KMEANSPP:
                 s0, s1 = _init_kmeanspp(train, cov_type, reg_covar, w, m, cv, log_resp, s0, s1)
             n_iter, converged, lower, ok = _fit(

@@ -57,7 +57,7 @@ class GaussianResult:
 
 def _batch_size(cfg: GaussianConfig) -> int:
     if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE:
-        per_chain = 8 * cfg.num_samples * (cfg.num_generations + 1)
+        per_chain = 8 * cfg.num_samples * max(cfg.num_generations, 1)
         return max(1, min(cfg.num_chains, _POOL_BUDGET_BYTES // per_chain))
     return min(cfg.num_chains, _MAX_BATCH)
 
@@ -184,16 +184,19 @@ def iterate(
     for b in range(first_batch, num_batches):
         lo, hi = b * batch, min(c, (b + 1) * batch)
         chains = np.arange(lo, hi, dtype=np.int64)
-        rng, state = kern.init_chains(cfg.seed, chains, cfg.mu0, cfg.sigma0)
         pool = pool_size = None
-        if subsample:
-            pool = np.empty((hi - lo, n * (t + 1)))
-            pool_size = np.zeros(hi - lo, np.int64)
         g = 0
         if saved is not None and first_gen > 0:
+            # Resuming mid-batch: the checkpoint holds this batch's streams and state.
             rng, state, g = saved["rng"], saved["state"], first_gen
             if subsample:
                 pool, pool_size = saved["pool"], saved["pool_size"]
+        else:
+            rng, state = kern.init_chains(cfg.seed, chains, cfg.mu0, cfg.sigma0)
+            if subsample:
+                # Generation t - 1's draws fill the pool to n * t samples.
+                pool = np.empty((hi - lo, n * t))
+                pool_size = np.zeros(hi - lo, np.int64)
         saved = None
         block = block_generations or _block_size(cfg, hi - lo)
         yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
