@@ -73,141 +73,205 @@ def _cholesky(a, out):
 
 
 @njit(**JIT)
-def _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs):
-    """Set the parameters from log responsibilities (scikit-learn's M-step); for starts.
+def _em_iteration(xt, weights, means, covs, chol, resp, cov_type, reg_covar, mom, work):
+    """One E-step and M-step; return the E-step's lower bound (mean log-likelihood).
 
-    The responsibilities are exponentiated in place: ``log_resp`` holds them afterwards.
+    ``xt`` is the data transposed, ``(d, n)``, and ``resp`` a ``(K, n)`` scratch array,
+    so that every pass runs along contiguous memory: one pass per component writes the
+    log-densities; one pass over the points normalises them (the responsibilities
+    ``e_k / sum e`` fall out of the log-sum-exp, whose largest term is exactly 1; the
+    logs of the sums are taken once per 64 points, of their product); one pass per
+    component accumulates its count and first and second moments about its *current*
+    mean in registers. The new covariance is the second moment less the outer product
+    of the mean's shift, which loses relative precision of about
+    ``eps * shift^2 / variance``; where a shift exceeds 30 standard deviations in any
+    coordinate (a poor start, or all points equal) the covariances are recomputed
+    centred on the new means, as scikit-learn computes them. Otherwise the arithmetic is
+    scikit-learn's (``nk + 10 eps``, weights normalised by their sum, ``reg_covar`` on
+    the diagonal) up to the order of floating-point operations.
     """
-    n, d = x.shape
+    d, n = xt.shape
     k_count = weights.shape[0]
-    resp = log_resp
-    for i in range(n):
-        for k in range(k_count):
-            resp[i, k] = math.exp(resp[i, k])
-    total = 0.0
+    nk = work[0]
+    y = work[1]
+    shift = work[2]
+    full = cov_type == FULL
+    half_d_log_2pi = 0.5 * d * _LOG_2PI
+    # Pass 1, per component: log w_k + log N(x_i; m_k, C_k).
     for k in range(k_count):
-        nk = 0.0
-        for i in range(n):
-            nk += resp[i, k]
-        nk += _EPS10
-        total += nk
+        c = math.log(weights[k]) - half_d_log_2pi
         for j in range(d):
-            s = 0.0
+            c -= math.log(chol[k, j, j])
+        lr = resp[k]
+        if d == 1:
+            m0 = means[k, 0]
+            i0 = 1.0 / chol[k, 0, 0]
+            x0 = xt[0]
             for i in range(n):
-                s += resp[i, k] * x[i, j]
-            means[k, j] = s / nk
+                y0 = (x0[i] - m0) * i0
+                lr[i] = c - 0.5 * (y0 * y0)
+        elif d == 2:
+            m0 = means[k, 0]
+            m1 = means[k, 1]
+            i0 = 1.0 / chol[k, 0, 0]
+            i1 = 1.0 / chol[k, 1, 1]
+            l10 = chol[k, 1, 0]
+            x0 = xt[0]
+            x1 = xt[1]
+            for i in range(n):
+                y0 = (x0[i] - m0) * i0
+                y1 = (x1[i] - m1 - l10 * y0) * i1
+                lr[i] = c - 0.5 * (y0 * y0 + y1 * y1)
+        else:
+            for i in range(n):
+                q = 0.0
+                for j in range(d):
+                    t = xt[j, i] - means[k, j]
+                    for m in range(j):
+                        t -= chol[k, j, m] * y[m]
+                    y[j] = t / chol[k, j, j]
+                    q += y[j] * y[j]
+                lr[i] = c - 0.5 * q
+    # Pass 2, per point: log-sum-exp and normalisation.
+    total_best = 0.0
+    total_log = 0.0
+    prod = 1.0
+    for i in range(n):
+        best = resp[0, i]
+        kbest = 0
+        for k in range(1, k_count):
+            if resp[k, i] > best:
+                best = resp[k, i]
+                kbest = k
+        acc = 0.0
+        for k in range(k_count):
+            e = 1.0 if k == kbest else math.exp(resp[k, i] - best)
+            resp[k, i] = e
+            acc += e
+        total_best += best
+        prod *= acc
+        if (i & 63) == 63:
+            total_log += math.log(prod)
+            prod = 1.0
+        inv = 1.0 / acc
+        for k in range(k_count):
+            resp[k, i] *= inv
+    total_log += math.log(prod)
+    # Pass 3, per component: counts and moments about the current means; M-step.
+    norm = 0.0
+    recentre = False
+    for k in range(k_count):
+        r_k = resp[k]
+        if d == 1:
+            m0 = means[k, 0]
+            x0 = xt[0]
+            sn = s0 = s00 = 0.0
+            for i in range(n):
+                r = r_k[i]
+                a0 = r * (x0[i] - m0)
+                sn += r
+                s0 += a0
+                s00 += a0 * (x0[i] - m0)
+            mom[k, 0] = s0
+            mom[k, 1] = s00
+        elif d == 2:
+            m0 = means[k, 0]
+            m1 = means[k, 1]
+            x0 = xt[0]
+            x1 = xt[1]
+            sn = s0 = s1 = s00 = s10 = s11 = 0.0
+            for i in range(n):
+                r = r_k[i]
+                d0 = x0[i] - m0
+                d1 = x1[i] - m1
+                a0 = r * d0
+                a1 = r * d1
+                sn += r
+                s0 += a0
+                s1 += a1
+                s00 += a0 * d0
+                s10 += a1 * d0
+                s11 += a1 * d1
+            mom[k, 0] = s0
+            mom[k, 1] = s1
+            mom[k, 2] = s00
+            mom[k, 3] = s10
+            mom[k, 4] = s10
+            mom[k, 5] = s11
+        else:
+            sn = 0.0
+            for j in range(mom.shape[1]):
+                mom[k, j] = 0.0
+            for i in range(n):
+                r = r_k[i]
+                sn += r
+                for a in range(d):
+                    da = xt[a, i] - means[k, a]
+                    mom[k, a] += r * da
+                    ra = r * da
+                    for b in range(a + 1):
+                        mom[k, d + a * d + b] += ra * (xt[b, i] - means[k, b])
+        nk[k] = sn + _EPS10
+        norm += nk[k]
+        for a in range(d):
+            shift[a] = mom[k, a] / nk[k]
+            means[k, a] += shift[a]
+        for a in range(d):
+            for b in range(a + 1):
+                v = 0.0
+                if full or a == b:
+                    v = mom[k, d + a * d + b] / nk[k] - shift[a] * shift[b]
+                covs[k, a, b] = v
+                covs[k, b, a] = v
+            if not shift[a] * shift[a] <= 900.0 * covs[k, a, a]:
+                recentre = True
+        weights[k] = nk[k]
+    if recentre:
+        _centred_covs(xt, resp, means, nk, cov_type, covs)
+    for k in range(k_count):
+        for a in range(d):
+            covs[k, a, a] += reg_covar
+        weights[k] /= norm
+    return (total_best + total_log) / n
+
+
+@njit(**JIT)
+def _centred_covs(xt, resp, means, nk, cov_type, covs):
+    """Covariances ``sum_i r_ik (x_i - m_k)(x_i - m_k)^T / nk`` in a pass centred on the means."""
+    d, n = xt.shape
+    k_count = means.shape[0]
+    for k in range(k_count):
         for a in range(d):
             for b in range(a + 1):
                 if cov_type == DIAG and a != b:
-                    covs[k, a, b] = 0.0
-                    covs[k, b, a] = 0.0
-                    continue
-                s = 0.0
-                for i in range(n):
-                    s += resp[i, k] * (x[i, a] - means[k, a]) * (x[i, b] - means[k, b])
-                covs[k, a, b] = s / nk
-                covs[k, b, a] = s / nk
-            covs[k, a, a] += reg_covar
-        weights[k] = nk
-    for k in range(k_count):
-        weights[k] /= total
-
-
-@njit(**JIT)
-def _em_iteration(x, weights, means, covs, chol, resp, cov_type, reg_covar, sums, work):
-    """One E-step and M-step in two passes over the data; return the E-step's lower bound.
-
-    Pass one computes each point's log-densities under the current parameters,
-    normalises them (the responsibilities ``e_k / sum e`` fall out of the log-sum-exp,
-    with no second exponential) and accumulates counts and weighted sums; pass two
-    accumulates covariances centred on the new means (two passes, as scikit-learn, so
-    collapsing spreads lose no precision to cancellation). The arithmetic is
-    scikit-learn's up to the order of floating-point sums.
-    """
-    n, d = x.shape
-    k_count = weights.shape[0]
-    log_w = work[0]
-    log_det = work[1]
-    y = work[2]
-    ek = work[3]
-    nk = work[4]
-    for k in range(k_count):
-        log_w[k] = math.log(weights[k])
-        s = 0.0
-        for j in range(d):
-            s -= math.log(chol[k, j, j])
-        log_det[k] = s
-        nk[k] = 0.0
-        for j in range(d):
-            sums[k, j] = 0.0
-    total = 0.0
-    half_d_log_2pi = 0.5 * d * _LOG_2PI
-    for i in range(n):
-        best = -np.inf
-        for k in range(k_count):
-            q = 0.0
-            for j in range(d):
-                t = x[i, j] - means[k, j]
-                for m in range(j):
-                    t -= chol[k, j, m] * y[m]
-                y[j] = t / chol[k, j, j]
-                q += y[j] * y[j]
-            v = log_w[k] + log_det[k] - half_d_log_2pi - 0.5 * q
-            ek[k] = v
-            best = max(best, v)
-        acc = 0.0
-        for k in range(k_count):
-            ek[k] = math.exp(ek[k] - best)
-            acc += ek[k]
-        total += best + math.log(acc)
-        for k in range(k_count):
-            r = ek[k] / acc
-            resp[i, k] = r
-            nk[k] += r
-            for j in range(d):
-                sums[k, j] += r * x[i, j]
-    # M-step, as scikit-learn: nk + 10 eps, means, centred covariances, weights / sum.
-    norm = 0.0
-    for k in range(k_count):
-        nk[k] += _EPS10
-        norm += nk[k]
-        for j in range(d):
-            means[k, j] = sums[k, j] / nk[k]
-        for a in range(d):
-            for b in range(d):
-                covs[k, a, b] = 0.0
-    for i in range(n):
-        for k in range(k_count):
-            r = resp[i, k]
-            for a in range(d):
-                da = x[i, a] - means[k, a]
-                if cov_type == DIAG:
-                    covs[k, a, a] += r * da * da
+                    v = 0.0
                 else:
-                    for b in range(a + 1):
-                        covs[k, a, b] += r * da * (x[i, b] - means[k, b])
-    for k in range(k_count):
-        for a in range(d):
-            for b in range(a + 1):
-                v = covs[k, a, b] / nk[k]
+                    v = 0.0
+                    for i in range(n):
+                        v += resp[k, i] * (xt[a, i] - means[k, a]) * (xt[b, i] - means[k, b])
+                    v /= nk[k]
                 covs[k, a, b] = v
                 covs[k, b, a] = v
-            covs[k, a, a] += reg_covar
-        weights[k] = nk[k] / norm
-    return total / n
 
 
 @njit(**JIT)
-def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, resp, chol, trace):
+def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, scratch, chol, trace):
     """Run EM in place from the given parameters.
 
-    Returns ``(n_iter, converged, lower_bound, ok)``; ``trace[:n_iter]`` receives the
-    lower bound after each iteration; ``ok`` is False if a covariance stopped being
-    positive definite (impossible with ``reg_covar > 0`` in exact arithmetic).
+    ``scratch`` is a float64 work array of at least ``(K + d) * n`` elements. Returns
+    ``(n_iter, converged, lower_bound, ok)``; ``trace[:n_iter]`` receives the lower bound
+    after each iteration; ``ok`` is False if a covariance stopped being positive
+    definite (impossible with ``reg_covar > 0`` in exact arithmetic).
     """
-    k_count, d = means.shape
-    work = np.empty((5, max(k_count, d)))
-    sums = np.empty((k_count, d))
+    n, d = x.shape
+    k_count = means.shape[0]
+    resp = scratch[: k_count * n].reshape((k_count, n))
+    xt = scratch[k_count * n : (k_count + d) * n].reshape((d, n))
+    for i in range(n):
+        for j in range(d):
+            xt[j, i] = x[i, j]
+    work = np.empty((3, max(k_count, d)))
+    mom = np.empty((k_count, d + d * d))
     lower = -np.inf
     converged = False
     n_iter = 0
@@ -216,7 +280,7 @@ def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, resp, chol
         for k in range(k_count):
             if not _cholesky(covs[k], chol[k]):
                 return it - 1, False, lower, False
-        lower = _em_iteration(x, weights, means, covs, chol, resp, cov_type, reg_covar, sums, work)
+        lower = _em_iteration(xt, weights, means, covs, chol, resp, cov_type, reg_covar, mom, work)
         trace[it - 1] = lower
         n_iter = it
         if abs(lower - prev) < tol:
@@ -275,18 +339,32 @@ def _kmeans_plusplus(x, k_count, s0, s1, centres_idx):
 
 
 @njit(**JIT)
-def _init_kmeanspp(x, cov_type, reg_covar, weights, means, covs, log_resp, s0, s1):
-    """Initial parameters from k-means++ centres, as scikit-learn derives them."""
-    n = x.shape[0]
-    k_count = weights.shape[0]
+def _init_kmeanspp(x, cov_type, reg_covar, weights, means, covs, s0, s1):
+    """Initial parameters from k-means++ centres, as scikit-learn derives them.
+
+    scikit-learn gives each centre's point responsibility 1 for its component and runs
+    its M-step; with one-hot responsibilities that M-step reduces, term for term, to
+    ``nk = 1 + 10 eps``, ``mean = x_c / nk``, ``cov = (x_c - mean)(x_c - mean)^T / nk +
+    reg_covar I`` and equal weights, computed here directly.
+    """
+    k_count, d = means.shape
     idx = np.empty(k_count, np.int64)
     s0, s1 = _kmeans_plusplus(x, k_count, s0, s1, idx)
-    for i in range(n):
-        for k in range(k_count):
-            log_resp[i, k] = -np.inf
+    nk = 1.0 + _EPS10
     for k in range(k_count):
-        log_resp[idx[k], k] = 0.0
-    _m_step(x, log_resp, cov_type, reg_covar, weights, means, covs)
+        row = idx[k]
+        for j in range(d):
+            means[k, j] = x[row, j] / nk
+        for a in range(d):
+            da = x[row, a] - means[k, a]
+            for b in range(a + 1):
+                v = 0.0
+                if cov_type == FULL or a == b:
+                    v = da * (x[row, b] - means[k, b]) / nk
+                covs[k, a, b] = v
+                covs[k, b, a] = v
+            covs[k, a, a] += reg_covar
+        weights[k] = nk / (k_count * nk)
     return s0, s1
 
 
@@ -371,12 +449,12 @@ def fit_em(
     if max_iter < 1 or not tol >= 0 or not reg_covar >= 0:
         raise ValueError("need max_iter >= 1, tol >= 0 and reg_covar >= 0")
     k = w.shape[0]
-    log_resp = np.empty((x.shape[0], k))
+    scratch = np.empty((k + x.shape[1]) * x.shape[0])
     chol = np.zeros_like(c)
     trace = np.empty(max_iter)
     cov_code = FULL if covariance_type == "full" else DIAG
     n_iter, converged, lower, ok = _fit(
-        x, w, m, c, cov_code, float(tol), int(max_iter), float(reg_covar), log_resp, chol, trace
+        x, w, m, c, cov_code, float(tol), int(max_iter), float(reg_covar), scratch, chol, trace
     )
     if not ok:
         raise ValueError("a covariance is not positive definite; raise reg_covar")
@@ -411,7 +489,6 @@ def kmeanspp_init(
     w = np.empty(num_components)
     m = np.empty((num_components, d))
     c = np.empty((num_components, d, d))
-    log_resp = np.empty((n, num_components))
     s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(chain))
     _init_kmeanspp(
         x,
@@ -420,7 +497,6 @@ def kmeanspp_init(
         w,
         m,
         c,
-        log_resp,
         np.uint64(s0),
         np.uint64(s1),
     )
@@ -505,8 +581,8 @@ def _chains(
         trace = np.empty(max_iter)
         synth_n = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
         own = np.empty((n, d))
-        # Responsibilities for the largest training set this call can see, allocated once.
-        resp_buf = np.empty((max(n, pool.shape[1]), k_count))
+        # EM scratch for the largest training set this call can see, allocated once.
+        scratch = np.empty((k_count + d) * max(n, pool.shape[1]))
         for t in range(t_start, t_end):
             # Generation t's synthetic data: n (or n - real) draws from model t.
             # A covariance that stops being positive definite (not possible in exact
@@ -542,11 +618,10 @@ def _chains(
                 train = pool[c, :n]
             else:
                 train = own
-            log_resp = resp_buf[: train.shape[0]]
             if init == KMEANSPP:
-                s0, s1 = _init_kmeanspp(train, cov_type, reg_covar, w, m, cv, log_resp, s0, s1)
+                s0, s1 = _init_kmeanspp(train, cov_type, reg_covar, w, m, cv, s0, s1)
             n_iter, converged, lower, ok = _fit(
-                train, w, m, cv, cov_type, tol, max_iter, reg_covar, log_resp, chol, trace
+                train, w, m, cv, cov_type, tol, max_iter, reg_covar, scratch, chol, trace
             )
             healthy = healthy and ok
             slot = slots[t - t_start]
