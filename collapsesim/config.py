@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .regimes import Regime, RegimeError, real_count, sufficient_allowed
 
-__all__ = ["ConfigError", "GaussianConfig"]
+__all__ = [
+    "ORIGINALS",
+    "PRESETS",
+    "ConfigError",
+    "GaussianConfig",
+    "MixtureConfig",
+    "original_mixture",
+]
 
 METHODS = ("auto", "sample", "sufficient")
 
@@ -115,11 +126,7 @@ class GaussianConfig:
 
     def record_generations(self) -> list[int]:
         """Return the recorded generations: 0, s, 2s, ... and always the last."""
-        t = self.num_generations
-        gens = list(range(0, t + 1, self.record_stride()))
-        if gens[-1] != t:
-            gens.append(t)
-        return gens
+        return _record_generations(self.num_generations, self.record_stride())
 
     def to_dict(self) -> dict[str, Any]:
         """Return the configuration as plain JSON-ready values."""
@@ -130,3 +137,267 @@ class GaussianConfig:
         """Rebuild a configuration from :meth:`to_dict` output, ignoring unknown keys."""
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
+
+
+# --- Gaussian mixtures ----------------------------------------------------------------
+
+COVARIANCES = ("full", "diag")
+INITS = ("kmeans++", "warm")
+
+ORIGINALS: dict[str, str] = {
+    "standard": "N(0, I_d), the original of Shumailov et al. (Nature 2024)'s mixture experiment",
+    "two-modes": "equal mixture of N(-2 e_1, I) and N(2 e_1, I)",
+    "rare-mode": "0.9 N(0, I) + 0.1 N(4 e_1, I / 4): a rare mode to watch disappear",
+}
+"""Original mixtures by name (``--original``), in any dimension d."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "nature-2024": {
+        "dim": 2,
+        "num_components": 2,
+        "original": "standard",
+        "num_samples": 1000,
+        "num_generations": 2000,
+        "covariance": "full",
+        "init": "kmeans++",
+        "regime": "replace",
+    },
+    "nature-2024-keep10": {
+        "dim": 2,
+        "num_components": 2,
+        "original": "standard",
+        "num_samples": 1000,
+        "num_generations": 2000,
+        "covariance": "full",
+        "init": "kmeans++",
+        "regime": "keep-original",
+        "keep_fraction": 0.1,
+    },
+}
+"""Experiment presets (``--preset``). ``nature-2024`` is the Gaussian-mixture experiment of
+Shumailov et al., "AI models collapse when trained on recursively generated data",
+Nature 631 (2024): d = 2, K = 2, the original N(0, I), n = 1000 samples per generation,
+2000 generations, fully synthetic data. ``nature-2024-keep10`` keeps 10% of the original
+data in every training set, the paper's mitigation for its language models."""
+
+
+def original_mixture(name: str, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(weights, means, covs)`` of the named original mixture in ``dim`` dimensions.
+
+    Raises:
+        ConfigError: an unknown name or a dimension below 1.
+    """
+    if dim < 1:
+        raise ConfigError(f"dim must be at least 1, got {dim}")
+    eye = np.eye(dim)
+    e1 = eye[0]
+    if name == "standard":
+        return np.ones(1), np.zeros((1, dim)), eye[None].copy()
+    if name == "two-modes":
+        return np.array([0.5, 0.5]), np.stack([-2 * e1, 2 * e1]), np.stack([eye, eye])
+    if name == "rare-mode":
+        return np.array([0.9, 0.1]), np.stack([0 * e1, 4 * e1]), np.stack([eye, eye / 4])
+    known = ", ".join(ORIGINALS)
+    raise ConfigError(f"unknown original mixture {name!r}; choose one of {known} or a JSON file")
+
+
+def load_original(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read an original mixture from a JSON file ``{"weights", "means", "covs"}``.
+
+    ``weights`` is a list of K positive numbers summing to 1 (within 1e-9), ``means`` K
+    lists of d numbers, ``covs`` K symmetric positive-definite d x d matrices.
+
+    Raises:
+        ConfigError: an unreadable file or parameters that are not a mixture.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read original mixture {path}: {err.strerror or err}") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not JSON: {err.msg} (line {err.lineno})") from None
+    if not isinstance(data, dict) or not {"weights", "means", "covs"} <= set(data):
+        raise ConfigError(f"{path} must hold an object with keys weights, means and covs")
+    try:
+        w = np.asarray(data["weights"], dtype=np.float64)
+        m = np.asarray(data["means"], dtype=np.float64)
+        c = np.asarray(data["covs"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: weights, means and covs must be numeric arrays") from None
+    return check_mixture(w, m, c, where=str(path))
+
+
+def check_mixture(
+    w: np.ndarray, m: np.ndarray, c: np.ndarray, *, where: str = "original mixture"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate mixture parameters; return them as float64 arrays.
+
+    Raises:
+        ConfigError: shapes that disagree, weights that are not a distribution, or a
+            covariance that is not symmetric positive definite.
+    """
+    w, m, c = (np.asarray(a, dtype=np.float64) for a in (w, m, c))
+    if w.ndim != 1 or m.ndim != 2 or len(w) < 1 or m.shape[0] != len(w) or m.shape[1] < 1:
+        raise ConfigError(f"{where}: need weights (K,) and means (K, d) with K, d >= 1")
+    k, d = m.shape
+    if c.shape != (k, d, d):
+        raise ConfigError(f"{where}: covs must be {k} matrices of {d} x {d}, got shape {c.shape}")
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(m)) and np.all(np.isfinite(c))):
+        raise ConfigError(f"{where}: parameters must be finite")
+    if np.any(w <= 0) or abs(w.sum() - 1) > 1e-9:
+        raise ConfigError(f"{where}: weights must be positive and sum to 1, got {w.tolist()}")
+    if not np.allclose(c, np.swapaxes(c, 1, 2), rtol=1e-12, atol=0):
+        raise ConfigError(f"{where}: covariances must be symmetric")
+    if np.any(np.linalg.eigvalsh(c) <= 0):
+        raise ConfigError(f"{where}: covariances must be positive definite")
+    return w / w.sum(), m, c
+
+
+def _nested_tuple(a: Any) -> Any:
+    if isinstance(a, list | tuple | np.ndarray):
+        return tuple(_nested_tuple(v) for v in a)
+    return float(a)
+
+
+@dataclass(frozen=True, slots=True)
+class MixtureConfig:
+    """The Gaussian-mixture chain: fit K components by EM to n samples, sample, refit."""
+
+    num_chains: int = 100  # independent chains (Monte Carlo replicates)
+    num_generations: int = 2000  # T: models fitted after the original
+    num_samples: int = 1000  # n: training-set size of every generation
+    num_components: int = 2  # K: components of every fit
+    dim: int = 2  # d: dimension of the data
+    covariance: str = "full"  # full | diag
+    init: str = "kmeans++"  # kmeans++ (on each generation's data) | warm (previous fit)
+    original: str = "standard"  # the original mixture: a name of ORIGINALS or a JSON file
+    weights0: tuple[float, ...] = ()  # its parameters; () resolves the name in ``original``
+    means0: tuple[tuple[float, ...], ...] = ()
+    covs0: tuple[tuple[tuple[float, ...], ...], ...] = ()
+    regime: str = "replace"  # see collapsesim.regimes
+    fresh_fraction: float = 0.1
+    keep_fraction: float = 0.1
+    seed: int = 0
+    tol: float = 1e-3  # EM stops when the mean log-likelihood changes by less
+    max_iter: int = 100  # EM iteration cap
+    reg_covar: float = 1e-6  # added to every covariance diagonal (scikit-learn's default)
+    heldout: int = 1000  # size of the fixed held-out sample of the original
+    record_every: int = 0  # stride of recorded generations; 0 picks one
+    keep_chains: int = 100  # chains whose whole trajectories are stored
+
+    def __post_init__(self) -> None:
+        try:
+            regime = Regime.parse(self.regime)
+        except RegimeError as err:
+            raise ConfigError(str(err)) from None
+        object.__setattr__(self, "regime", regime.value)
+        checks = [
+            (self.num_chains >= 1, f"chains must be at least 1, got {self.num_chains}"),
+            (self.num_generations >= 0, f"generations must be >= 0, got {self.num_generations}"),
+            (self.num_components >= 1, f"components must be at least 1, got {self.num_components}"),
+            (1 <= self.dim <= 64, f"dim must lie in [1, 64], got {self.dim}"),
+            (
+                self.num_samples >= max(2, self.num_components),
+                (
+                    f"samples must be at least 2 and at least the number of components "
+                    f"({self.num_components}), got {self.num_samples}"
+                ),
+            ),
+            (
+                self.covariance in COVARIANCES,
+                f"unknown covariance {self.covariance!r}; choose full or diag",
+            ),
+            (self.init in INITS, f"unknown init {self.init!r}; choose kmeans++ or warm"),
+            (0 <= self.seed < 2**64, f"seed must lie in [0, 2**64), got {self.seed}"),
+            (math.isfinite(self.tol) and self.tol >= 0, f"tol must be >= 0, got {self.tol}"),
+            (self.max_iter >= 1, f"max-iter must be at least 1, got {self.max_iter}"),
+            (
+                math.isfinite(self.reg_covar) and self.reg_covar > 0,
+                (
+                    f"reg-covar must be positive (it keeps collapsed components finite), "
+                    f"got {self.reg_covar}"
+                ),
+            ),
+            (self.heldout >= 1, f"heldout must be at least 1, got {self.heldout}"),
+            (
+                self.record_every >= 0,
+                f"record-every must be >= 0 (0: automatic), got {self.record_every}",
+            ),
+            (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        try:
+            real_count(regime, self.num_samples, self.fresh_fraction, self.keep_fraction)
+        except RegimeError as err:
+            raise ConfigError(str(err)) from None
+        if not self.weights0:
+            w, m, c = original_mixture(self.original, self.dim)
+        else:
+            w, m, c = check_mixture(
+                np.asarray(self.weights0), np.asarray(self.means0), np.asarray(self.covs0)
+            )
+        if m.shape[1] != self.dim:
+            raise ConfigError(
+                f"the original mixture is {m.shape[1]}-dimensional but dim is {self.dim}"
+            )
+        object.__setattr__(self, "weights0", _nested_tuple(w))
+        object.__setattr__(self, "means0", _nested_tuple(m))
+        object.__setattr__(self, "covs0", _nested_tuple(c))
+        held = self.num_chains * len(self.record_generations()) * self.values_per_record * 8
+        if held > _MAX_RECORD_BYTES:
+            raise ConfigError(
+                f"{self.num_chains} chains x {len(self.record_generations())} recorded "
+                f"generations would hold {held / 2**30:.1f} GiB; raise --record-every"
+            )
+
+    @property
+    def values_per_record(self) -> int:
+        """Numbers held per chain and recorded generation: the fit and three diagnostics."""
+        k, d = self.num_components, self.dim
+        return k * (1 + d + d * d) + 3
+
+    @property
+    def num_real(self) -> int:
+        """Real samples in each training set (0 for replace and accumulate)."""
+        return real_count(
+            Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
+        )
+
+    def original_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the original mixture's ``(weights, means, covs)`` as float64 arrays."""
+        return np.array(self.weights0), np.array(self.means0), np.array(self.covs0)
+
+    def record_stride(self) -> int:
+        """Return the stride of recorded generations.
+
+        ``record_every`` when set; otherwise the smallest stride that keeps at most
+        1001 records and at most 10^7 held values across chains.
+        """
+        if self.record_every:
+            return self.record_every
+        per = self.num_chains * self.values_per_record
+        max_records = max(2, min(1001, _AUTO_RECORD_VALUES // per))
+        return max(1, math.ceil(self.num_generations / (max_records - 1)))
+
+    def record_generations(self) -> list[int]:
+        """Return the recorded generations: 0, s, 2s, ... and always the last."""
+        return _record_generations(self.num_generations, self.record_stride())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as plain JSON-ready values."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MixtureConfig:
+        """Rebuild a configuration from :meth:`to_dict` output, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def _record_generations(t: int, stride: int) -> list[int]:
+    gens = list(range(0, t + 1, stride))
+    if gens[-1] != t:
+        gens.append(t)
+    return gens

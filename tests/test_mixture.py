@@ -178,14 +178,7 @@ def _chain_run(  # type: ignore[no-untyped-def]
     )
     if not record_all:
         slots[-1] = 0
-    rec = {
-        "weights": np.zeros((b, r, k)),
-        "means": np.zeros((b, r, k, d)),
-        "covs": np.zeros((b, r, k, d, d)),
-        "n_iter": np.zeros((b, r), np.int64),
-        "converged": np.zeros((b, r), np.bool_),
-        "lower_bound": np.zeros((b, r)),
-    }
+    rec = mx.new_records(b, r, k, d)
     mx.advance_mixture(
         rng,
         w,

@@ -14,14 +14,15 @@ import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
 from .. import metrics, store, theory
-from ..config import ConfigError, GaussianConfig
+from ..config import GaussianConfig
 from ..kernels import gaussian as kern
 from ..regimes import Regime
+from . import _common as common
 
 __all__ = ["GaussianProgress", "GaussianResult", "iterate", "load", "run"]
 
@@ -33,13 +34,7 @@ _COST_SUFFICIENT = 1e-8
 _COST_PER_SAMPLE = 3e-9
 
 
-class GaussianProgress(NamedTuple):
-    """Where a running Gaussian experiment stands."""
-
-    done: int  # chain-generations completed
-    total: int  # chain-generations in the run
-    batch: int  # index of the chain batch in progress
-    generation: int  # model reached by the batch in progress
+GaussianProgress = common.Progress
 
 
 @dataclass
@@ -68,27 +63,6 @@ def _block_size(cfg: GaussianConfig, batch: int) -> int:
     if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE:
         per_gen *= 3
     return int(min(max(cfg.num_generations, 1), max(1, _BLOCK_SECONDS / (per_gen * batch))))
-
-
-def _slots(record_gens: np.ndarray, t_start: int, t_end: int) -> np.ndarray:
-    """Map models t_start+1..t_end to record columns (-1: not recorded)."""
-    slots = np.full(t_end - t_start, -1, np.int64)
-    idx = np.searchsorted(record_gens, np.arange(t_start + 1, t_end + 1))
-    idx = np.minimum(idx, len(record_gens) - 1)
-    hit = record_gens[idx] == np.arange(t_start + 1, t_end + 1)
-    slots[hit] = idx[hit]
-    return slots
-
-
-def _threads(threads: int | None) -> None:
-    import numba
-
-    if threads is None:
-        return
-    limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
-    if not 1 <= threads <= limit:
-        raise ConfigError(f"threads must lie in [1, {limit}], got {threads}")
-    numba.set_num_threads(threads)
 
 
 def iterate(
@@ -123,18 +97,15 @@ def iterate(
         ConfigError: bad ``threads`` or ``batch_chains``.
         store.RunDirError: ``out`` cannot take this run.
     """
-    _threads(threads)
-    if batch_chains is not None and batch_chains < 1:
-        raise ConfigError(f"batch size must be at least 1, got {batch_chains}")
-    if block_generations is not None and block_generations < 1:
-        raise ConfigError(f"block size must be at least 1, got {block_generations}")
+    common.set_threads(threads)
+    common.check_sizes(batch_chains, block_generations)
     wall0 = time.perf_counter()
     config_dict = cfg.to_dict()
     resuming = False
     if out is not None:
         out = Path(out)
         resuming = store.prepare_run_dir(out, config_dict, resume=resume)
-        if resuming and store.read_json(out / store.RUN_FILE).get("status") == "complete":
+        if resuming and common.is_complete(out):
             return load(out)
 
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
@@ -151,31 +122,25 @@ def iterate(
     saved: dict[str, np.ndarray] | None = None
     meta: dict[str, Any] = {}
     if out is not None:
-        if resuming and (out / store.CHECKPOINT_FILE).is_file():
-            with np.load(out / store.CHECKPOINT_FILE) as ck:
-                saved = {k: ck[k] for k in ck.files}
+        saved = common.load_checkpoint(out) if resuming else None
+        if saved is not None:
             batch = int(
                 saved["batch_chains"]
             )  # the interrupted run's batches, whatever the default
             rec_mu[:], rec_ls[:] = saved["rec_mu"], saved["rec_logsig"]
             first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
             kernel_seconds = float(saved["kernel_seconds"])
-        meta = {
-            "config": config_dict,
-            "status": "running",
-            "method": cfg.resolved_method,
-            "num_real": cfg.num_real,
-            "record_generations": len(record_gens),
-            "provenance": store.provenance(),
-            "threads": _numba_threads(),
-            "batch_chains": batch,
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        if resuming:
-            previous = store.read_json(out / store.RUN_FILE)
-            meta["started"] = previous.get("started", meta["started"])
-            meta["resumed"] = [*previous.get("resumed", []), time.strftime("%Y-%m-%dT%H:%M:%S%z")]
-        store.write_json(out / store.RUN_FILE, meta)
+        meta = common.start_meta(
+            out,
+            {
+                "config": config_dict,
+                "method": cfg.resolved_method,
+                "num_real": cfg.num_real,
+                "record_generations": len(record_gens),
+                "batch_chains": batch,
+            },
+            resuming,
+        )
 
     total = c * t
     sufficient = cfg.resolved_method == "sufficient"
@@ -202,7 +167,7 @@ def iterate(
         yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
         while g < t:
             g_end = min(t, g + block)
-            slots = _slots(record_gens, g, g_end)
+            slots = common.slots(record_gens, g, g_end)
             k0 = time.perf_counter()
             kern.advance(
                 rng,
@@ -245,12 +210,6 @@ def iterate(
     return result
 
 
-def _numba_threads() -> int:
-    import numba
-
-    return int(numba.get_num_threads())
-
-
 def _checkpoint(
     out: Path,
     b: int,
@@ -277,12 +236,7 @@ def _checkpoint(
         arrays["rng"], arrays["state"] = rng, state
     if pool is not None:
         arrays["pool"], arrays["pool_size"] = pool, pool_size
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-
-    store.atomic_write(out / store.CHECKPOINT_FILE, write)
+    common.save_checkpoint(out, arrays)
 
 
 def _finish(
@@ -363,9 +317,11 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
     s["theory_stderr_log_final_std"] = slog / math.sqrt(c) if slog is not None else None
     s["theory_var_final_mean"] = vmu
     s["theory_collapse_rate"] = rate
-    s["z_mean_final_std"] = _z(s["mean_final_std"], e1, s["theory_stderr_final_std"])
-    s["z_mean_log_final_std"] = _z(s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"])
-    s["z_var_final_mean"] = _z(s["var_final_mean"], vmu, s["stderr_var_final_mean"])
+    s["z_mean_final_std"] = common.z(s["mean_final_std"], e1, s["theory_stderr_final_std"])
+    s["z_mean_log_final_std"] = common.z(
+        s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"]
+    )
+    s["z_var_final_mean"] = common.z(s["var_final_mean"], vmu, s["stderr_var_final_mean"])
     # Quantiles: exact by characteristic-function inversion; a sample quantile's standard
     # error in log space is sqrt(p (1 - p) / C) / f(log x_p).
     probs = (0.05, 0.5, 0.95)
@@ -385,19 +341,7 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         sim = s[key]
         s[f"stderr_{key}"] = sim * se_log if sim else None
         s[f"z_{key}"] = (math.log(sim) - math.log(qs[k])) / se_log if sim and sim > 0 else None
-    return {k: _finite_or_none(v) for k, v in s.items()}
-
-
-def _z(value: float, expected: float | None, stderr: float | None) -> float | None:
-    if expected is None or stderr is None or not stderr > 0 or not math.isfinite(value):
-        return None
-    return (value - expected) / stderr
-
-
-def _finite_or_none(v: Any) -> Any:
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
+    return {k: common.finite_or_none(v) for k, v in s.items()}
 
 
 def _save(out: Path, result: GaussianResult, meta: dict[str, Any]) -> None:
@@ -426,14 +370,7 @@ def _save(out: Path, result: GaussianResult, meta: dict[str, Any]) -> None:
     final_cols.update(result.final)
     store.write_parquet(out / "final.parquet", final_cols)
     store.write_json(out / "summary.json", result.summary)
-    meta = {
-        **meta,
-        "status": "complete",
-        "timings": result.timings,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    store.write_json(out / store.RUN_FILE, meta)
-    (out / store.CHECKPOINT_FILE).unlink(missing_ok=True)
+    common.finish_meta(out, meta, result.timings)
 
 
 def load(out: Path) -> GaussianResult:
@@ -443,12 +380,7 @@ def load(out: Path) -> GaussianResult:
         store.RunDirError: the directory holds no complete run.
     """
     out = Path(out)
-    try:
-        meta = store.read_json(out / store.RUN_FILE)
-    except (OSError, ValueError):
-        raise store.RunDirError(f"{out} holds no readable run.json") from None
-    if meta.get("status") != "complete":
-        raise store.RunDirError(f"the run in {out} is not complete; resume it with --resume")
+    meta = common.read_meta(out)
     cfg = GaussianConfig.from_dict(meta["config"])
     agg = store.read_parquet(
         out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
@@ -476,9 +408,4 @@ def load(out: Path) -> GaussianResult:
 
 def run(cfg: GaussianConfig, **kwargs: Any) -> GaussianResult:
     """Run the Gaussian experiment to the end; see :func:`iterate` for the arguments."""
-    gen = iterate(cfg, **kwargs)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            return stop.value
+    return common.drain(iterate(cfg, **kwargs))

@@ -1,0 +1,150 @@
+"""Pieces every family's runner shares: progress, record slots, threads, run metadata."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+
+from .. import store
+from ..config import ConfigError
+
+R = TypeVar("R")
+
+
+class Progress(NamedTuple):
+    """Where a running experiment stands."""
+
+    done: int  # chain-generations completed
+    total: int  # chain-generations in the run
+    batch: int  # index of the chain batch in progress
+    generation: int  # model reached by the batch in progress
+
+
+def slots(record_gens: np.ndarray, t_start: int, t_end: int) -> np.ndarray:
+    """Map models t_start+1..t_end to record columns (-1: not recorded)."""
+    out = np.full(t_end - t_start, -1, np.int64)
+    models = np.arange(t_start + 1, t_end + 1)
+    idx = np.minimum(np.searchsorted(record_gens, models), len(record_gens) - 1)
+    hit = record_gens[idx] == models
+    out[hit] = idx[hit]
+    return out
+
+
+def set_threads(threads: int | None) -> None:
+    """Set Numba's thread count (None: leave it); ConfigError outside [1, cores]."""
+    import numba
+
+    if threads is None:
+        return
+    limit = int(numba.config.NUMBA_NUM_THREADS)  # type: ignore[attr-defined]
+    if not 1 <= threads <= limit:
+        raise ConfigError(f"threads must lie in [1, {limit}], got {threads}")
+    numba.set_num_threads(threads)
+
+
+def numba_threads() -> int:
+    """Numba's current thread count."""
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def check_sizes(batch_chains: int | None, block_generations: int | None) -> None:
+    """ConfigError for a batch or block size below 1."""
+    if batch_chains is not None and batch_chains < 1:
+        raise ConfigError(f"batch size must be at least 1, got {batch_chains}")
+    if block_generations is not None and block_generations < 1:
+        raise ConfigError(f"block size must be at least 1, got {block_generations}")
+
+
+def now() -> str:
+    """The local time as ISO 8601 with the UTC offset."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def start_meta(out: Path, meta: dict[str, Any], resuming: bool) -> dict[str, Any]:
+    """Write run.json with status ``running``, keeping a resumed run's start and resumes."""
+    meta = {
+        **meta,
+        "status": "running",
+        "provenance": store.provenance(),
+        "threads": numba_threads(),
+        "started": now(),
+    }
+    if resuming:
+        previous = store.read_json(out / store.RUN_FILE)
+        meta["started"] = previous.get("started", meta["started"])
+        meta["resumed"] = [*previous.get("resumed", []), now()]
+    store.write_json(out / store.RUN_FILE, meta)
+    return meta
+
+
+def finish_meta(out: Path, meta: dict[str, Any], timings: dict[str, float]) -> None:
+    """Mark the run complete in run.json and drop its checkpoint."""
+    store.write_json(
+        out / store.RUN_FILE, {**meta, "status": "complete", "timings": timings, "finished": now()}
+    )
+    (out / store.CHECKPOINT_FILE).unlink(missing_ok=True)
+
+
+def save_checkpoint(out: Path, arrays: dict[str, Any]) -> None:
+    """Write checkpoint.npz atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    store.atomic_write(out / store.CHECKPOINT_FILE, write)
+
+
+def load_checkpoint(out: Path) -> dict[str, np.ndarray] | None:
+    """Return the arrays of checkpoint.npz, or None if there is none."""
+    path = out / store.CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as ck:
+        return {k: ck[k] for k in ck.files}
+
+
+def is_complete(out: Path) -> bool:
+    """Whether run.json in ``out`` says the run is complete."""
+    return bool(store.read_json(out / store.RUN_FILE).get("status") == "complete")
+
+
+def read_meta(out: Path) -> dict[str, Any]:
+    """run.json of a complete run; RunDirError otherwise."""
+    try:
+        meta = store.read_json(out / store.RUN_FILE)
+    except (OSError, ValueError):
+        raise store.RunDirError(f"{out} holds no readable run.json") from None
+    if meta.get("status") != "complete":
+        raise store.RunDirError(f"the run in {out} is not complete; resume it with --resume")
+    return meta
+
+
+def z(value: float, expected: float | None, stderr: float | None) -> float | None:
+    """(value - expected) / stderr, or None where either is missing or degenerate."""
+    if expected is None or stderr is None or not stderr > 0 or not math.isfinite(value):
+        return None
+    return (value - expected) / stderr
+
+
+def finite_or_none(v: Any) -> Any:
+    """None for a non-finite float, else the value (JSON has no NaN)."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def drain(gen: Generator[Any, None, R]) -> R:
+    """Run a runner's generator to the end and return its result."""
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]

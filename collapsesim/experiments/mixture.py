@@ -1,0 +1,560 @@
+"""Runner of the Gaussian-mixture chain: batches, blocks, checkpoints, metrics, summary.
+
+The pattern is the Gaussian runner's: :func:`iterate` yields a :class:`Progress` after
+every block of generations and returns the :class:`MixtureResult`; :func:`run` drains
+it. The kernel records each chain's fit (weights, means, covariances, EM iterations,
+convergence, training log-likelihood) at the recorded generations and counts EM
+iterations and failed fits over every generation; the metrics are computed from the
+records at the end:
+
+* ``l2``: the L2 distance between the fitted and the original densities (closed form);
+* ``heldout_loglik``: mean log-likelihood of a fixed sample of the original (``heldout``
+  points drawn from the seed's reserved stream ``2**64 - 1``, the same for every chain);
+* ``tail_mass``: the fit's probability outside the original's 3-sigma region (the union
+  of the original components' 3-sigma ellipsoids), exact along each of 256 directions
+  and averaged over them (:func:`collapsesim.kernels.mixture.evaluate_fits`);
+* ``component_std``: the weight-averaged scale ``det(C_k)^(1/2d)`` of the components
+  (their geometric-mean standard deviation), with ``min_`` and ``max_component_std``;
+* ``train_loglik``, ``em_iterations`` and ``converged`` of each recorded fit.
+
+Per-component weights, means, covariance determinants and scales of the kept chains
+are stored in ``components.parquet``, components sorted by weight (largest first).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import metrics, store
+from ..config import ConfigError, MixtureConfig
+from ..kernels import mixture as kern
+from ..regimes import Regime
+from . import _common as common
+from ._common import Progress
+
+__all__ = ["METRICS", "MixtureResult", "Progress", "iterate", "load", "run"]
+
+METRICS = (
+    "l2",
+    "heldout_loglik",
+    "tail_mass",
+    "component_std",
+    "min_component_std",
+    "max_component_std",
+    "train_loglik",
+    "em_iterations",
+    "converged",
+)
+"""Per-chain metrics of every recorded generation, in storage order."""
+
+HELDOUT_CHAIN = 2**64 - 1  # the stream of the held-out sample
+TAIL_DIRECTIONS = 256
+TAIL_RADIUS = 3.0
+
+_POOL_BUDGET_BYTES = 1 * 2**30  # accumulate regimes: memory for the pools of one batch
+_POOL_LIMIT_BYTES = 4 * 2**30  # ... and for one chain's pool at most
+_MAX_BATCH = 2**16
+_BLOCK_SECONDS = 0.25
+_COST_PER_POINT = 4e-8  # rough seconds per training point and component, to size blocks
+
+
+@dataclass
+class MixtureResult:
+    """What a mixture experiment produced."""
+
+    config: MixtureConfig
+    generations: np.ndarray  # (R,) recorded generations
+    aggregates: dict[str, dict[str, np.ndarray]]  # metric -> stat -> (R,)
+    final: dict[str, np.ndarray]  # metric -> (C,) at the last generation, and totals
+    trajectories: dict[str, np.ndarray]  # metric -> (Kc, R) for the kept chains
+    components: dict[str, np.ndarray]  # weights (Kc, R, K), means (.., K, d), covs (.., K, d, d)
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _accumulates(cfg: MixtureConfig) -> bool:
+    return Regime(cfg.regime) in (Regime.ACCUMULATE, Regime.ACCUMULATE_SUBSAMPLE)
+
+
+def _pool_bytes(cfg: MixtureConfig) -> int:
+    return 8 * cfg.dim * cfg.num_samples * max(cfg.num_generations, 1)
+
+
+def _batch_size(cfg: MixtureConfig) -> int:
+    if _accumulates(cfg):
+        return max(1, min(cfg.num_chains, _POOL_BUDGET_BYTES // _pool_bytes(cfg)))
+    return min(cfg.num_chains, _MAX_BATCH)
+
+
+def _block_size(cfg: MixtureConfig, batch: int, g: int) -> int:
+    points = cfg.num_samples * (g + 1 if _accumulates(cfg) else 1)
+    per_gen = _COST_PER_POINT * points * cfg.num_components * max(cfg.dim, 1) * batch
+    per_gen /= common.numba_threads()
+    return int(min(max(cfg.num_generations, 1), max(1, _BLOCK_SECONDS / per_gen)))
+
+
+def heldout_sample(cfg: MixtureConfig) -> np.ndarray:
+    """The fixed held-out sample of the original, ``(heldout, d)``."""
+    w0, m0, c0 = cfg.original_params()
+    return kern.sample_mixture(w0, m0, c0, cfg.heldout, cfg.seed, HELDOUT_CHAIN)
+
+
+def iterate(
+    cfg: MixtureConfig,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    batch_chains: int | None = None,
+    block_generations: int | None = None,
+    checkpoint_seconds: float = 30.0,
+) -> Generator[Progress, None, MixtureResult]:
+    """Run the mixture experiment, yielding progress; return its result.
+
+    Args:
+        cfg: the experiment.
+        out: a run directory to store results, checkpoints and provenance in.
+        resume: continue the run stored in ``out`` (a complete one is loaded).
+        threads: Numba threads; None keeps Numba's setting.
+        batch_chains: chains advanced together (default: all, up to 2^16; fewer for
+            the accumulate regimes, whose pools must fit in 1 GiB).
+        block_generations: generations per kernel call (default: about 0.25 s of work).
+        checkpoint_seconds: write a checkpoint at most this often (and after each batch).
+
+    Yields:
+        A :class:`Progress` after each block of generations.
+
+    Returns:
+        The :class:`MixtureResult`.
+
+    Raises:
+        ConfigError: bad ``threads`` or sizes, or pools too large for memory.
+        store.RunDirError: ``out`` cannot take this run.
+    """
+    common.set_threads(threads)
+    common.check_sizes(batch_chains, block_generations)
+    if _accumulates(cfg) and _pool_bytes(cfg) > _POOL_LIMIT_BYTES:
+        raise ConfigError(
+            f"regime {cfg.regime} keeps {_pool_bytes(cfg) / 2**30:.1f} GiB of samples per "
+            "chain (n x T points); reduce --samples or --generations"
+        )
+    wall0 = time.perf_counter()
+    config_dict = cfg.to_dict()
+    resuming = False
+    if out is not None:
+        out = Path(out)
+        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        if resuming and common.is_complete(out):
+            return load(out)
+
+    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
+    k, d = cfg.num_components, cfg.dim
+    w0, m0, c0 = cfg.original_params()
+    record_gens = np.asarray(cfg.record_generations(), np.int64)
+    r = len(record_gens)
+    batch = min(batch_chains or _batch_size(cfg), c)
+    rec = kern.new_records(c, r, k, d)
+    kernel_seconds = 0.0
+    first_batch, first_gen = 0, 0
+    saved: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] = {}
+    if out is not None:
+        saved = common.load_checkpoint(out) if resuming else None
+        if saved is not None:
+            batch = int(saved["batch_chains"])  # the interrupted run's batches
+            for name in rec:
+                rec[name][:] = saved[f"rec_{name}"]
+            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
+            kernel_seconds = float(saved["kernel_seconds"])
+        meta = common.start_meta(
+            out,
+            {
+                "config": config_dict,
+                "family": "mixture",
+                "num_real": cfg.num_real,
+                "record_generations": r,
+                "batch_chains": batch,
+            },
+            resuming,
+        )
+
+    regime = Regime(cfg.regime)
+    num_real = cfg.num_real
+    total = c * t
+    last_ck = time.perf_counter()
+    num_batches = math.ceil(c / batch)
+    for b in range(first_batch, num_batches):
+        lo, hi = b * batch, min(c, (b + 1) * batch)
+        size = hi - lo
+        pool = pool_size = kept = None
+        g = 0
+        if saved is not None and first_gen > 0:
+            # Resuming mid-batch: the checkpoint holds this batch's streams and fits.
+            g = first_gen
+            rng, w, m, cv = saved["rng"], saved["weights"], saved["means"], saved["covs"]
+            if "pool" in saved:
+                pool, pool_size = saved["pool"], saved["pool_size"]
+            if "kept" in saved:
+                kept = saved["kept"]
+        else:
+            rng, w, m, cv = kern.init_mixture_chains(
+                cfg.seed, np.arange(lo, hi, dtype=np.int64), w0, m0, c0
+            )
+            # The chains start at the original, which may have another number of components.
+            w, m, cv = _start(w, m, cv, k)
+            if _accumulates(cfg):
+                pool = np.empty((size, n * t, d))
+                pool_size = np.zeros(size, np.int64)
+            if regime is Regime.KEEP_ORIGINAL and num_real > 0:
+                kept = np.empty((size, num_real, d))
+        saved = None
+        sub = {name: arr[lo:hi] for name, arr in rec.items()}
+        yield Progress(lo * t + size * g, total, b, g)
+        while g < t:
+            g_end = min(t, g + (block_generations or _block_size(cfg, size, g)))
+            k0 = time.perf_counter()
+            kern.advance_mixture(
+                rng,
+                w,
+                m,
+                cv,
+                g,
+                g_end,
+                common.slots(record_gens, g, g_end),
+                sub,
+                num_samples=n,
+                regime=regime.code,
+                num_real=num_real,
+                covariance_type=cfg.covariance,
+                init=cfg.init,
+                tol=cfg.tol,
+                max_iter=cfg.max_iter,
+                reg_covar=cfg.reg_covar,
+                weights0=w0,
+                means0=m0,
+                covs0=c0,
+                pool=pool,
+                pool_size=pool_size,
+                kept=kept,
+            )
+            kernel_seconds += time.perf_counter() - k0
+            g = g_end
+            if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
+                state = {"rng": rng, "weights": w, "means": m, "covs": cv}
+                if pool is not None:
+                    state |= {"pool": pool[:, : n * g], "pool_size": pool_size}
+                if kept is not None:
+                    state["kept"] = kept
+                _checkpoint(out, b, g, batch, rec, kernel_seconds, state)
+                last_ck = time.perf_counter()
+            yield Progress(lo * t + size * g, total, b, g)
+        if out is not None and b + 1 < num_batches:
+            _checkpoint(out, b + 1, 0, batch, rec, kernel_seconds, {})
+            last_ck = time.perf_counter()
+
+    result = _finish(cfg, record_gens, rec)
+    result.timings = {"kernel_seconds": kernel_seconds, "seconds": time.perf_counter() - wall0}
+    result.summary["seconds"] = result.timings["seconds"]
+    result.summary["kernel_seconds"] = kernel_seconds
+    if out is not None:
+        _save(out, result, meta)
+    return result
+
+
+def _start(
+    w: np.ndarray, m: np.ndarray, cv: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model-0 parameters with K components for a warm first fit.
+
+    Generation 0 is drawn from the original itself; only a warm start reads these
+    parameters as its first initial point. With K components equal to the original's
+    they are the original; otherwise the original's components are repeated (cycled)
+    to K, with weights renormalised and repeated means nudged apart by a thousandth
+    of their scale so that EM can separate them.
+    """
+    j = m.shape[1]
+    if j == k:
+        return w, m, cv
+    idx = np.arange(k) % j
+    w2 = w[:, idx] / w[:, idx].sum(axis=1, keepdims=True)
+    m2 = m[:, idx].copy()
+    cv2 = cv[:, idx].copy()
+    copy_no = np.arange(k) // j
+    scale = np.sqrt(np.diagonal(cv2, axis1=2, axis2=3))
+    m2[:, :, 0] += 1e-3 * scale[:, :, 0] * (copy_no - copy_no.mean())
+    return np.ascontiguousarray(w2), np.ascontiguousarray(m2), np.ascontiguousarray(cv2)
+
+
+def _checkpoint(
+    out: Path,
+    b: int,
+    g: int,
+    batch: int,
+    rec: dict[str, np.ndarray],
+    kernel_seconds: float,
+    state: dict[str, np.ndarray],
+) -> None:
+    """Save where the run stands; at generation 0 of a batch its streams are re-derived."""
+    arrays: dict[str, Any] = {
+        "batch": b,
+        "generation": g,
+        "batch_chains": batch,
+        "kernel_seconds": kernel_seconds,
+        **{f"rec_{name}": arr for name, arr in rec.items()},
+        **state,
+    }
+    common.save_checkpoint(out, arrays)
+
+
+def chain_metrics(
+    cfg: MixtureConfig, rec: dict[str, np.ndarray], heldout: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Return every metric of :data:`METRICS` as ``(chains, records)`` arrays."""
+    c, r, k = rec["weights"].shape
+    d = cfg.dim
+    w0, m0, c0 = cfg.original_params()
+    w = rec["weights"].reshape(c * r, k)
+    mu = rec["means"].reshape(c * r, k, d)
+    cv = rec["covs"].reshape(c * r, k, d, d)
+    l2 = np.empty(c * r)
+    step = max(1, 2**20 // (k * max(len(w0), 1) * d * d))
+    for s in range(0, c * r, step):
+        l2[s : s + step] = metrics.mixture_l2(
+            w[s : s + step], mu[s : s + step], cv[s : s + step], w0, m0, c0
+        )
+    loglik, tail = kern.evaluate_fits(
+        w,
+        mu,
+        cv,
+        heldout,
+        w0,
+        m0,
+        c0,
+        directions=kern.tail_directions(d, TAIL_DIRECTIONS, cfg.seed),
+        radius=TAIL_RADIUS,
+    )
+    scales = component_scales(cv)
+    with np.errstate(invalid="ignore"):
+        mean_scale = np.sum(w * scales, axis=1)
+    out = {
+        "l2": l2,
+        "heldout_loglik": loglik,
+        "tail_mass": tail,
+        "component_std": mean_scale,
+        "min_component_std": scales.min(axis=1),
+        "max_component_std": scales.max(axis=1),
+    }
+    out = {name: v.reshape(c, r) for name, v in out.items()}
+    out["train_loglik"] = rec["lower_bound"].copy()
+    out["em_iterations"] = rec["n_iter"].astype(np.float64)
+    out["converged"] = rec["converged"].astype(np.float64)
+    # Generation 0 is the original itself, not a fit.
+    out["train_loglik"][:, 0] = np.nan
+    out["em_iterations"][:, 0] = np.nan
+    out["converged"][:, 0] = np.nan
+    return out
+
+
+def component_scales(covs: np.ndarray) -> np.ndarray:
+    """``det(C)^(1/2d)`` of covariances ``(..., d, d)``: the geometric-mean std."""
+    d = covs.shape[-1]
+    sign, logdet = np.linalg.slogdet(covs)
+    return np.where(sign > 0, np.exp(logdet / (2 * d)), np.nan)
+
+
+def _finish(
+    cfg: MixtureConfig, record_gens: np.ndarray, rec: dict[str, np.ndarray]
+) -> MixtureResult:
+    w0, m0, c0 = cfg.original_params()
+    # Record 0 holds the original (padded to K components as the chains start).
+    w, m, cv = _start(w0[None], m0[None], c0[None], cfg.num_components)
+    rec["weights"][:, 0], rec["means"][:, 0], rec["covs"][:, 0] = w[0], m[0], cv[0]
+    rec["n_iter"][:, 0], rec["converged"][:, 0], rec["lower_bound"][:, 0] = 0, True, np.nan
+    heldout = heldout_sample(cfg)
+    all_metrics = chain_metrics(cfg, rec, heldout)
+    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
+    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
+    final["total_em_iterations"] = rec["total_iterations"].astype(np.float64)
+    final["total_failed_fits"] = rec["total_failed"].astype(np.float64)
+    kc = min(cfg.keep_chains, cfg.num_chains)
+    trajectories = {name: v[:kc].copy() for name, v in all_metrics.items()}
+    components = {name: rec[name][:kc].copy() for name in ("weights", "means", "covs")}
+    ref_ll, ref_tail = kern.evaluate_fits(
+        w0[None],
+        m0[None],
+        c0[None],
+        heldout,
+        w0,
+        m0,
+        c0,
+        directions=kern.tail_directions(cfg.dim, TAIL_DIRECTIONS, cfg.seed),
+        radius=TAIL_RADIUS,
+    )
+    reference = {
+        "original_heldout_loglik": float(ref_ll[0]),
+        "original_tail_mass": float(ref_tail[0]),
+        "original_component_std": float(np.sum(w0 * component_scales(c0))),
+    }
+    return MixtureResult(
+        config=cfg,
+        generations=record_gens,
+        aggregates=aggregates,
+        final=final,
+        trajectories=trajectories,
+        components=components,
+        summary=summarize(cfg, final, reference),
+    )
+
+
+def summarize(
+    cfg: MixtureConfig, final: dict[str, np.ndarray], reference: dict[str, float]
+) -> dict[str, Any]:
+    """Return the run's summary: final-generation statistics and EM diagnostics."""
+    c, t = cfg.num_chains, cfg.num_generations
+    s: dict[str, Any] = {
+        "chains": c,
+        "generations": t,
+        "samples": cfg.num_samples,
+        "components": cfg.num_components,
+        "dim": cfg.dim,
+        "covariance": cfg.covariance,
+        "init": cfg.init,
+        "original": cfg.original,
+        "original_components": len(cfg.weights0),
+        "regime": cfg.regime,
+        "seed": cfg.seed,
+        "num_real": cfg.num_real,
+    }
+    for name, key in (
+        ("l2", "l2"),
+        ("component_std", "component_std"),
+        ("min_component_std", "min_component_std"),
+        ("heldout_loglik", "heldout_loglik"),
+        ("tail_mass", "tail_mass"),
+    ):
+        v = final[name]
+        with np.errstate(invalid="ignore"):
+            s[f"mean_final_{key}"] = float(np.mean(v))
+            s[f"stderr_final_{key}"] = float(np.std(v, ddof=1) / math.sqrt(c)) if c > 1 else None
+            s[f"median_final_{key}"] = float(np.median(v))
+    s.update(reference)
+    fits = c * t
+    s["mean_em_iterations"] = float(final["total_em_iterations"].sum() / fits) if fits else None
+    s["nonconverged_fraction"] = float(final["total_failed_fits"].sum() / fits) if fits else None
+    return {key: common.finite_or_none(v) for key, v in s.items()}
+
+
+def _component_table(result: MixtureResult) -> dict[str, np.ndarray]:
+    """Long table of the kept chains' components, sorted by weight within each fit."""
+    comp = result.components
+    kc, r, k = comp["weights"].shape
+    d = result.config.dim
+    order = np.argsort(-comp["weights"], axis=2, kind="stable")
+    w = np.take_along_axis(comp["weights"], order, axis=2)
+    m = np.take_along_axis(comp["means"], order[..., None], axis=2)
+    cv = np.take_along_axis(comp["covs"], order[..., None, None], axis=2)
+    cols: dict[str, np.ndarray] = {
+        "chain": np.repeat(np.arange(kc, dtype=np.int64), r * k),
+        "generation": np.tile(np.repeat(result.generations, k), kc),
+        "component": np.tile(np.arange(k, dtype=np.int64), kc * r),
+        "weight": w.reshape(-1),
+    }
+    for j in range(d):
+        cols[f"mean_{j}"] = m[..., j].reshape(-1)
+    for a in range(d):
+        for b in range(a + 1):
+            cols[f"cov_{a}{b}" if d <= 10 else f"cov_{a}_{b}"] = cv[..., a, b].reshape(-1)
+    cols["cov_det"] = np.linalg.det(cv).reshape(-1)
+    cols["std"] = component_scales(cv).reshape(-1)
+    return cols
+
+
+def _save(out: Path, result: MixtureResult, meta: dict[str, Any]) -> None:
+    cfg = result.config
+    gens = result.generations
+    r = len(gens)
+    agg_cols: dict[str, np.ndarray] = {
+        "generation": np.tile(gens, len(METRICS)),
+        "metric": np.repeat(np.array(METRICS, dtype=object), r),
+    }
+    for stat in metrics.STATS:
+        agg_cols[stat] = np.concatenate([result.aggregates[m][stat] for m in METRICS])
+    store.write_parquet(out / "aggregates.parquet", agg_cols)
+    kc = result.trajectories["l2"].shape[0]
+    traj_cols: dict[str, np.ndarray] = {
+        "chain": np.repeat(np.arange(kc, dtype=np.int64), r),
+        "generation": np.tile(gens, kc),
+    }
+    traj_cols.update({m: result.trajectories[m].reshape(-1) for m in METRICS})
+    store.write_parquet(out / "trajectories.parquet", traj_cols)
+    store.write_parquet(out / "components.parquet", _component_table(result))
+    final_cols: dict[str, np.ndarray] = {
+        "chain": np.arange(cfg.num_chains, dtype=np.int64),
+        "generation": np.full(cfg.num_chains, cfg.num_generations, np.int64),
+    }
+    final_cols.update(result.final)
+    store.write_parquet(out / "final.parquet", final_cols)
+    store.write_json(out / "summary.json", result.summary)
+    common.finish_meta(out, meta, result.timings)
+
+
+def load(out: Path) -> MixtureResult:
+    """Load a complete mixture run from its directory.
+
+    Raises:
+        store.RunDirError: the directory holds no complete mixture run.
+    """
+    out = Path(out)
+    meta = common.read_meta(out)
+    if meta.get("family") != "mixture":
+        raise store.RunDirError(f"{out} holds a run of another family, not a mixture run")
+    cfg = MixtureConfig.from_dict(meta["config"])
+    agg = store.read_parquet(
+        out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
+    )
+    gens = np.unique(agg["generation"])
+    r = len(gens)
+    aggregates = {
+        m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS} for m in METRICS
+    }
+    fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
+    traj = store.read_parquet(
+        out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation"
+    )
+    kc = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
+    comp = store.read_parquet(
+        out / "components.parquet", "SELECT * FROM t ORDER BY chain, generation, component"
+    )
+    k, d = cfg.num_components, cfg.dim
+    means = np.stack([comp[f"mean_{j}"] for j in range(d)], axis=-1).reshape(kc, r, k, d)
+    covs = np.empty((kc * r * k, d, d))
+    for a in range(d):
+        for b in range(a + 1):
+            v = comp[f"cov_{a}{b}" if d <= 10 else f"cov_{a}_{b}"]
+            covs[:, a, b] = covs[:, b, a] = v
+    return MixtureResult(
+        config=cfg,
+        generations=gens,
+        aggregates=aggregates,
+        final={name: fin[name] for name in fin if name not in ("chain", "generation")},
+        trajectories={m: traj[m].reshape(kc, r) for m in METRICS},
+        components={
+            "weights": comp["weight"].reshape(kc, r, k),
+            "means": means,
+            "covs": covs.reshape(kc, r, k, d, d),
+        },
+        summary=store.read_json(out / "summary.json"),
+        timings=meta.get("timings", {}),
+    )
+
+
+def run(cfg: MixtureConfig, **kwargs: Any) -> MixtureResult:
+    """Run the mixture experiment to the end; see :func:`iterate` for the arguments."""
+    return common.drain(iterate(cfg, **kwargs))
