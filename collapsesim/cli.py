@@ -22,7 +22,14 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from .config import ConfigError, GaussianConfig
+from .config import (
+    ORIGINALS,
+    PRESETS,
+    ConfigError,
+    GaussianConfig,
+    MixtureConfig,
+    load_original,
+)
 from .regimes import RegimeError
 from .store import RunDirError
 
@@ -62,11 +69,111 @@ def _check_plot_path(plot: Path | None) -> None:
         raise UserError(f"--plot writes PNG; give a file ending in .png, not {plot.name!r}")
 
 
+# Options every family shares, declared once.
+Chains = Annotated[
+    int, typer.Option("--chains", help="Independent chains (Monte Carlo replicates).")
+]
+RegimeName = Annotated[
+    str,
+    typer.Option(
+        "--regime", help="replace | accumulate | fresh | keep-original | accumulate-subsample."
+    ),
+]
+FreshFraction = Annotated[
+    float,
+    typer.Option(
+        "--fresh-fraction", help="fresh: share of each training set drawn anew from the original."
+    ),
+]
+KeepFraction = Annotated[
+    float,
+    typer.Option(
+        "--keep-fraction", help="keep-original: share of generation 0 kept in every training set."
+    ),
+]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Seed; with the chain index it fixes every draw.")
+]
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        "--threads", help="Numba threads (default: all cores). Results do not depend on it."
+    ),
+]
+RecordEvery = Annotated[
+    int,
+    typer.Option(
+        "--record-every",
+        help="Record every k-th generation (0: automatic, at most 1001 records and 10^7 held values).",
+    ),
+]
+KeepChains = Annotated[
+    int,
+    typer.Option("--keep-chains", help="Chains whose whole trajectories are stored with --out."),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option("--out", help="Run directory: Parquet results, run.json, checkpoints."),
+]
+Resume = Annotated[bool, typer.Option("--resume", help="Continue the killed run stored in --out.")]
+CheckpointEvery = Annotated[
+    float,
+    typer.Option(
+        "--checkpoint-every",
+        help="Seconds between checkpoints with --out (also one after each chain batch).",
+    ),
+]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")
+]
+
+
+def _execute(
+    iterate: Any,
+    make_config: Any,
+    *,
+    out: Path | None,
+    resume: bool,
+    threads: int | None,
+    checkpoint_every: float,
+    plot: Path | None,
+    plotter: Any,
+    as_json: bool,
+    table: Any,
+) -> None:
+    """Validate the shared options, run a family under the progress bar, report."""
+    try:
+        if resume and out is None:
+            raise UserError("--resume needs --out, the directory of the run to continue")
+        _check_plot_path(plot)
+        if not checkpoint_every >= 0:
+            raise UserError(f"--checkpoint-every must be >= 0 seconds, got {checkpoint_every}")
+        cfg = make_config()
+        steps = iterate(
+            cfg, out=out, resume=resume, threads=threads, checkpoint_seconds=checkpoint_every
+        )
+        result = _drive(steps, quiet=as_json)
+        if plot is not None:
+            plotter(result, plot)
+    except (UserError, ConfigError, RegimeError, RunDirError) as err:
+        raise _fail(str(err)) from None
+    except KeyboardInterrupt:
+        hint = f"; continue it with --out {out} --resume" if out is not None else ""
+        raise _fail(f"interrupted{hint}") from None
+    if as_json:
+        typer.echo(json.dumps(result.summary, allow_nan=False))
+        return
+    console = Console()
+    console.print(table(result.summary))
+    if out is not None:
+        console.print(f"Results in [bold]{out}[/]")
+    if plot is not None:
+        console.print(f"Plot in [bold]{plot}[/]")
+
+
 @app.command()
 def gaussian(
-    chains: Annotated[
-        int, typer.Option("--chains", help="Independent chains (Monte Carlo replicates).")
-    ] = 1000,
+    chains: Chains = 1000,
     generations: Annotated[
         int, typer.Option("--generations", help="Generations T: models fitted after the original.")
     ] = 1000,
@@ -83,64 +190,18 @@ def gaussian(
             help="auto | sample | sufficient. [b]sufficient[/] draws the mean and chi-square statistic directly (exact in distribution); auto uses it wherever it is exact.",
         ),
     ] = "auto",
-    regime: Annotated[
-        str,
-        typer.Option(
-            "--regime", help="replace | accumulate | fresh | keep-original | accumulate-subsample."
-        ),
-    ] = "replace",
-    fresh_fraction: Annotated[
-        float,
-        typer.Option(
-            "--fresh-fraction",
-            help="fresh: share of each training set drawn anew from the original.",
-        ),
-    ] = 0.1,
-    keep_fraction: Annotated[
-        float,
-        typer.Option(
-            "--keep-fraction",
-            help="keep-original: share of generation 0 kept in every training set.",
-        ),
-    ] = 0.1,
+    regime: RegimeName = "replace",
+    fresh_fraction: FreshFraction = 0.1,
+    keep_fraction: KeepFraction = 0.1,
     mu0: Annotated[float, typer.Option("--mu0", help="Mean of the original Gaussian.")] = 0.0,
     sigma0: Annotated[float, typer.Option("--sigma0", help="Std of the original Gaussian.")] = 1.0,
-    seed: Annotated[
-        int, typer.Option("--seed", help="Seed; with the chain index it fixes every draw.")
-    ] = 0,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            "--threads", help="Numba threads (default: all cores). Results do not depend on it."
-        ),
-    ] = None,
-    record_every: Annotated[
-        int,
-        typer.Option(
-            "--record-every",
-            help="Record every k-th generation (0: automatic, every generation for the default run).",
-        ),
-    ] = 0,
-    keep_chains: Annotated[
-        int,
-        typer.Option(
-            "--keep-chains", help="Chains whose whole trajectories are stored with --out."
-        ),
-    ] = 100,
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Run directory: Parquet results, run.json, checkpoints."),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the killed run stored in --out.")
-    ] = False,
-    checkpoint_every: Annotated[
-        float,
-        typer.Option(
-            "--checkpoint-every",
-            help="Seconds between checkpoints with --out (also one after each chain batch).",
-        ),
-    ] = 30.0,
+    seed: Seed = 0,
+    threads: Threads = None,
+    record_every: RecordEvery = 0,
+    keep_chains: KeepChains = 100,
+    out: Out = None,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = 30.0,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -148,9 +209,7 @@ def gaussian(
             help="Write a PNG: sigma over generations and the histogram of final log sigma.",
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")
-    ] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Run the Gaussian chain: fit N(mu, sigma^2) to n samples, draw n from the fit, repeat.
 
@@ -158,14 +217,10 @@ def gaussian(
     with n = 1000, whose std collapses (E[sigma_1000] = 0.4721 exactly for the MLE fit).
     """
     from .experiments import gaussian as runner
+    from .plots import plot_gaussian
 
-    try:
-        if resume and out is None:
-            raise UserError("--resume needs --out, the directory of the run to continue")
-        _check_plot_path(plot)
-        if not checkpoint_every >= 0:
-            raise UserError(f"--checkpoint-every must be >= 0 seconds, got {checkpoint_every}")
-        cfg = GaussianConfig(
+    def make_config() -> GaussianConfig:
+        return GaussianConfig(
             num_chains=chains,
             num_generations=generations,
             num_samples=samples,
@@ -180,28 +235,230 @@ def gaussian(
             record_every=record_every,
             keep_chains=keep_chains,
         )
-        steps = runner.iterate(
-            cfg, out=out, resume=resume, threads=threads, checkpoint_seconds=checkpoint_every
-        )
-        result = _drive(steps, quiet=as_json)
-        if plot is not None:
-            from .plots import plot_gaussian
 
-            plot_gaussian(result, plot)
-    except (UserError, ConfigError, RegimeError, RunDirError) as err:
-        raise _fail(str(err)) from None
-    except KeyboardInterrupt:
-        hint = f"; continue it with --out {out} --resume" if out is not None else ""
-        raise _fail(f"interrupted{hint}") from None
-    if as_json:
-        typer.echo(json.dumps(result.summary, allow_nan=False))
-        return
-    console = Console()
-    console.print(_summary_table(result.summary))
-    if out is not None:
-        console.print(f"Results in [bold]{out}[/]")
-    if plot is not None:
-        console.print(f"Plot in [bold]{plot}[/]")
+    _execute(
+        runner.iterate,
+        make_config,
+        out=out,
+        resume=resume,
+        threads=threads,
+        checkpoint_every=checkpoint_every,
+        plot=plot,
+        plotter=plot_gaussian,
+        as_json=as_json,
+        table=_summary_table,
+    )
+
+
+_ORIGINAL_HELP = (
+    f"The original mixture: {' | '.join(ORIGINALS)}, or a JSON file "
+    '{"weights": [...], "means": [[...]], "covs": [[[...]]]}. [default: standard]'
+)
+_PRESET_HELP = (
+    f"Start from a preset ({' | '.join(PRESETS)}); options given override it. "
+    "[b]nature-2024[/]: Shumailov et al.'s d = 2, K = 2, N(0, I), n = 1000, 2000 generations."
+)
+
+
+@app.command()
+def mixture(
+    components: Annotated[
+        int | None, typer.Option("--components", help="Components K of every fit. [default: 2]")
+    ] = None,
+    dim: Annotated[
+        int | None,
+        typer.Option("--dim", help="Dimension d (default: 2, or the --original file's)."),
+    ] = None,
+    covariance: Annotated[
+        str | None, typer.Option("--covariance", help="full | diag. [default: full]")
+    ] = None,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            "--init",
+            help="kmeans++ (scikit-learn's start, on each generation's data) | warm (the previous fit). [default: kmeans++]",
+        ),
+    ] = None,
+    original: Annotated[
+        str | None,
+        typer.Option(
+            "--original",
+            help=_ORIGINAL_HELP,
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help=_PRESET_HELP,
+        ),
+    ] = None,
+    chains: Annotated[
+        int | None,
+        typer.Option(
+            "--chains", help="Independent chains (Monte Carlo replicates). [default: 100]"
+        ),
+    ] = None,
+    generations: Annotated[
+        int | None,
+        typer.Option(
+            "--generations", help="Generations T: models fitted after the original. [default: 2000]"
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None,
+        typer.Option(
+            "--samples", help="Training-set size n of every generation (>= K). [default: 1000]"
+        ),
+    ] = None,
+    regime: Annotated[
+        str | None,
+        typer.Option(
+            "--regime",
+            help="replace | accumulate | fresh | keep-original | accumulate-subsample. [default: replace]",
+        ),
+    ] = None,
+    fresh_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--fresh-fraction",
+            help="fresh: share of each training set drawn anew from the original. [default: 0.1]",
+        ),
+    ] = None,
+    keep_fraction: Annotated[
+        float | None,
+        typer.Option(
+            "--keep-fraction",
+            help="keep-original: share of generation 0 kept in every training set. [default: 0.1]",
+        ),
+    ] = None,
+    tol: Annotated[
+        float | None,
+        typer.Option(
+            "--tol", help="EM stops when the mean log-likelihood changes by less. [default: 0.001]"
+        ),
+    ] = None,
+    max_iter: Annotated[
+        int | None, typer.Option("--max-iter", help="EM iteration cap. [default: 100]")
+    ] = None,
+    reg_covar: Annotated[
+        float | None,
+        typer.Option(
+            "--reg-covar", help="Added to every covariance diagonal, > 0. [default: 1e-06]"
+        ),
+    ] = None,
+    heldout: Annotated[
+        int | None,
+        typer.Option(
+            "--heldout", help="Size of the fixed held-out sample of the original. [default: 1000]"
+        ),
+    ] = None,
+    seed: Seed = 0,
+    threads: Threads = None,
+    record_every: RecordEvery = 0,
+    keep_chains: KeepChains = 100,
+    out: Out = None,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = 30.0,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a PNG: component scales and L2 distance over generations, and samples of chain 0 at a few generations.",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run the Gaussian-mixture chain: fit K components by EM to n samples, sample, refit.
+
+    With no options this is the setting of Shumailov et al. (Nature 2024): d = 2, K = 2,
+    the original N(0, I), n = 1000, 2000 generations, here over 100 chains.
+    """
+    from .experiments import mixture as runner
+    from .plots import plot_mixture
+
+    def make_config() -> MixtureConfig:
+        values: dict[str, Any] = {}
+        if preset is not None:
+            if preset not in PRESETS:
+                raise UserError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+            values.update(PRESETS[preset])
+        given = {
+            "num_components": components,
+            "dim": dim,
+            "covariance": covariance,
+            "init": init,
+            "num_chains": chains,
+            "num_generations": generations,
+            "num_samples": samples,
+            "regime": regime,
+            "fresh_fraction": fresh_fraction,
+            "keep_fraction": keep_fraction,
+            "tol": tol,
+            "max_iter": max_iter,
+            "reg_covar": reg_covar,
+            "heldout": heldout,
+        }
+        values.update({k: v for k, v in given.items() if v is not None})
+        name = original if original is not None else values.get("original", "standard")
+        values["original"] = name
+        if name not in ORIGINALS:
+            path = Path(name)
+            if not path.is_file():
+                raise UserError(
+                    f"--original {name!r} is neither a preset ({', '.join(ORIGINALS)}) nor a file"
+                )
+            w0, m0, c0 = load_original(path)
+            values["dim"] = values.get("dim", m0.shape[1])
+            values |= {"weights0": w0.tolist(), "means0": m0.tolist(), "covs0": c0.tolist()}
+        return MixtureConfig(
+            **values,
+            seed=seed,
+            record_every=record_every,
+            keep_chains=keep_chains,
+        )
+
+    _execute(
+        runner.iterate,
+        make_config,
+        out=out,
+        resume=resume,
+        threads=threads,
+        checkpoint_every=checkpoint_every,
+        plot=plot,
+        plotter=plot_mixture,
+        as_json=as_json,
+        table=_mixture_table,
+    )
+
+
+def _mixture_table(s: dict[str, Any]) -> Table:
+    title = (
+        f"{s['chains']} chains x {s['generations']} generations, n = {s['samples']}, "
+        f"K = {s['components']}, d = {s['dim']}, {s['covariance']}, {s['init']}, "
+        f"{s['regime']}, original {s['original']}, seed {s['seed']} ({s['seconds']:.2f} s)"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("final generation", "mean", "± s.e.", "median", "original"):
+        table.add_column(col, justify="left" if col == "final generation" else "right")
+    rows = [
+        ("component std det(C)^(1/2d)", "component_std", s["original_component_std"]),
+        ("smallest component std", "min_component_std", None),
+        ("L2 distance to the original", "l2", 0.0),
+        ("held-out log-likelihood", "heldout_loglik", s["original_heldout_loglik"]),
+        ("mass beyond the original's 3 sigma", "tail_mass", s["original_tail_mass"]),
+    ]
+    for label, key, ref in rows:
+        table.add_row(
+            label,
+            _fmt(s[f"mean_final_{key}"]),
+            _fmt(s[f"stderr_final_{key}"], 2),
+            _fmt(s[f"median_final_{key}"]),
+            _fmt(ref),
+        )
+    table.add_row("EM iterations per fit (all fits)", _fmt(s["mean_em_iterations"]), "", "", "")
+    table.add_row("fits not converged", _fmt(s["nonconverged_fraction"]), "", "", "")
+    return table
 
 
 def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:

@@ -212,8 +212,10 @@ def load_original(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """
     try:
         data = json.loads(Path(path).read_text())
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(f"cannot read original mixture {path}: {err.strerror or err}") from None
+    except OSError as err:
+        raise ConfigError(f"cannot read original mixture {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file of JSON") from None
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path} is not JSON: {err.msg} (line {err.lineno})") from None
     if not isinstance(data, dict) or not {"weights", "means", "covs"} <= set(data):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,8 +13,9 @@ from . import store, theory
 
 if TYPE_CHECKING:
     from .experiments.gaussian import GaussianResult
+    from .experiments.mixture import MixtureResult
 
-__all__ = ["plot_gaussian"]
+__all__ = ["plot_gaussian", "plot_mixture"]
 
 _SHOWN_CHAINS = 8
 
@@ -99,6 +100,12 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
     bx.set_title("final log std across chains")
     bx.legend(fontsize="small")
 
+    _write_png(fig, path)
+
+
+def _write_png(fig: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     def write(tmp: Path) -> None:
         fig.savefig(tmp, format="png", dpi=120)
 
@@ -106,3 +113,102 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
         store.atomic_write(Path(path), write)
     finally:
         plt.close(fig)
+
+
+def _band(ax: Any, gens: np.ndarray, agg: dict[str, np.ndarray], color: str, label: str) -> None:
+    ax.fill_between(gens, agg["q05"], agg["q95"], color=color, alpha=0.2, label=f"{label}: 5-95%")
+    ax.plot(gens, agg["q50"], color=color, lw=1.8, label=f"{label}: median")
+
+
+def plot_mixture(result: MixtureResult, path: Path) -> None:
+    """Draw component scales and the L2 distance over generations, and samples; write a PNG.
+
+    Left: the weight-averaged component scale ``det(C)^(1/2d)`` across chains (median
+    and 5-95% band), each component's scale in a few kept chains, and the original's.
+    Middle: the L2 distance to the original and the mass beyond its 3-sigma region.
+    Right: 1000 points drawn from chain 0's fitted mixture at four generations (the
+    first two coordinates; a histogram for d = 1), over the original's 3-sigma region.
+
+    Args:
+        result: a finished mixture run.
+        path: the PNG file to write (atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .experiments.mixture import component_scales
+    from .kernels.mixture import sample_mixture
+
+    cfg = result.config
+    gens = result.generations
+    s = result.summary
+    fig, (ax, bx, cx) = plt.subplots(1, 3, figsize=(17, 5), constrained_layout=True)
+
+    _band(ax, gens, result.aggregates["component_std"], "tab:blue", "weighted mean")
+    comp = result.components
+    shown = min(_SHOWN_CHAINS // 2, comp["weights"].shape[0])
+    for i in range(shown):
+        scales = component_scales(comp["covs"][i])  # (R, K)
+        for k in range(scales.shape[1]):
+            ax.plot(
+                gens,
+                scales[:, k],
+                lw=0.6,
+                alpha=0.6,
+                color="0.5",
+                label="components of single chains" if i == 0 and k == 0 else None,
+            )
+    ax.axhline(s["original_component_std"], color="k", ls="--", lw=1, label="original")
+    ax.set_yscale("log")
+    ax.set_xlabel("generation t")
+    ax.set_ylabel("component std det(C)^(1/2d)")
+    ax.set_title(
+        f"K = {cfg.num_components}, d = {cfg.dim}, n = {cfg.num_samples}, {cfg.regime}, "
+        f"{cfg.num_chains} chains"
+    )
+    ax.legend(loc="lower left", fontsize="small")
+
+    _band(bx, gens, result.aggregates["l2"], "tab:red", "L2 to the original")
+    bx.set_yscale("log")
+    bx.set_xlabel("generation t")
+    bx.set_ylabel("L2 distance between densities")
+    tx = bx.twinx()
+    tx.plot(gens, result.aggregates["tail_mass"]["mean"], color="tab:green", lw=1.2)
+    tx.axhline(s["original_tail_mass"], color="tab:green", ls=":", lw=1)
+    tx.set_ylabel("mean mass beyond the original's 3 sigma (green)")
+    bx.set_title("distance to the original, and its tails")
+    bx.legend(loc="upper left", fontsize="small")
+
+    w0, m0, c0 = cfg.original_params()
+    if shown:
+        picks = sorted({0, len(gens) // 10, len(gens) // 2, len(gens) - 1})
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(picks)))
+        for col, j in zip(colors, picks, strict=True):
+            pts = sample_mixture(
+                comp["weights"][0, j], comp["means"][0, j], comp["covs"][0, j], 1000, cfg.seed, j
+            )
+            label = f"t = {gens[j]}"
+            if cfg.dim == 1:
+                cx.hist(pts[:, 0], bins=60, density=True, histtype="step", color=col, label=label)
+            else:
+                cx.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color=col, label=label)
+        if cfg.dim >= 2:
+            theta = np.linspace(0, 2 * math.pi, 200)
+            circle = 3 * np.stack([np.cos(theta), np.sin(theta)])
+            for j in range(len(w0)):
+                chol = np.linalg.cholesky(c0[j][:2, :2])
+                ring = m0[j][:2, None] + chol @ circle
+                cx.plot(
+                    ring[0], ring[1], "k--", lw=0.8, label="original 3 sigma" if j == 0 else None
+                )
+            cx.set_aspect("equal", adjustable="datalim")
+            cx.set_ylabel("x_2")
+        cx.set_xlabel("x_1")
+        cx.legend(fontsize="small", markerscale=3)
+        cx.set_title("samples of chain 0's fit")
+    else:
+        cx.text(0.5, 0.5, "no chain kept (--keep-chains 0)", ha="center", transform=cx.transAxes)
+        cx.set_axis_off()
+    _write_png(fig, path)

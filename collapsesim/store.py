@@ -209,6 +209,7 @@ def prepare_run_dir(out: Path, config: Mapping[str, Any], *, resume: bool) -> bo
         stored = read_json(run_file).get("config")
     except (OSError, ValueError):
         raise RunDirError(f"{run_file} is unreadable; choose another --out") from None
-    if stored != dict(config):
+    # Compared as JSON round-trips them (tuples come back as lists).
+    if stored != json.loads(json.dumps(dict(config), default=_json_default)):
         raise RunDirError(f"{out} holds a run with a different configuration; choose another --out")
     return True

@@ -147,4 +147,4 @@ def drain(gen: Generator[Any, None, R]) -> R:
         try:
             next(gen)
         except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
+            return stop.value

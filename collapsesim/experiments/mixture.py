@@ -74,7 +74,8 @@ class MixtureResult:
     aggregates: dict[str, dict[str, np.ndarray]]  # metric -> stat -> (R,)
     final: dict[str, np.ndarray]  # metric -> (C,) at the last generation, and totals
     trajectories: dict[str, np.ndarray]  # metric -> (Kc, R) for the kept chains
-    components: dict[str, np.ndarray]  # weights (Kc, R, K), means (.., K, d), covs (.., K, d, d)
+    # Kept chains' components, by weight: weights (Kc, R, K), means (.., K, d), covs (.., K, d, d)
+    components: dict[str, np.ndarray]
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -200,7 +201,9 @@ def iterate(
             g = first_gen
             rng, w, m, cv = saved["rng"], saved["weights"], saved["means"], saved["covs"]
             if "pool" in saved:
-                pool, pool_size = saved["pool"], saved["pool_size"]
+                pool = np.empty((size, n * t, d))
+                pool[:, : saved["pool"].shape[1]] = saved["pool"]
+                pool_size = saved["pool_size"]
             if "kept" in saved:
                 kept = saved["kept"]
         else:
@@ -248,7 +251,7 @@ def iterate(
             g = g_end
             if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
                 state = {"rng": rng, "weights": w, "means": m, "covs": cv}
-                if pool is not None:
+                if pool is not None and pool_size is not None:
                     state |= {"pool": pool[:, : n * g], "pool_size": pool_size}
                 if kept is not None:
                     state["kept"] = kept
@@ -269,15 +272,15 @@ def iterate(
 
 
 def _start(
-    w: np.ndarray, m: np.ndarray, cv: np.ndarray, k: int
+    w: np.ndarray, m: np.ndarray, cv: np.ndarray, k: int, nudge: float = 1e-3
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Model-0 parameters with K components for a warm first fit.
 
     Generation 0 is drawn from the original itself; only a warm start reads these
     parameters as its first initial point. With K components equal to the original's
     they are the original; otherwise the original's components are repeated (cycled)
-    to K, with weights renormalised and repeated means nudged apart by a thousandth
-    of their scale so that EM can separate them.
+    to K (fewer than the original's: its first K), with weights renormalised and
+    repeated means nudged apart by ``nudge`` of their scale so that EM can separate them.
     """
     j = m.shape[1]
     if j == k:
@@ -288,7 +291,7 @@ def _start(
     cv2 = cv[:, idx].copy()
     copy_no = np.arange(k) // j
     scale = np.sqrt(np.diagonal(cv2, axis1=2, axis2=3))
-    m2[:, :, 0] += 1e-3 * scale[:, :, 0] * (copy_no - copy_no.mean())
+    m2[:, :, 0] += nudge * scale[:, :, 0] * (copy_no - copy_no.mean())
     return np.ascontiguousarray(w2), np.ascontiguousarray(m2), np.ascontiguousarray(cv2)
 
 
@@ -373,19 +376,12 @@ def _finish(
     cfg: MixtureConfig, record_gens: np.ndarray, rec: dict[str, np.ndarray]
 ) -> MixtureResult:
     w0, m0, c0 = cfg.original_params()
-    # Record 0 holds the original (padded to K components as the chains start).
-    w, m, cv = _start(w0[None], m0[None], c0[None], cfg.num_components)
+    # Record 0 holds the chains' start: the original, its components repeated (or its
+    # first K) to K components; its metrics are the original's own.
+    w, m, cv = _start(w0[None], m0[None], c0[None], cfg.num_components, nudge=0.0)
     rec["weights"][:, 0], rec["means"][:, 0], rec["covs"][:, 0] = w[0], m[0], cv[0]
     rec["n_iter"][:, 0], rec["converged"][:, 0], rec["lower_bound"][:, 0] = 0, True, np.nan
     heldout = heldout_sample(cfg)
-    all_metrics = chain_metrics(cfg, rec, heldout)
-    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
-    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
-    final["total_em_iterations"] = rec["total_iterations"].astype(np.float64)
-    final["total_failed_fits"] = rec["total_failed"].astype(np.float64)
-    kc = min(cfg.keep_chains, cfg.num_chains)
-    trajectories = {name: v[:kc].copy() for name, v in all_metrics.items()}
-    components = {name: rec[name][:kc].copy() for name in ("weights", "means", "covs")}
     ref_ll, ref_tail = kern.evaluate_fits(
         w0[None],
         m0[None],
@@ -397,10 +393,34 @@ def _finish(
         directions=kern.tail_directions(cfg.dim, TAIL_DIRECTIONS, cfg.seed),
         radius=TAIL_RADIUS,
     )
+    scales0 = component_scales(c0)
     reference = {
         "original_heldout_loglik": float(ref_ll[0]),
         "original_tail_mass": float(ref_tail[0]),
-        "original_component_std": float(np.sum(w0 * component_scales(c0))),
+        "original_component_std": float(np.sum(w0 * scales0)),
+    }
+    all_metrics = chain_metrics(cfg, rec, heldout)
+    for name, value in (
+        ("l2", 0.0),
+        ("heldout_loglik", reference["original_heldout_loglik"]),
+        ("tail_mass", reference["original_tail_mass"]),
+        ("component_std", reference["original_component_std"]),
+        ("min_component_std", float(scales0.min())),
+        ("max_component_std", float(scales0.max())),
+    ):
+        all_metrics[name][:, 0] = value
+    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
+    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
+    final["total_em_iterations"] = rec["total_iterations"].astype(np.float64)
+    final["total_failed_fits"] = rec["total_failed"].astype(np.float64)
+    kc = min(cfg.keep_chains, cfg.num_chains)
+    trajectories = {name: v[:kc].copy() for name, v in all_metrics.items()}
+    # The kept chains' components, sorted by weight (largest first) within each fit.
+    order = np.argsort(-rec["weights"][:kc], axis=2, kind="stable")
+    components = {
+        "weights": np.take_along_axis(rec["weights"][:kc], order, axis=2),
+        "means": np.take_along_axis(rec["means"][:kc], order[..., None], axis=2),
+        "covs": np.take_along_axis(rec["covs"][:kc], order[..., None, None], axis=2),
     }
     return MixtureResult(
         config=cfg,
@@ -452,14 +472,11 @@ def summarize(
 
 
 def _component_table(result: MixtureResult) -> dict[str, np.ndarray]:
-    """Long table of the kept chains' components, sorted by weight within each fit."""
+    """Long table of the kept chains' components (sorted by weight within each fit)."""
     comp = result.components
     kc, r, k = comp["weights"].shape
     d = result.config.dim
-    order = np.argsort(-comp["weights"], axis=2, kind="stable")
-    w = np.take_along_axis(comp["weights"], order, axis=2)
-    m = np.take_along_axis(comp["means"], order[..., None], axis=2)
-    cv = np.take_along_axis(comp["covs"], order[..., None, None], axis=2)
+    w, m, cv = comp["weights"], comp["means"], comp["covs"]
     cols: dict[str, np.ndarray] = {
         "chain": np.repeat(np.arange(kc, dtype=np.int64), r * k),
         "generation": np.tile(np.repeat(result.generations, k), kc),
