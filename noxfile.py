@@ -34,6 +34,6 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput against NumPy baselines; rewrites the table in bench/README.md."""
-    session.install(".")
+    """Throughput against NumPy and scikit-learn baselines; rewrites bench/README.md's table."""
+    session.install(".[test]")
     session.run("python", "bench/run.py", "--readme", "bench/README.md", *session.posargs)
