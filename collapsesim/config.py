@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -33,8 +33,57 @@ class ConfigError(ValueError):
     """Raised for a configuration that cannot run; the message is one line."""
 
 
+class _Recorded:
+    """What every family's configuration shares: the record schedule and (de)serialisation.
+
+    Subclasses are frozen dataclasses with ``num_chains``, ``num_generations`` and
+    ``record_every`` fields and a ``values_per_record`` property.
+    """
+
+    __slots__ = ()
+    num_chains: int
+    num_generations: int
+    record_every: int
+
+    @property
+    def values_per_record(self) -> int:
+        """Held values per chain and recorded generation, for the automatic stride."""
+        raise NotImplementedError
+
+    def record_stride(self) -> int:
+        """Return the stride of recorded generations.
+
+        ``record_every`` when set; otherwise the smallest stride that keeps at most
+        1001 records and at most 10^7 held values across chains (1 for the default
+        Gaussian 1000 x 1000 experiment, so every generation is recorded).
+        """
+        if self.record_every:
+            return self.record_every
+        per = self.num_chains * self.values_per_record
+        max_records = max(2, min(1001, _AUTO_RECORD_VALUES // per))
+        return max(1, math.ceil(self.num_generations / (max_records - 1)))
+
+    def record_generations(self) -> list[int]:
+        """Return the recorded generations: 0, s, 2s, ... and always the last."""
+        t = self.num_generations
+        gens = list(range(0, t + 1, self.record_stride()))
+        if gens[-1] != t:
+            gens.append(t)
+        return gens
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the configuration as plain JSON-ready values."""
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Rebuild a configuration from :meth:`to_dict` output, ignoring unknown keys."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
 @dataclass(frozen=True, slots=True)
-class GaussianConfig:
+class GaussianConfig(_Recorded):
     """The Gaussian chain: fit N(mu, sigma^2) to n samples, sample, refit, T times."""
 
     num_chains: int = 1000  # independent chains (Monte Carlo replicates)
@@ -111,32 +160,13 @@ class GaussianConfig:
             Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
         )
 
-    def record_stride(self) -> int:
-        """Return the stride of recorded generations.
+    @property
+    def values_per_record(self) -> int:
+        """Held values counted per chain and recorded generation when choosing a stride.
 
-        ``record_every`` when set; otherwise the smallest stride that keeps at most
-        1001 records and at most 10^7 held values across chains (1 for the default
-        1000 x 1000 experiment, so every generation is recorded).
+        One, so that the default 1000 x 1000 experiment records every generation.
         """
-        t = self.num_generations
-        if self.record_every:
-            return self.record_every
-        max_records = max(2, min(1001, _AUTO_RECORD_VALUES // self.num_chains))
-        return max(1, math.ceil(t / (max_records - 1)))
-
-    def record_generations(self) -> list[int]:
-        """Return the recorded generations: 0, s, 2s, ... and always the last."""
-        return _record_generations(self.num_generations, self.record_stride())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the configuration as plain JSON-ready values."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> GaussianConfig:
-        """Rebuild a configuration from :meth:`to_dict` output, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return 1
 
 
 # --- Gaussian mixtures ----------------------------------------------------------------
@@ -262,7 +292,7 @@ def _nested_tuple(a: Any) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
-class MixtureConfig:
+class MixtureConfig(_Recorded):
     """The Gaussian-mixture chain: fit K components by EM to n samples, sample, refit."""
 
     num_chains: int = 100  # independent chains (Monte Carlo replicates)
@@ -370,36 +400,3 @@ class MixtureConfig:
     def original_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the original mixture's ``(weights, means, covs)`` as float64 arrays."""
         return np.array(self.weights0), np.array(self.means0), np.array(self.covs0)
-
-    def record_stride(self) -> int:
-        """Return the stride of recorded generations.
-
-        ``record_every`` when set; otherwise the smallest stride that keeps at most
-        1001 records and at most 10^7 held values across chains.
-        """
-        if self.record_every:
-            return self.record_every
-        per = self.num_chains * self.values_per_record
-        max_records = max(2, min(1001, _AUTO_RECORD_VALUES // per))
-        return max(1, math.ceil(self.num_generations / (max_records - 1)))
-
-    def record_generations(self) -> list[int]:
-        """Return the recorded generations: 0, s, 2s, ... and always the last."""
-        return _record_generations(self.num_generations, self.record_stride())
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the configuration as plain JSON-ready values."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MixtureConfig:
-        """Rebuild a configuration from :meth:`to_dict` output, ignoring unknown keys."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
-
-
-def _record_generations(t: int, stride: int) -> list[int]:
-    gens = list(range(0, t + 1, stride))
-    if gens[-1] != t:
-        gens.append(t)
-    return gens

@@ -82,8 +82,8 @@ def _em_iteration(xt, weights, means, covs, chol, resp, cov_type, reg_covar, mom
     ``e_k / sum e`` fall out of the log-sum-exp, whose largest term is exactly 1; the
     logs of the sums are taken once per 64 points, of their product); one pass per
     component accumulates its count and first and second moments about its *current*
-    mean in registers. The new covariance is the second moment less the outer product
-    of the mean's shift, which loses relative precision of about
+    mean in registers. The new covariance is the second moment corrected for the mean's
+    shift, which loses relative precision of about
     ``eps * shift^2 / variance``; where a shift exceeds 30 standard deviations in any
     coordinate (a poor start, or all points equal) the covariances are recomputed
     centred on the new means, as scikit-learn computes them. Otherwise the arithmetic is
@@ -213,14 +213,23 @@ def _em_iteration(xt, weights, means, covs, chol, resp, cov_type, reg_covar, mom
                         mom[k, d + a * d + b] += ra * (xt[b, i] - means[k, b])
         nk[k] = sn + _EPS10
         norm += nk[k]
+        # New mean sum_i r x_i / nk written about the old one, m + sum_i r (x_i - m) / nk
+        # exactly when the component has points; as scikit-learn, 0 when it has none.
         for a in range(d):
-            shift[a] = mom[k, a] / nk[k]
-            means[k, a] += shift[a]
+            new = (mom[k, a] + means[k, a] * sn) / nk[k]
+            shift[a] = new - means[k, a]
+            means[k, a] = new
+        # sum_i r (x - m')(x - m')^T = S - s1 u^T - u s1^T + sn u u^T, with u = m' - m.
         for a in range(d):
             for b in range(a + 1):
                 v = 0.0
                 if full or a == b:
-                    v = mom[k, d + a * d + b] / nk[k] - shift[a] * shift[b]
+                    v = (
+                        mom[k, d + a * d + b]
+                        - mom[k, a] * shift[b]
+                        - shift[a] * mom[k, b]
+                        + sn * shift[a] * shift[b]
+                    ) / nk[k]
                 covs[k, a, b] = v
                 covs[k, b, a] = v
             if not shift[a] * shift[a] <= 900.0 * covs[k, a, a]:

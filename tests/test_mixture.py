@@ -262,3 +262,22 @@ def test_keeping_all_original_data_freezes_a_one_component_fit() -> None:
     rec = _chain_run(5, 12, 40, k=1, d=2, regime=mx.KEEP_ORIGINAL, num_real=40, record_all=True)
     covs = rec["covs"][:, :, 0]
     np.testing.assert_allclose(covs, np.broadcast_to(covs[:, :1], covs.shape), rtol=1e-12)
+
+
+@pytest.mark.parametrize("cov", ["full", "diag"])
+def test_far_start_takes_the_centred_path_and_matches_sklearn(cov: str) -> None:
+    # Means 50 std away: the first M-step's shift is far beyond 30 standard deviations,
+    # so the covariances are recomputed about the new means, as scikit-learn computes them.
+    rng = np.random.default_rng(11)
+    x = _dataset(rng, 2, 2, 500)
+    w0 = np.array([0.5, 0.5])
+    m0 = np.array([[50.0, 50.0], [-50.0, 40.0]])
+    c0 = np.stack([np.eye(2), 2 * np.eye(2)])
+    ours = mx.fit_em(x, w0, m0, c0, covariance_type=cov)
+    ref = _sklearn_fit(x, w0, m0, c0, cov)
+    ref_covs = (
+        ref.covariances_ if cov == "full" else np.stack([np.diag(v) for v in ref.covariances_])
+    )
+    assert ours["n_iter"] == ref.n_iter_
+    np.testing.assert_allclose(ours["means"], ref.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(ours["covs"], ref_covs, rtol=1e-8, atol=1e-10)
