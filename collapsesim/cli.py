@@ -28,6 +28,7 @@ from .config import (
     ConfigError,
     GaussianConfig,
     MixtureConfig,
+    TokenConfig,
     load_original,
 )
 from .regimes import RegimeError
@@ -458,6 +459,147 @@ def _mixture_table(s: dict[str, Any]) -> Table:
         )
     table.add_row("EM iterations per fit (all fits)", _fmt(s["mean_em_iterations"]), "", "", "")
     table.add_row("fits not converged", _fmt(s["nonconverged_fraction"]), "", "", "")
+    return table
+
+
+@app.command()
+def tokens(
+    categories: Annotated[
+        int, typer.Option("--categories", help="Categories K (ignored with a file --init).")
+    ] = 1000,
+    init: Annotated[
+        str,
+        typer.Option(
+            "--init",
+            help="The original distribution: zipf | uniform | a file of weights (numbers, a JSON list, .npy) or of text (word frequencies).",
+        ),
+    ] = "zipf",
+    zipf_alpha: Annotated[
+        float, typer.Option("--zipf-alpha", help="zipf: p_i proportional to i^-alpha.")
+    ] = 1.0,
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="Decoding temperature tau > 0 (p^(1/tau)).")
+    ] = 1.0,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="Sample only the k most likely categories (0: off).")
+    ] = 0,
+    top_p: Annotated[
+        float,
+        typer.Option("--top-p", help="Nucleus: the fewest top categories with mass >= p (1: off)."),
+    ] = 1.0,
+    smoothing: Annotated[
+        float, typer.Option("--smoothing", help="Additive smoothing eps of each fit (0: none).")
+    ] = 0.0,
+    chains: Chains = 1000,
+    generations: Annotated[
+        int, typer.Option("--generations", help="Generations T: models fitted after the original.")
+    ] = 1000,
+    samples: Annotated[
+        int, typer.Option("--samples", help="Tokens n drawn per generation.")
+    ] = 1000,
+    regime: RegimeName = "replace",
+    fresh_fraction: FreshFraction = 0.1,
+    keep_fraction: KeepFraction = 0.1,
+    seed: Seed = 0,
+    threads: Threads = None,
+    record_every: RecordEvery = 0,
+    keep_chains: KeepChains = 100,
+    out: Out = None,
+    resume: Resume = False,
+    checkpoint_every: CheckpointEvery = 30.0,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a PNG: rank-frequency curves at several generations, entropy and support over generations.",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run token chains: a categorical distribution over K categories, sampled and refitted.
+
+    Under replace with no decoding this is the Wright-Fisher model: rare tokens vanish
+    for ever, and each chain ends on a single token.
+    """
+    from .experiments import tokens as runner
+    from .plots import plot_tokens
+
+    def make_config() -> TokenConfig:
+        return TokenConfig(
+            num_chains=chains,
+            num_generations=generations,
+            num_samples=samples,
+            categories=categories,
+            init=init,
+            zipf_alpha=zipf_alpha,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            smoothing=smoothing,
+            regime=regime,
+            fresh_fraction=fresh_fraction,
+            keep_fraction=keep_fraction,
+            seed=seed,
+            record_every=record_every,
+            keep_chains=keep_chains,
+        )
+
+    _execute(
+        runner.iterate,
+        make_config,
+        out=out,
+        resume=resume,
+        threads=threads,
+        checkpoint_every=checkpoint_every,
+        plot=plot,
+        plotter=plot_tokens,
+        as_json=as_json,
+        table=_tokens_table,
+    )
+
+
+def _tokens_table(s: dict[str, Any]) -> Table:
+    knobs = []
+    if s["temperature"] != 1.0:
+        knobs.append(f"tau {s['temperature']:g}")
+    if s["top_k"]:
+        knobs.append(f"top-k {s['top_k']}")
+    if s["top_p"] < 1.0:
+        knobs.append(f"top-p {s['top_p']:g}")
+    if s["smoothing"]:
+        knobs.append(f"eps {s['smoothing']:g}")
+    title = (
+        f"{s['chains']} chains x {s['generations']} generations, n = {s['samples']}, "
+        f"K = {s['categories']} ({s['init']}), {s['regime']}"
+        f"{', ' + ', '.join(knobs) if knobs else ''}, seed {s['seed']} ({s['seconds']:.2f} s)"
+    )
+    table = Table(title=title, title_justify="left")
+    for col in ("final generation", "simulation", "± s.e.", "theory", "z"):
+        table.add_column(col, justify="left" if col == "final generation" else "right")
+    rows = [
+        ("heterozygosity 1 - sum p^2", "mean_final_heterozygosity", "heterozygosity"),
+        ("support (categories alive)", "mean_final_support", "support"),
+        ("chains fixed on one category", "fixed_fraction", None),
+        ("mass beyond the original's top 10%", "mean_final_tail10_mass", "tail10_mass"),
+        ("mass beyond the original's top 1%", "mean_final_tail1_mass", "tail1_mass"),
+        ("entropy (nats)", "mean_final_entropy", "entropy"),
+        ("share of the top category", "mean_final_top_share", "top_share"),
+        ("total variation to the original", "mean_final_tv", "tv"),
+    ]
+    for label, key, se_key in rows:
+        se = s.get(f"stderr_final_{se_key}") if se_key else s.get("stderr_fixed_fraction")
+        th = s.get(f"theory_{key}")
+        z = s.get(f"z_{key}")
+        table.add_row(
+            label, _fmt(s[key]), _fmt(se, 2), _fmt(th), f"{z:.2f}" if isinstance(z, float) else "—"
+        )
+    table.add_row(
+        "original entropy / support",
+        f"{s['original_entropy']:.4g} / {s['original_support']}",
+        "",
+        "",
+        "",
+    )
     return table
 
 

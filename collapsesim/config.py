@@ -400,3 +400,175 @@ class MixtureConfig(_Recorded):
     def original_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return the original mixture's ``(weights, means, covs)`` as float64 arrays."""
         return np.array(self.weights0), np.array(self.means0), np.array(self.covs0)
+
+
+# --- Token chains ---------------------------------------------------------------------
+
+TOKEN_INITS = ("zipf", "uniform")
+
+
+def token_original(init: str, categories: int, zipf_alpha: float) -> np.ndarray:
+    """Return the original distribution ``p0`` (K,) named by ``init``, or read from a file.
+
+    ``zipf``: ``p_i`` proportional to ``i^-alpha``, i = 1..K. ``uniform``: 1/K each. A file
+    holds either non-negative weights (whitespace- or comma-separated numbers, a JSON list,
+    or a NumPy ``.npy`` array), which set K, or text, whose whitespace-separated words'
+    frequencies, sorted from the most common, are the distribution (K = distinct words).
+
+    Raises:
+        ConfigError: an unknown name, a file that cannot be read or holds no usable
+            distribution, negative weights, or fewer than 2 categories.
+    """
+    if init == "zipf":
+        if not (math.isfinite(zipf_alpha) and zipf_alpha >= 0):
+            raise ConfigError(f"zipf-alpha must be >= 0 and finite, got {zipf_alpha}")
+        w = np.arange(1, categories + 1, dtype=np.float64) ** -zipf_alpha
+    elif init == "uniform":
+        w = np.ones(categories)
+    else:
+        w = _token_file(Path(init))
+    if w.ndim != 1 or len(w) < 2:
+        raise ConfigError(f"need at least 2 categories, got {len(w)}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ConfigError(f"{init}: weights must be finite and non-negative")
+    if not w.sum() > 0:
+        raise ConfigError(f"{init}: weights must not all be zero")
+    if len(w) >= 2**31:
+        raise ConfigError(f"at most 2**31 - 1 categories, got {len(w)}")
+    return w / w.sum()
+
+
+def _token_file(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise ConfigError(f"--init {str(path)!r} is neither uniform, zipf nor a file")
+    try:
+        if path.suffix == ".npy":
+            return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64).ravel()
+        text = path.read_text()
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+            if isinstance(data, dict):
+                data = data.get("weights")
+            return np.asarray(data, dtype=np.float64).ravel()
+        except (json.JSONDecodeError, TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a JSON list of weights") from None
+    fields_ = text.replace(",", " ").split()
+    if not fields_:
+        raise ConfigError(f"{path} is empty")
+    try:
+        return np.array([float(f) for f in fields_])
+    except ValueError:
+        pass
+    _, counts = np.unique(np.array(text.split()), return_counts=True)
+    return np.sort(counts)[::-1].astype(np.float64)
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, identifying an initial distribution read from it."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig(_Recorded):
+    """Token chains: a categorical distribution over K categories, sampled and refitted."""
+
+    num_chains: int = 1000
+    num_generations: int = 1000
+    num_samples: int = 1000  # n: tokens drawn per generation
+    categories: int = 1000  # K (a file's length when init is a file)
+    init: str = "zipf"  # zipf | uniform | a file of weights or text
+    init_sha256: str = ""  # digest of the init file (set automatically)
+    zipf_alpha: float = 1.0
+    temperature: float = 1.0
+    top_k: int = 0  # 0: off
+    top_p: float = 1.0  # 1: off
+    smoothing: float = 0.0  # additive eps of the fit
+    regime: str = "replace"
+    fresh_fraction: float = 0.1
+    keep_fraction: float = 0.1
+    seed: int = 0
+    record_every: int = 0
+    keep_chains: int = 100
+
+    def __post_init__(self) -> None:
+        try:
+            regime = Regime.parse(self.regime)
+        except RegimeError as err:
+            raise ConfigError(str(err)) from None
+        object.__setattr__(self, "regime", regime.value)
+        checks = [
+            (self.num_chains >= 1, f"chains must be at least 1, got {self.num_chains}"),
+            (self.num_generations >= 0, f"generations must be >= 0, got {self.num_generations}"),
+            (self.num_samples >= 1, f"samples must be at least 1, got {self.num_samples}"),
+            (self.num_samples < 2**31, f"samples must be below 2**31, got {self.num_samples}"),
+            (
+                math.isfinite(self.temperature) and self.temperature > 0,
+                f"temperature must be positive, got {self.temperature}",
+            ),
+            (self.top_k >= 0, f"top-k must be >= 0 (0: off), got {self.top_k}"),
+            (0 < self.top_p <= 1, f"top-p must lie in (0, 1], got {self.top_p}"),
+            (
+                math.isfinite(self.smoothing) and self.smoothing >= 0,
+                f"smoothing must be >= 0, got {self.smoothing}",
+            ),
+            (0 <= self.seed < 2**64, f"seed must lie in [0, 2**64), got {self.seed}"),
+            (
+                self.record_every >= 0,
+                f"record-every must be >= 0 (0: automatic), got {self.record_every}",
+            ),
+            (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
+        ]
+        if self.init in TOKEN_INITS:
+            checks.insert(
+                0, (self.categories >= 2, f"categories must be at least 2, got {self.categories}")
+            )
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+        try:
+            real_count(regime, self.num_samples, self.fresh_fraction, self.keep_fraction)
+        except RegimeError as err:
+            raise ConfigError(str(err)) from None
+        if self.init not in TOKEN_INITS:
+            p0 = token_original(self.init, self.categories, self.zipf_alpha)
+            digest = file_digest(self.init)
+            if self.init_sha256 and self.init_sha256 != digest:
+                raise ConfigError(f"{self.init} changed since the run started (SHA-256 differs)")
+            object.__setattr__(self, "init_sha256", digest)
+            object.__setattr__(self, "categories", len(p0))
+        elif self.init == "zipf" and not (math.isfinite(self.zipf_alpha) and self.zipf_alpha >= 0):
+            raise ConfigError(f"zipf-alpha must be >= 0 and finite, got {self.zipf_alpha}")
+        if self.categories >= 2**31:
+            raise ConfigError(f"categories must be below 2**31, got {self.categories}")
+        held = 64 * self.num_chains * len(self.record_generations())
+        if held > _MAX_RECORD_BYTES:
+            raise ConfigError(
+                f"{self.num_chains} chains x {len(self.record_generations())} recorded "
+                f"generations would hold {held / 2**30:.1f} GiB; raise --record-every"
+            )
+
+    @property
+    def values_per_record(self) -> int:
+        """Eight metrics per record, and at least K / 2000 for their O(K) cost."""
+        return max(8, self.categories // 2000)
+
+    @property
+    def num_real(self) -> int:
+        """Real tokens in each training set (0 for replace and accumulate)."""
+        return real_count(
+            Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
+        )
+
+    @property
+    def transformed(self) -> bool:
+        """Whether sampling applies a decoding transform."""
+        return self.temperature != 1.0 or 0 < self.top_k < self.categories or self.top_p < 1.0
+
+    def original(self) -> np.ndarray:
+        """The original distribution p0 (K,)."""
+        return token_original(self.init, self.categories, self.zipf_alpha)

@@ -14,8 +14,9 @@ from . import store, theory
 if TYPE_CHECKING:
     from .experiments.gaussian import GaussianResult
     from .experiments.mixture import MixtureResult
+    from .experiments.tokens import TokenResult
 
-__all__ = ["plot_gaussian", "plot_mixture"]
+__all__ = ["plot_gaussian", "plot_mixture", "plot_tokens"]
 
 _SHOWN_CHAINS = 8
 
@@ -211,4 +212,50 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     else:
         cx.text(0.5, 0.5, "no chain kept (--keep-chains 0)", ha="center", transform=cx.transAxes)
         cx.set_axis_off()
+    _write_png(fig, path)
+
+
+def plot_tokens(result: TokenResult, path: Path) -> None:
+    """Draw rank-frequency curves, and entropy and support over generations; write a PNG.
+
+    Left: chain 0's distribution at several generations, sorted by probability, on
+    log-log axes: the tail being eaten. Right: entropy and support size across chains
+    (median and 5-95% band) over generations, with the exact E[support] where it exists.
+
+    Args:
+        result: a finished token run.
+        path: the PNG file to write (atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cfg = result.config
+    gens = result.generations
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(result.snapshot_generations)))
+    for col, g, p in zip(colors, result.snapshot_generations, result.snapshots, strict=True):
+        ranked = np.sort(p[p > 0])[::-1]
+        ax.loglog(np.arange(1, len(ranked) + 1), ranked, color=col, lw=1.4, label=f"t = {g}")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("probability")
+    ax.set_title(f"chain 0: rank-frequency, K = {cfg.categories}, n = {cfg.num_samples}")
+    ax.legend(fontsize="small")
+
+    _band(bx, gens, result.aggregates["support"], "tab:blue", "support")
+    with contextlib.suppress(theory.NoClosedForm, ValueError):
+        if cfg.regime == "replace" and cfg.smoothing == 0 and not cfg.transformed:
+            sup, _ = theory.token_support_fixation(gens, cfg.num_samples, cfg.original())
+            bx.plot(gens, sup, "k--", lw=1.2, label="exact E[support]")
+    bx.set_yscale("log")
+    bx.set_xlabel("generation t")
+    bx.set_ylabel("categories alive")
+    tx = bx.twinx()
+    ent = result.aggregates["entropy"]
+    tx.plot(gens, ent["q50"], color="tab:orange", lw=1.4)
+    tx.fill_between(gens, ent["q05"], ent["q95"], color="tab:orange", alpha=0.15)
+    tx.set_ylabel("entropy, nats (orange: median, 5-95%)")
+    bx.set_title(f"{cfg.regime}, {cfg.num_chains} chains")
+    bx.legend(loc="lower left", fontsize="small")
     _write_png(fig, path)

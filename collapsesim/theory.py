@@ -34,6 +34,9 @@ __all__ = [
     "moment_std",
     "quantile_std",
     "std_log_std",
+    "token_heterozygosity",
+    "token_mean_mass",
+    "token_support_fixation",
     "var_mean",
 ]
 
@@ -337,3 +340,153 @@ def quantile_std(
         out[i] = math.exp(root)
         dens[i] = float(dist(root)[1])
     return out.reshape(np.shape(q)), dens.reshape(np.shape(q))
+
+
+# --- Token chains: the Wright-Fisher model ------------------------------------------------
+#
+# Under ``replace`` with no smoothing and no decoding transform, the counts of the n tokens
+# of generation t are Multinomial(n, p_t) and p_{t+1} = counts / n: the neutral
+# Wright-Fisher model of population genetics with n gene copies and K alleles.
+#
+# References:
+#     R. A. Fisher, "The genetical theory of natural selection" (1930); S. Wright,
+#     "Evolution in Mendelian populations", Genetics 16, 97-159 (1931).
+#     W. J. Ewens, "Mathematical Population Genetics I", 2nd ed., Springer (2004),
+#     Sections 1.5 and 3.3: E[H_t] = H_0 (1 - 1/n)^t, and an allele fixes with
+#     probability equal to its initial frequency.
+
+
+def _token_checks(num_samples: int, p0: np.ndarray) -> np.ndarray:
+    p0 = np.asarray(p0, dtype=np.float64)
+    if num_samples < 1:
+        raise ValueError(f"need num_samples >= 1, got {num_samples}")
+    if p0.ndim != 1 or len(p0) < 2 or np.any(p0 < 0) or not abs(p0.sum() - 1) < 1e-9:
+        raise ValueError("p0 must be a distribution over at least 2 categories")
+    return p0
+
+
+def _affine_power(a: float, b: float, x0: float, t: np.ndarray) -> np.ndarray:
+    """``x_t`` of the recursion ``x_{t+1} = a x_t + b`` from ``x_0``, exactly."""
+    at = np.power(a, t)
+    if a == 1.0:
+        return x0 + b * t
+    return at * x0 + b * (1.0 - at) / (1.0 - a)
+
+
+def token_heterozygosity(
+    generations: np.ndarray | int,
+    num_samples: int,
+    p0: np.ndarray,
+    regime: str = "replace",
+    smoothing: float = 0.0,
+    transformed: bool = False,
+) -> np.ndarray:
+    """Return E[1 - sum_i p_{t,i}^2] of model t (model 0 is ``p0``).
+
+    ``replace``: with ``c ~ Multinomial(n, p_t)`` and ``p_{t+1} = (c + eps)/D``,
+    ``D = n + K eps``, ``E[sum c_i^2 | p_t] = n (n - 1) sum p_{t,i}^2 + n``, so
+    ``S_t = E[sum p_{t,i}^2]`` follows ``S_{t+1} = a S_t + b`` with ``a = n (n - 1) / D^2``,
+    ``b = (n + 2 eps n + K eps^2) / D^2``. With ``eps = 0`` this is Wright-Fisher's
+    ``H_t = H_0 (1 - 1/n)^t``.
+
+    Raises:
+        NoClosedForm: another regime, or a decoding transform.
+    """
+    p0 = _token_checks(num_samples, p0)
+    if regime != "replace" or transformed:
+        raise NoClosedForm("heterozygosity has a closed form under replace without decoding")
+    n, k, eps = float(num_samples), len(p0), float(smoothing)
+    d = n + k * eps
+    a = n * (n - 1) / d**2
+    b = (n + 2 * eps * n + k * eps * eps) / d**2
+    s = _affine_power(a, b, float(np.sum(p0 * p0)), np.asarray(generations, dtype=np.float64))
+    return 1.0 - s
+
+
+def token_mean_mass(
+    generations: np.ndarray | int,
+    num_samples: int,
+    p0: np.ndarray,
+    mask: np.ndarray,
+    regime: str = "replace",
+    num_real: int = 0,
+    smoothing: float = 0.0,
+    transformed: bool = False,
+) -> np.ndarray:
+    """Return E[sum_{i in mask} p_{t,i}], the expected mass of a set of categories.
+
+    Without smoothing the fitted distribution is a martingale under every regime
+    (each new token is drawn from the current model, real ones from ``p0``, and
+    subsamples are uniform), so the expected mass stays ``p0``'s. With smoothing,
+    under ``replace``, ``fresh`` and ``keep-original`` (``r`` real tokens of n),
+    ``m_{t+1} = ((n - r) m_t + r m_0 + eps |S|) / (n + K eps)``.
+
+    Raises:
+        NoClosedForm: a decoding transform, or smoothing while accumulating.
+    """
+    p0 = _token_checks(num_samples, p0)
+    if transformed:
+        raise NoClosedForm("a decoding transform biases the tokens; no closed form")
+    gens = np.asarray(generations, dtype=np.float64)
+    m0 = float(np.sum(p0[np.asarray(mask, dtype=bool)]))
+    if smoothing == 0.0:
+        return np.full(gens.shape, m0)
+    if regime not in ("replace", "fresh", "keep-original"):
+        raise NoClosedForm(f"no closed form for smoothed mass under regime {regime!r}")
+    n, k, eps = float(num_samples), len(p0), float(smoothing)
+    size = float(np.count_nonzero(mask))
+    d = n + k * eps
+    r = float(num_real) if regime != "replace" else 0.0
+    return _affine_power((n - r) / d, (r * m0 + eps * size) / d, m0, gens)
+
+
+def token_support_fixation(
+    generations: np.ndarray | int, num_samples: int, p0: np.ndarray, *, max_flops: float = 5e9
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return E[support of model t] and P(model t has a single category), exactly.
+
+    Each category's count follows the two-allele Wright-Fisher chain, whose transition
+    matrix is ``M[i, j] = Binomial(n, i/n)`` at ``j``; model 1's count of category i is
+    Binomial(n, p0_i). Then ``P(category i alive at t) = 1 - (v_i M^(t-1))_0`` and,
+    fixation events of different categories being disjoint, ``P(fixed at t) =
+    sum_i (v_i M^(t-1))_n``. Categories with equal ``p0`` share one row; the rows are
+    stepped through the generations, or ``M^(t-1)`` is formed by squaring, whichever
+    costs less.
+
+    Raises:
+        NoClosedForm: when both would cost more than ``max_flops``.
+    """
+    from scipy import stats
+
+    p0 = _token_checks(num_samples, p0)
+    n = num_samples
+    gens = np.atleast_1d(np.asarray(generations, dtype=np.int64))
+    values, mult = np.unique(p0, return_counts=True)
+    t_max = int(gens.max()) if gens.size else 0
+    rows = len(values)
+    cost_step = 2.0 * rows * (n + 1) ** 2 * max(t_max - 1, 0)
+    cost_power = 2.0 * (n + 1) ** 3 * 2 * max(math.log2(max(t_max, 2)), 1) * len(gens)
+    if min(cost_step, cost_power) > max_flops:
+        raise NoClosedForm(f"exact support for n = {n}, t = {t_max} is too costly here")
+    grid = np.arange(n + 1)
+    m = stats.binom.pmf(grid[None, :], n, grid[:, None] / n)
+    v1 = stats.binom.pmf(grid[None, :], n, values[:, None])  # model 1's counts
+    support = np.empty(len(gens))
+    fixed = np.empty(len(gens))
+    v, step = v1, 1
+    for idx in np.argsort(gens, kind="stable"):
+        t = int(gens[idx])
+        if t == 0:
+            support[idx] = float(np.count_nonzero(p0))
+            fixed[idx] = float(np.count_nonzero(p0) == 1)
+            continue
+        if cost_step <= cost_power:
+            while step < t:
+                v = v @ m
+                step += 1
+            vt = v
+        else:
+            vt = v1 @ np.linalg.matrix_power(m, t - 1)
+        support[idx] = float(np.sum(mult * (1.0 - vt[:, 0])))
+        fixed[idx] = float(np.sum(mult * vt[:, n]))
+    return support, fixed

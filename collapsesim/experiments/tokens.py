@@ -1,0 +1,454 @@
+"""Runner of the token chains: batches, blocks, checkpoints, theory, summary.
+
+The pattern is the other families': :func:`iterate` yields a :class:`Progress` after every
+block of generations and returns the :class:`TokenResult`; :func:`run` drains it. The
+kernel computes the metrics of the recorded models in place
+(:data:`collapsesim.kernels.categorical.METRICS`): heterozygosity ``1 - sum p^2``,
+entropy (nats), support size, the share of the most likely category, the mass of the
+categories ranked beyond the original's top 10% and top 1% (``tail10``, ``tail1``), total
+variation and KL(model || original) to the original. It also notes the first model of
+each chain with a single category (``fixed_at``), and stores chain 0's whole
+distribution at a few generations for the rank-frequency plot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import metrics, store, theory
+from ..config import ConfigError, TokenConfig
+from ..kernels import categorical as kern
+from ..regimes import Regime
+from . import _common as common
+from ._common import Progress
+
+__all__ = ["METRICS", "Progress", "TokenResult", "iterate", "load", "run"]
+
+METRICS = kern.METRICS
+
+_POOL_BUDGET_BYTES = 1 * 2**30  # training tokens of one batch
+_POOL_LIMIT_BYTES = 4 * 2**30
+_MAX_BATCH = 2**16
+_BLOCK_SECONDS = 0.25
+_COST_PER_TOKEN = 2e-9
+_COST_PER_CATEGORY = 6e-9
+_SNAPSHOTS = 6
+
+
+@dataclass
+class TokenResult:
+    """What a token experiment produced."""
+
+    config: TokenConfig
+    generations: np.ndarray  # (R,) recorded generations
+    aggregates: dict[str, dict[str, np.ndarray]]  # metric -> stat -> (R,)
+    final: dict[str, np.ndarray]  # metric -> (C,) at the last generation, and fixed_at
+    trajectories: dict[str, np.ndarray]  # metric -> (Kc, R) for the kept chains
+    snapshot_generations: np.ndarray  # (S,)
+    snapshots: np.ndarray  # (S, K) chain 0's distribution
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _accumulates(cfg: TokenConfig) -> bool:
+    return Regime(cfg.regime) in (Regime.ACCUMULATE, Regime.ACCUMULATE_SUBSAMPLE)
+
+
+def _capacity(cfg: TokenConfig) -> int:
+    return cfg.num_samples * (cfg.num_generations + 1) if _accumulates(cfg) else cfg.num_samples
+
+
+def _batch_size(cfg: TokenConfig) -> int:
+    per = 4 * _capacity(cfg)
+    return max(1, min(cfg.num_chains, _MAX_BATCH, _POOL_BUDGET_BYTES // per))
+
+
+def _block_size(cfg: TokenConfig, batch: int, g: int) -> int:
+    plain = cfg.smoothing == 0 and not cfg.transformed
+    tokens = cfg.num_samples * (2 if plain else 3)
+    per_gen = _COST_PER_TOKEN * tokens + (0.0 if plain else _COST_PER_CATEGORY * cfg.categories)
+    if Regime(cfg.regime) is Regime.ACCUMULATE and not plain:
+        per_gen += _COST_PER_TOKEN * cfg.num_samples * g
+    per_gen *= batch / common.numba_threads()
+    return int(min(max(cfg.num_generations, 1), max(1, _BLOCK_SECONDS / per_gen)))
+
+
+def snapshot_generations(cfg: TokenConfig) -> np.ndarray:
+    """Generations whose whole distribution chain 0 stores: 0, log-spaced ones, and T."""
+    t = cfg.num_generations
+    if t == 0:
+        return np.array([0], np.int64)
+    gens = np.unique(np.round(np.geomspace(1, t, _SNAPSHOTS - 1)).astype(np.int64))
+    return np.concatenate([[0], gens])
+
+
+def iterate(
+    cfg: TokenConfig,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    batch_chains: int | None = None,
+    block_generations: int | None = None,
+    checkpoint_seconds: float = 30.0,
+) -> Generator[Progress, None, TokenResult]:
+    """Run the token experiment, yielding progress; return its result.
+
+    Arguments as for :func:`collapsesim.experiments.gaussian.iterate`.
+
+    Raises:
+        ConfigError: bad ``threads`` or sizes, or a pool too large for memory.
+        store.RunDirError: ``out`` cannot take this run.
+    """
+    common.set_threads(threads)
+    common.check_sizes(batch_chains, block_generations)
+    if 4 * _capacity(cfg) > _POOL_LIMIT_BYTES:
+        raise ConfigError(
+            f"regime {cfg.regime} keeps {4 * _capacity(cfg) / 2**30:.1f} GiB of tokens per "
+            "chain; reduce --samples or --generations"
+        )
+    wall0 = time.perf_counter()
+    config_dict = cfg.to_dict()
+    resuming = False
+    if out is not None:
+        out = Path(out)
+        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        if resuming and common.is_complete(out):
+            return load(out)
+
+    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
+    p0 = cfg.original()
+    k = len(p0)
+    record_gens = np.asarray(cfg.record_generations(), np.int64)
+    r = len(record_gens)
+    snap_gens = snapshot_generations(cfg)
+    batch = min(batch_chains or _batch_size(cfg), c)
+    rec = np.empty((c, r, kern.NUM_METRICS))
+    rec[:, 0] = _original_metrics(p0)
+    fixed_at = np.full(c, -1, np.int64)
+    snaps = np.empty((len(snap_gens), k))
+    snaps[0] = p0
+    kernel_seconds = 0.0
+    first_batch, first_gen = 0, 0
+    saved: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] = {}
+    if out is not None:
+        saved = common.load_checkpoint(out) if resuming else None
+        if saved is not None:
+            batch = int(saved["batch_chains"])
+            rec[:] = saved["rec"]
+            fixed_at[:] = saved["fixed_at"]
+            snaps[:] = saved["snaps"]
+            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
+            kernel_seconds = float(saved["kernel_seconds"])
+        meta = common.start_meta(
+            out,
+            {
+                "config": config_dict,
+                "family": "tokens",
+                "num_real": cfg.num_real,
+                "record_generations": r,
+                "batch_chains": batch,
+            },
+            resuming,
+        )
+
+    regime = Regime(cfg.regime)
+    num_real = cfg.num_real
+    total = c * t
+    last_ck = time.perf_counter()
+    num_batches = math.ceil(c / batch)
+    for b in range(first_batch, num_batches):
+        lo, hi = b * batch, min(c, (b + 1) * batch)
+        size_b = hi - lo
+        kept = None
+        g = 0
+        if saved is not None and first_gen > 0:
+            g = first_gen
+            rng, train, size = saved["rng"], saved["train"], saved["size"]
+            if _accumulates(cfg):
+                full = np.zeros((size_b, _capacity(cfg)), np.int32)
+                full[:, : train.shape[1]] = train
+                train = full
+            kept = saved.get("kept")
+        else:
+            rng, train, size, _ = kern.init_token_chains(
+                cfg.seed, np.arange(lo, hi, dtype=np.int64), _capacity(cfg)
+            )
+            if regime is Regime.KEEP_ORIGINAL and num_real > 0:
+                kept = np.zeros((size_b, num_real), np.int32)
+        saved = None
+        yield Progress(lo * t + size_b * g, total, b, g)
+        while g < t:
+            g_end = min(t, g + (block_generations or _block_size(cfg, size_b, g)))
+            k0 = time.perf_counter()
+            kern.advance_tokens(
+                rng,
+                train,
+                size,
+                fixed_at[lo:hi],
+                g,
+                g_end,
+                common.slots(record_gens, g, g_end),
+                rec[lo:hi],
+                num_samples=n,
+                regime=regime.code,
+                num_real=num_real,
+                p0=p0,
+                smoothing=cfg.smoothing,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                kept=kept,
+                snap_slots=common.slots(snap_gens, g, g_end),
+                snaps=snaps,
+                snap_row=0 if lo == 0 else -1,
+            )
+            kernel_seconds += time.perf_counter() - k0
+            g = g_end
+            if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
+                held = int(size.max()) if _accumulates(cfg) else n
+                state = {"rng": rng, "train": train[:, :held], "size": size}
+                if kept is not None:
+                    state["kept"] = kept
+                _checkpoint(out, b, g, batch, rec, fixed_at, snaps, kernel_seconds, state)
+                last_ck = time.perf_counter()
+            yield Progress(lo * t + size_b * g, total, b, g)
+        if out is not None and b + 1 < num_batches:
+            _checkpoint(out, b + 1, 0, batch, rec, fixed_at, snaps, kernel_seconds, {})
+            last_ck = time.perf_counter()
+
+    result = _finish(cfg, p0, record_gens, rec, fixed_at, snap_gens, snaps)
+    result.timings = {"kernel_seconds": kernel_seconds, "seconds": time.perf_counter() - wall0}
+    result.summary["seconds"] = result.timings["seconds"]
+    result.summary["kernel_seconds"] = kernel_seconds
+    if out is not None:
+        _save(out, result, meta)
+    return result
+
+
+def _original_metrics(p0: np.ndarray) -> np.ndarray:
+    rare10, rare1 = kern.rare_masks(p0)
+    out = np.empty(kern.NUM_METRICS)
+    with np.errstate(divide="ignore"):
+        log_p0 = np.log(p0)
+    kern._metrics(p0, p0, log_p0, rare10, rare1, out)
+    return out
+
+
+def _checkpoint(
+    out: Path,
+    b: int,
+    g: int,
+    batch: int,
+    rec: np.ndarray,
+    fixed_at: np.ndarray,
+    snaps: np.ndarray,
+    kernel_seconds: float,
+    state: dict[str, np.ndarray],
+) -> None:
+    common.save_checkpoint(
+        out,
+        {
+            "batch": b,
+            "generation": g,
+            "batch_chains": batch,
+            "kernel_seconds": kernel_seconds,
+            "rec": rec,
+            "fixed_at": fixed_at,
+            "snaps": snaps,
+            **state,
+        },
+    )
+
+
+def _finish(
+    cfg: TokenConfig,
+    p0: np.ndarray,
+    record_gens: np.ndarray,
+    rec: np.ndarray,
+    fixed_at: np.ndarray,
+    snap_gens: np.ndarray,
+    snaps: np.ndarray,
+) -> TokenResult:
+    all_metrics = {name: rec[:, :, j] for j, name in enumerate(METRICS)}
+    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
+    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
+    final["fixed_at"] = fixed_at.astype(np.float64)
+    final["fixed_at"][fixed_at < 0] = np.nan
+    kc = min(cfg.keep_chains, cfg.num_chains)
+    trajectories = {name: v[:kc].copy() for name, v in all_metrics.items()}
+    return TokenResult(
+        config=cfg,
+        generations=record_gens,
+        aggregates=aggregates,
+        final=final,
+        trajectories=trajectories,
+        snapshot_generations=snap_gens,
+        snapshots=snaps,
+        summary=summarize(cfg, p0, final, fixed_at),
+    )
+
+
+def summarize(
+    cfg: TokenConfig, p0: np.ndarray, final: dict[str, np.ndarray], fixed_at: np.ndarray
+) -> dict[str, Any]:
+    """Return the run's summary: final statistics beside exact theory where it exists."""
+    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
+    s: dict[str, Any] = {
+        "chains": c,
+        "generations": t,
+        "samples": n,
+        "categories": len(p0),
+        "init": cfg.init,
+        "regime": cfg.regime,
+        "temperature": cfg.temperature,
+        "top_k": cfg.top_k,
+        "top_p": cfg.top_p,
+        "smoothing": cfg.smoothing,
+        "seed": cfg.seed,
+        "num_real": cfg.num_real,
+    }
+    for name, key in (
+        ("heterozygosity", "heterozygosity"),
+        ("entropy", "entropy"),
+        ("support", "support"),
+        ("top_share", "top_share"),
+        ("tail10", "tail10_mass"),
+        ("tail1", "tail1_mass"),
+        ("tv", "tv"),
+    ):
+        v = final[name]
+        s[f"mean_final_{key}"] = float(v.mean())
+        s[f"stderr_final_{key}"] = float(v.std(ddof=1) / math.sqrt(c)) if c > 1 else None
+    fixed = fixed_at >= 0
+    s["fixed_fraction"] = float(fixed.mean())
+    s["stderr_fixed_fraction"] = float(
+        math.sqrt(max(s["fixed_fraction"] * (1 - s["fixed_fraction"]), 0) / c)
+    )
+    s["median_fixation_generation"] = float(np.median(fixed_at[fixed])) if fixed.any() else None
+    s["original_entropy"] = float(-np.sum(p0[p0 > 0] * np.log(p0[p0 > 0])))
+    s["original_support"] = int(np.count_nonzero(p0))
+    rare10, rare1 = kern.rare_masks(p0)
+    regime, eps, tr = cfg.regime, cfg.smoothing, cfg.transformed
+    het = sup = fix = m10 = m1 = None
+    with contextlib.suppress(theory.NoClosedForm):
+        het = float(theory.token_heterozygosity(t, n, p0, regime, eps, tr))
+    with contextlib.suppress(theory.NoClosedForm):
+        m10 = float(theory.token_mean_mass(t, n, p0, rare10, regime, cfg.num_real, eps, tr))
+        m1 = float(theory.token_mean_mass(t, n, p0, rare1, regime, cfg.num_real, eps, tr))
+    if regime == "replace" and eps == 0 and not tr:
+        with contextlib.suppress(theory.NoClosedForm):
+            sp, fx = theory.token_support_fixation(t, n, p0)
+            sup, fix = float(sp[0]), float(fx[0])
+    s["theory_mean_final_heterozygosity"] = het
+    s["theory_mean_final_support"] = sup
+    s["theory_fixed_fraction"] = fix
+    s["theory_mean_final_tail10_mass"] = m10
+    s["theory_mean_final_tail1_mass"] = m1
+    s["z_mean_final_heterozygosity"] = common.z(
+        s["mean_final_heterozygosity"], het, s["stderr_final_heterozygosity"]
+    )
+    s["z_mean_final_support"] = common.z(s["mean_final_support"], sup, s["stderr_final_support"])
+    s["z_fixed_fraction"] = common.z(
+        s["fixed_fraction"],
+        fix,
+        math.sqrt(fix * (1 - fix) / c) if fix is not None else None,
+    )
+    s["z_mean_final_tail10_mass"] = common.z(
+        s["mean_final_tail10_mass"], m10, s["stderr_final_tail10_mass"]
+    )
+    s["z_mean_final_tail1_mass"] = common.z(
+        s["mean_final_tail1_mass"], m1, s["stderr_final_tail1_mass"]
+    )
+    return {key: common.finite_or_none(v) for key, v in s.items()}
+
+
+def _save(out: Path, result: TokenResult, meta: dict[str, Any]) -> None:
+    cfg = result.config
+    gens = result.generations
+    r = len(gens)
+    agg_cols: dict[str, np.ndarray] = {
+        "generation": np.tile(gens, len(METRICS)),
+        "metric": np.repeat(np.array(METRICS, dtype=object), r),
+    }
+    for stat in metrics.STATS:
+        agg_cols[stat] = np.concatenate([result.aggregates[m][stat] for m in METRICS])
+    store.write_parquet(out / "aggregates.parquet", agg_cols)
+    kc = result.trajectories[METRICS[0]].shape[0]
+    traj_cols: dict[str, np.ndarray] = {
+        "chain": np.repeat(np.arange(kc, dtype=np.int64), r),
+        "generation": np.tile(gens, kc),
+    }
+    traj_cols.update({m: result.trajectories[m].reshape(-1) for m in METRICS})
+    store.write_parquet(out / "trajectories.parquet", traj_cols)
+    s, k = result.snapshots.shape
+    store.write_parquet(
+        out / "snapshots.parquet",
+        {
+            "generation": np.repeat(result.snapshot_generations, k),
+            "category": np.tile(np.arange(k, dtype=np.int64), s),
+            "p": result.snapshots.reshape(-1),
+        },
+    )
+    final_cols: dict[str, np.ndarray] = {
+        "chain": np.arange(cfg.num_chains, dtype=np.int64),
+        "generation": np.full(cfg.num_chains, cfg.num_generations, np.int64),
+    }
+    final_cols.update(result.final)
+    store.write_parquet(out / "final.parquet", final_cols)
+    store.write_json(out / "summary.json", result.summary)
+    common.finish_meta(out, meta, result.timings)
+
+
+def load(out: Path) -> TokenResult:
+    """Load a complete token run from its directory.
+
+    Raises:
+        store.RunDirError: the directory holds no complete token run.
+    """
+    out = Path(out)
+    meta = common.read_meta(out)
+    if meta.get("family") != "tokens":
+        raise store.RunDirError(f"{out} holds a run of another family, not a token run")
+    cfg = TokenConfig.from_dict(meta["config"])
+    agg = store.read_parquet(
+        out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
+    )
+    gens = np.unique(agg["generation"])
+    aggregates = {
+        m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS} for m in METRICS
+    }
+    fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
+    traj = store.read_parquet(
+        out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation"
+    )
+    kc = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
+    snap = store.read_parquet(
+        out / "snapshots.parquet", "SELECT * FROM t ORDER BY generation, category"
+    )
+    snap_gens = np.unique(snap["generation"])
+    return TokenResult(
+        config=cfg,
+        generations=gens,
+        aggregates=aggregates,
+        final={name: fin[name] for name in fin if name not in ("chain", "generation")},
+        trajectories={m: traj[m].reshape(kc, len(gens)) for m in METRICS},
+        snapshot_generations=snap_gens,
+        snapshots=snap["p"].reshape(len(snap_gens), -1),
+        summary=store.read_json(out / "summary.json"),
+        timings=meta.get("timings", {}),
+    )
+
+
+def run(cfg: TokenConfig, **kwargs: Any) -> TokenResult:
+    """Run the token experiment to the end; see :func:`iterate` for the arguments."""
+    return common.drain(iterate(cfg, **kwargs))

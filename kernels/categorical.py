@@ -1,0 +1,528 @@
+"""Token chains: a categorical distribution over K categories, sampled and refitted.
+
+Model 0 is the original distribution ``p0``; generation t's training set is drawn
+according to the regime (model t's samples, pooled or mixed with real data) and model
+t + 1 is its smoothed empirical distribution ``(c_i + eps) / (N + K eps)`` (counts
+``c`` of the N training tokens, additive smoothing ``eps >= 0``). Sampling from a model
+first applies the decoding transform: temperature ``tau`` (``p^(1/tau)`` renormalised),
+then top-k, then top-p (the smallest set of most likely categories whose mass reaches
+``top_p``), as language-model decoders apply them; real data are never transformed.
+
+Each chain holds its training set as a list of tokens. Where the model is the plain
+empirical distribution (``eps = 0``, no transform) a draw from it is a uniformly chosen
+token of the training set: O(1) per token, O(n) per generation whatever K, with 32-bit
+bounded integers by Lemire's exact rejection method (two per random word). Otherwise
+the counts are formed (O(N + K)), transformed, and n tokens drawn from a Walker/Vose
+alias table (O(K) to build, O(1) per token). Both are exact draws of n independent
+tokens, i.e. of multinomial counts. Metrics are computed at recorded generations only.
+
+References:
+    A. J. Walker, "An efficient method for generating discrete random variables with
+    general distributions", ACM TOMS 3(3), 1977; M. D. Vose, "A linear algorithm for
+    generating random numbers with a given distribution", IEEE TSE 17(9), 1991.
+    D. Lemire, "Fast random integer generation in an interval", ACM TOMACS 29(1), 2019.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from . import _rng
+from ._flags import JIT, PJIT
+from .gaussian import (  # noqa: F401 - the one set of regime codes
+    ACCUMULATE,
+    ACCUMULATE_SUBSAMPLE,
+    FRESH,
+    KEEP_ORIGINAL,
+    REPLACE,
+)
+
+_U = np.uint64
+_LOW32 = _U(0xFFFFFFFF)
+
+# Metrics recorded per chain and recorded generation, in column order.
+METRICS = (
+    "heterozygosity",
+    "entropy",
+    "support",
+    "top_share",
+    "tail10",
+    "tail1",
+    "tv",
+    "kl",
+)
+HET, ENT, SUP, TOP, TAIL10, TAIL1, TV, KL = range(8)
+NUM_METRICS = 8
+
+
+@njit(**JIT, inline="always")
+def _below32(bound, half):
+    """Map a 32-bit random ``half`` to [0, bound) by Lemire's multiply-shift.
+
+    Returns ``(value, ok)``; ``ok`` is False for the few halves that must be rejected to
+    keep the result exactly uniform (the caller draws again).
+    """
+    m = half * bound
+    low = m & _LOW32
+    if low < bound:
+        threshold = (_U(0x100000000) - bound) % bound
+        if low < threshold:
+            return _U(0), False
+    return m >> _U(32), True
+
+
+@njit(**JIT)
+def _uniform_picks(src, size, dst, count, s0, s1):
+    """``dst[:count]`` = tokens of ``src[:size]`` chosen uniformly with replacement."""
+    bound = _U(size)
+    i = 0
+    while i < count:
+        r, s0, s1 = _rng.next_u64(s0, s1)
+        v, ok = _below32(bound, r >> _U(32))
+        if ok:
+            dst[i] = src[np.int64(v)]
+            i += 1
+        if i < count:
+            v, ok = _below32(bound, r & _LOW32)
+            if ok:
+                dst[i] = src[np.int64(v)]
+                i += 1
+    return s0, s1
+
+
+@njit(**JIT)
+def _build_alias(q, prob, alias, small, large):
+    """Vose's alias table of the distribution ``q`` (K,), which sums to 1."""
+    k = q.shape[0]
+    ns = 0
+    nl = 0
+    for i in range(k):
+        prob[i] = q[i] * k
+        if prob[i] < 1.0:
+            small[ns] = i
+            ns += 1
+        else:
+            large[nl] = i
+            nl += 1
+    while ns > 0 and nl > 0:
+        ns -= 1
+        s = small[ns]
+        g = large[nl - 1]
+        alias[s] = g
+        prob[g] = (prob[g] + prob[s]) - 1.0
+        if prob[g] < 1.0:
+            nl -= 1
+            small[ns] = g
+            ns += 1
+    while nl > 0:
+        nl -= 1
+        prob[large[nl]] = 1.0
+        alias[large[nl]] = large[nl]
+    while ns > 0:  # rounding leftovers
+        ns -= 1
+        prob[small[ns]] = 1.0
+        alias[small[ns]] = small[ns]
+
+
+@njit(**JIT)
+def _alias_draws(prob, alias, dst, count, s0, s1):
+    """``dst[:count]`` = independent draws from an alias table."""
+    bound = _U(prob.shape[0])
+    i = 0
+    while i < count:
+        r, s0, s1 = _rng.next_u64(s0, s1)
+        col, ok = _below32(bound, r >> _U(32))
+        if not ok:
+            continue
+        u, s0, s1 = _rng.uniform(s0, s1)
+        j = np.int64(col)
+        dst[i] = j if u < prob[j] else alias[j]
+        i += 1
+    return s0, s1
+
+
+@njit(**JIT)
+def _counts(tokens, size, counts):
+    counts[:] = 0
+    for i in range(size):
+        counts[tokens[i]] += 1
+
+
+@njit(**JIT)
+def _model(counts, total, eps, p):
+    """The fitted model ``(c + eps) / (N + K eps)`` into ``p``."""
+    k = counts.shape[0]
+    denom = total + k * eps
+    for i in range(k):
+        p[i] = (counts[i] + eps) / denom
+
+
+@njit(**JIT)
+def _decode(p, temperature, top_k, top_p, q, order):
+    """Decoding transform of ``p`` into ``q``: temperature, then top-k, then top-p.
+
+    ``top_k <= 0`` and ``top_p >= 1`` switch the truncations off. Ties in the ranking
+    are broken by the lower category index (a stable sort), so top-k keeps exactly
+    ``top_k`` categories.
+    """
+    k = p.shape[0]
+    if temperature == 1.0:
+        for i in range(k):
+            q[i] = p[i]
+    else:
+        # p^(1/tau), scaled by the largest term against under- and overflow.
+        inv = 1.0 / temperature
+        big = 0.0
+        for i in range(k):
+            big = max(big, p[i])
+        for i in range(k):
+            q[i] = (p[i] / big) ** inv if p[i] > 0.0 else 0.0
+    truncate = (0 < top_k < k) or top_p < 1.0
+    if truncate:
+        order[:] = np.argsort(-q, kind="mergesort")
+        keep = k
+        if 0 < top_k < k:
+            keep = top_k
+        if top_p < 1.0:
+            total = 0.0
+            for r in range(keep):
+                total += q[order[r]]
+            acc = 0.0
+            for r in range(keep):
+                acc += q[order[r]]
+                if acc >= top_p * total:
+                    keep = r + 1
+                    break
+        for r in range(keep, k):
+            q[order[r]] = 0.0
+    s = 0.0
+    for i in range(k):
+        s += q[i]
+    for i in range(k):
+        q[i] /= s
+
+
+@njit(**JIT)
+def _metrics(p, p0, log_p0, rare10, rare1, out):
+    het = 1.0
+    ent = 0.0
+    sup = 0
+    top = 0.0
+    t10 = 0.0
+    t1 = 0.0
+    tv = 0.0
+    kl = 0.0
+    for i in range(p.shape[0]):
+        v = p[i]
+        het -= v * v
+        tv += abs(v - p0[i])
+        if v > 0.0:
+            lv = math.log(v)
+            ent -= v * lv
+            kl += v * (lv - log_p0[i])
+            sup += 1
+            top = max(top, v)
+            if rare10[i]:
+                t10 += v
+            if rare1[i]:
+                t1 += v
+    out[HET] = het
+    out[ENT] = ent
+    out[SUP] = sup
+    out[TOP] = top
+    out[TAIL10] = t10
+    out[TAIL1] = t1
+    out[TV] = 0.5 * tv
+    out[KL] = kl
+
+
+@njit(**PJIT)
+def _chains(
+    rng,
+    train,
+    size,
+    t_start,
+    t_end,
+    slots,
+    rec,
+    fixed_at,
+    snap_slots,
+    snaps,
+    snap_row,
+    n,
+    regime,
+    num_real,
+    eps,
+    temperature,
+    top_k,
+    top_p,
+    p0,
+    a0_prob,
+    a0_alias,
+    rare10,
+    rare1,
+    kept,
+):
+    num_chains = train.shape[0]
+    k = p0.shape[0]
+    plain = eps == 0.0 and temperature == 1.0 and top_k <= 0 and top_p >= 1.0
+    log_p0 = np.empty(k)
+    for i in range(k):
+        log_p0[i] = math.log(p0[i]) if p0[i] > 0.0 else -np.inf
+    for c in prange(num_chains):
+        s0 = rng[c, 0]
+        s1 = rng[c, 1]
+        tokens = train[c]
+        counts = np.zeros(k, np.int64)
+        p = np.empty(k)
+        q = np.empty(k) if not plain else np.empty(0)
+        order = np.empty(k, np.int64) if (0 < top_k < k or top_p < 1.0) else np.empty(0, np.int64)
+        prob = np.empty(k) if not plain else np.empty(0)
+        alias = np.empty(k, np.int64) if not plain else np.empty(0, np.int64)
+        small = np.empty(k, np.int64) if not plain else np.empty(0, np.int64)
+        large = np.empty(k, np.int64) if not plain else np.empty(0, np.int64)
+        fresh_new = np.empty(n, np.int32)
+        synth = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+        met = np.empty(NUM_METRICS)
+        for t in range(t_start, t_end):
+            # Generation t's new tokens: model 0 is the original (n real tokens); model
+            # t >= 1 is fitted to the previous training set, which is the pool when
+            # accumulating and the first n tokens otherwise.
+            cur = size[c]
+            model_size = cur if regime == ACCUMULATE else n
+            count = n if t == 0 else synth
+            if t == 0:
+                s0, s1 = _alias_draws(a0_prob, a0_alias, fresh_new, n, s0, s1)
+            elif plain:
+                s0, s1 = _uniform_picks(tokens, model_size, fresh_new, count, s0, s1)
+            else:
+                _counts(tokens, model_size, counts)
+                _model(counts, model_size, eps, p)
+                _decode(p, temperature, top_k, top_p, q, order)
+                _build_alias(q, prob, alias, small, large)
+                s0, s1 = _alias_draws(prob, alias, fresh_new, count, s0, s1)
+            # Generation t's training set.
+            if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE):
+                tokens[cur : cur + n] = fresh_new
+                cur += n
+                if regime == ACCUMULATE_SUBSAMPLE and t > 0:
+                    # n tokens without replacement from the pool: a partial Fisher-Yates
+                    # shuffle moves them to the front; the pool keeps every token.
+                    for i in range(n):
+                        j, s0, s1 = _rng.integer_below(_U(cur - i), s0, s1)
+                        jj = i + np.int64(j)
+                        tmp = tokens[i]
+                        tokens[i] = tokens[jj]
+                        tokens[jj] = tmp
+                size[c] = cur
+                train_size = n if regime == ACCUMULATE_SUBSAMPLE else cur
+            else:
+                tokens[:count] = fresh_new[:count]
+                if t == 0:
+                    if regime == KEEP_ORIGINAL and num_real > 0:
+                        kept[c] = tokens[synth:n]
+                elif num_real > 0:
+                    if regime == FRESH:
+                        s0, s1 = _alias_draws(a0_prob, a0_alias, tokens[synth:n], num_real, s0, s1)
+                    else:  # keep-original: the kept generation-0 tokens
+                        tokens[synth:n] = kept[c]
+                size[c] = n
+                train_size = n
+            # Model t + 1 is fitted to the training set: is it fixed (one category)?
+            first = tokens[0]
+            one = True
+            if eps > 0.0:
+                one = False
+            else:
+                for i in range(1, train_size):
+                    if tokens[i] != first:
+                        one = False
+                        break
+            if one and fixed_at[c] < 0:
+                fixed_at[c] = t + 1
+            slot = slots[t - t_start]
+            srow = snap_slots[t - t_start]
+            if slot >= 0 or (srow >= 0 and c == snap_row):
+                _counts(tokens, train_size, counts)
+                _model(counts, train_size, eps, p)
+                if slot >= 0:
+                    _metrics(p, p0, log_p0, rare10, rare1, met)
+                    rec[c, slot] = met
+                if srow >= 0 and c == snap_row:
+                    snaps[srow] = p
+        rng[c, 0] = s0
+        rng[c, 1] = s1
+
+
+def alias_table(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the alias table ``(prob, alias)`` of a distribution ``q`` (K,)."""
+    q = np.ascontiguousarray(q, np.float64)
+    k = q.shape[0]
+    prob = np.empty(k)
+    alias = np.empty(k, np.int64)
+    _build_alias(q / q.sum(), prob, alias, np.empty(k, np.int64), np.empty(k, np.int64))
+    return prob, alias
+
+
+def decode(
+    p: np.ndarray, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
+) -> np.ndarray:
+    """Return the decoding transform of ``p``: temperature, then top-k, then top-p."""
+    p = np.ascontiguousarray(p, np.float64)
+    q = np.empty_like(p)
+    _decode(p, float(temperature), int(top_k), float(top_p), q, np.empty(p.shape[0], np.int64))
+    return q
+
+
+def sample_counts(q: np.ndarray, num: int, seed: int, chain: int) -> np.ndarray:
+    """Draw ``num`` tokens from ``q`` with chain ``chain``'s stream; return their counts."""
+    prob, alias = alias_table(q)
+    s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(chain))
+    out = np.empty(num, np.int32)
+    _alias_draws(prob, alias, out, num, np.uint64(s0), np.uint64(s1))
+    return np.bincount(out, minlength=len(q)).astype(np.int64)
+
+
+def rare_masks(p0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the categories ranked beyond the original's top 10% and top 1%.
+
+    The top set holds the ``ceil(f K)`` most likely categories of ``p0`` (ties broken
+    by the lower index); the masks mark the rest.
+    """
+    k = len(p0)
+    order = np.argsort(-np.asarray(p0), kind="stable")
+    masks = []
+    for frac in (0.1, 0.01):
+        mask = np.ones(k, np.bool_)
+        mask[order[: math.ceil(frac * k)]] = False
+        masks.append(mask)
+    return masks[0], masks[1]
+
+
+def init_token_chains(seed: int, chains: np.ndarray, capacity: int) -> tuple[np.ndarray, ...]:
+    """Return ``(rng, train, size, fixed_at)`` of chains at model 0.
+
+    Args:
+        seed: the run's seed.
+        chains: global chain indices ``(B,)``.
+        capacity: tokens a chain's training set can hold (n, or n (T + 1) to accumulate).
+    """
+    from .gaussian import init_chains
+
+    rng, _ = init_chains(seed, chains, 0.0, 1.0)
+    b = len(chains)
+    return (
+        rng,
+        np.zeros((b, capacity), np.int32),
+        np.zeros(b, np.int64),
+        np.full(b, -1, np.int64),
+    )
+
+
+def advance_tokens(
+    rng: np.ndarray,
+    train: np.ndarray,
+    size: np.ndarray,
+    fixed_at: np.ndarray,
+    t_start: int,
+    t_end: int,
+    slots: np.ndarray,
+    records: np.ndarray,
+    *,
+    num_samples: int,
+    regime: int,
+    num_real: int,
+    p0: np.ndarray,
+    smoothing: float = 0.0,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    kept: np.ndarray | None = None,
+    snap_slots: np.ndarray | None = None,
+    snaps: np.ndarray | None = None,
+    snap_row: int = -1,
+) -> None:
+    """Advance token chains from model ``t_start`` to ``t_end`` in place.
+
+    Args:
+        rng: stream states, uint64 ``(B, 3)``.
+        train: int32 ``(B, L)`` training tokens; ``L >= n`` (``n (T + 1)`` to accumulate).
+        size: int64 ``(B,)`` tokens held (the pool length when accumulating).
+        fixed_at: int64 ``(B,)`` first model with a single category (-1: none yet).
+        t_start: the model the chains are at; ``t_end``: the model to stop at.
+        slots: int64 ``(t_end - t_start,)`` record column of model ``t_start + j + 1`` or -1.
+        records: float64 ``(B, R, NUM_METRICS)`` metrics of the recorded models.
+        num_samples: n, tokens drawn per generation.
+        regime: a regime code; num_real: real tokens per training set (fresh, keep-original).
+        p0: the original distribution ``(K,)``, summing to 1.
+        smoothing: additive smoothing eps of the fit.
+        temperature, top_k, top_p: the decoding transform (1, 0, 1: none).
+        kept: keep-original: int32 ``(B, num_real)`` generation-0 tokens kept.
+        snap_slots: int64 like ``slots``: row of ``snaps`` for the whole distribution of
+            chain ``snap_row`` (a local index) at that model, or -1.
+        snaps: float64 ``(S, K)``.
+    """
+    b = train.shape[0]
+    k = p0.shape[0]
+    if rng.shape != (b, 3) or rng.dtype != np.uint64:
+        raise ValueError("rng must be uint64 (B, 3)")
+    if train.dtype != np.int32 or size.shape != (b,) or fixed_at.shape != (b,):
+        raise ValueError("train must be int32 (B, L) with size and fixed_at (B,)")
+    if slots.shape != (t_end - t_start,):
+        raise ValueError("slots must have one entry per generation advanced")
+    if records.ndim != 3 or records.shape[0] != b or records.shape[2] != NUM_METRICS:
+        raise ValueError("records must be (B, R, NUM_METRICS)")
+    if slots.size and slots.max() >= records.shape[1]:
+        raise ValueError("a slot points past the records")
+    need = (
+        num_samples * (t_end + 1) if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE) else num_samples
+    )
+    if train.shape[1] < need:
+        raise ValueError(f"train holds {train.shape[1]} tokens per chain; this needs {need}")
+    if not 0 <= num_real <= num_samples or num_samples < 1:
+        raise ValueError("need n >= 1 and 0 <= num_real <= n")
+    if k < 2 or k >= 2**31:
+        raise ValueError("need 2 <= K < 2**31 categories")
+    if not (temperature > 0 and smoothing >= 0 and 0 < top_p <= 1 and top_k >= 0):
+        raise ValueError("need temperature > 0, smoothing >= 0, 0 < top_p <= 1, top_k >= 0")
+    if regime == KEEP_ORIGINAL and num_real > 0:
+        if kept is None or kept.shape != (b, num_real):
+            raise ValueError("keep-original needs kept tokens (B, num_real)")
+    else:
+        kept = np.zeros((b, 0), np.int32)
+    if snap_slots is None or snaps is None:
+        snap_slots = np.full(t_end - t_start, -1, np.int64)
+        snaps = np.zeros((0, k))
+        snap_row = -1
+    p0 = np.ascontiguousarray(p0, np.float64)
+    a0_prob, a0_alias = alias_table(p0)
+    rare10, rare1 = rare_masks(p0)
+    _chains(
+        rng,
+        train,
+        size,
+        t_start,
+        t_end,
+        np.ascontiguousarray(slots, np.int64),
+        records,
+        fixed_at,
+        np.ascontiguousarray(snap_slots, np.int64),
+        snaps,
+        int(snap_row),
+        int(num_samples),
+        int(regime),
+        int(num_real),
+        float(smoothing),
+        float(temperature),
+        int(top_k),
+        float(top_p),
+        p0,
+        a0_prob,
+        a0_alias,
+        rare10,
+        rare1,
+        kept,
+    )
