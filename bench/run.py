@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import math
 import os
 import platform
 import statistics
@@ -23,6 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numba
@@ -298,6 +300,73 @@ def mixture_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[st
     return rows, raw
 
 
+def token_kernel_run(k: int, n: int, chains: int, generations: int) -> Callable[[], None]:
+    """Our token chains from Zipf(1) over K: replace, no decoding; metrics at the end."""
+    from collapsesim.kernels import categorical as ct
+
+    p0 = np.arange(1, k + 1, dtype=np.float64) ** -1.0
+    p0 /= p0.sum()
+    slots = np.full(generations, -1, np.int64)
+    slots[-1] = 0
+
+    def go() -> None:
+        rng, train, size, fixed = ct.init_token_chains(0, np.arange(chains), n)
+        rec = np.empty((chains, 1, ct.NUM_METRICS))
+        ct.advance_tokens(
+            rng,
+            train,
+            size,
+            fixed,
+            0,
+            generations,
+            slots,
+            rec,
+            num_samples=n,
+            regime=ct.REPLACE,
+            num_real=0,
+            p0=p0,
+        )
+
+    return go
+
+
+def numpy_token_baseline(k: int, n: int, chains: int, generations: int) -> None:
+    """The notebook way: ``rng.multinomial(n, p)`` per chain per generation, then counts / n."""
+    rng = np.random.default_rng(0)
+    p0 = np.arange(1, k + 1, dtype=np.float64) ** -1.0
+    p0 /= p0.sum()
+    for _ in range(chains):
+        p = p0
+        for _ in range(generations):
+            p = rng.multinomial(n, p) / n
+
+
+def token_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str, float]]:
+    """Token chains against NumPy's multinomial at K = 10^3, 10^5, 10^6 (n = 1000)."""
+    rows = []
+    raw: dict[str, float] = {}
+    n = 1000
+    for k, (bc, bt), (oc, ot) in (
+        (10**3, (200, 10), (2000, 500)),
+        (10**5, (20, 5), (400, 500)),
+        (10**6, (4, 5), (100, 500)),
+    ):
+        base = bc * bt / median_time(partial(numpy_token_baseline, k, n, bc, bt), repeats)
+        ours = oc * ot / median_time(token_kernel_run(k, n, oc, ot), repeats)
+        raw[f"tokens_k{k}_numpy_chain_gen_per_s"] = base
+        raw[f"tokens_k{k}_kernel_chain_gen_per_s"] = ours
+        target = " (target >= 20x)" if k == 10**3 else ""
+        rows.append(
+            (
+                f"token chains, K=10^{round(math.log10(k))}, n=1000, replace",
+                f"{base:,.0f} chain-gen/s (rng.multinomial per chain)",
+                f"{ours:,.0f} chain-gen/s ({oc} chains x {ot} gens)",
+                f"{ours / base:,.0f}x{target}",
+            )
+        )
+    return rows, raw
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -415,6 +484,11 @@ def main() -> None:
     mix_rows, mix_raw = mixture_rows(r)
     rows.extend(mix_rows)
     raw.update(mix_raw)
+
+    # 6. Token chains against NumPy's multinomial.
+    tok_rows, tok_raw = token_rows(r)
+    rows.extend(tok_rows)
+    raw.update(tok_raw)
 
     table = "| benchmark | baseline | collapsesim | ratio |\n|---|---|---|---|\n"
     table += "\n".join(f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in rows) + "\n"

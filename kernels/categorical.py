@@ -239,6 +239,43 @@ def _metrics(p, p0, log_p0, rare10, rare1, out):
     out[KL] = kl
 
 
+@njit(**JIT)
+def _metrics_sparse(counts, touched, num, total, p0, log_p0, rare10, rare1, out):
+    """:func:`_metrics` of the plain empirical model from its support only: O(support).
+
+    Categories outside the support have p = 0 and add ``p0`` to the total variation and
+    nothing else.
+    """
+    het = 1.0
+    ent = 0.0
+    top = 0.0
+    t10 = 0.0
+    t1 = 0.0
+    tv = 1.0
+    kl = 0.0
+    for j in range(num):
+        i = touched[j]
+        v = counts[i] / total
+        het -= v * v
+        tv += abs(v - p0[i]) - p0[i]
+        lv = math.log(v)
+        ent -= v * lv
+        kl += v * (lv - log_p0[i])
+        top = max(top, v)
+        if rare10[i]:
+            t10 += v
+        if rare1[i]:
+            t1 += v
+    out[HET] = het
+    out[ENT] = ent
+    out[SUP] = num
+    out[TOP] = top
+    out[TAIL10] = t10
+    out[TAIL1] = t1
+    out[TV] = 0.5 * tv
+    out[KL] = kl
+
+
 @njit(**PJIT)
 def _chains(
     rng,
@@ -277,7 +314,10 @@ def _chains(
         s1 = rng[c, 1]
         tokens = train[c]
         counts = np.zeros(k, np.int64)
-        p = np.empty(k)
+        p = np.empty(k) if not plain else np.empty(0)
+        touched = (
+            np.empty(min(k, tokens.shape[0]), np.int64) if eps == 0.0 else np.empty(0, np.int64)
+        )
         q = np.empty(k) if not plain else np.empty(0)
         order = np.empty(k, np.int64) if (0 < top_k < k or top_p < 1.0) else np.empty(0, np.int64)
         prob = np.empty(k) if not plain else np.empty(0)
@@ -344,14 +384,36 @@ def _chains(
             if one and fixed_at[c] < 0:
                 fixed_at[c] = t + 1
             slot = slots[t - t_start]
-            srow = snap_slots[t - t_start]
-            if slot >= 0 or (srow >= 0 and c == snap_row):
+            srow = snap_slots[t - t_start] if c == snap_row else -1
+            if slot < 0 and srow < 0:
+                continue
+            if eps == 0.0:
+                # The plain empirical model lives on the tokens' support: O(N), not O(K).
+                for i in range(train_size):
+                    counts[tokens[i]] = 0
+                nt = 0
+                for i in range(train_size):
+                    tok = tokens[i]
+                    if counts[tok] == 0:
+                        touched[nt] = tok
+                        nt += 1
+                    counts[tok] += 1
+                if slot >= 0:
+                    _metrics_sparse(counts, touched, nt, train_size, p0, log_p0, rare10, rare1, met)
+                    rec[c, slot] = met
+                if srow >= 0:
+                    snaps[srow] = 0.0
+                    for j in range(nt):
+                        snaps[srow, touched[j]] = counts[touched[j]] / train_size
+                for j in range(nt):
+                    counts[touched[j]] = 0
+            else:
                 _counts(tokens, train_size, counts)
                 _model(counts, train_size, eps, p)
                 if slot >= 0:
                     _metrics(p, p0, log_p0, rare10, rare1, met)
                     rec[c, slot] = met
-                if srow >= 0 and c == snap_row:
+                if srow >= 0:
                     snaps[srow] = p
         rng[c, 0] = s0
         rng[c, 1] = s1
