@@ -176,9 +176,11 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     bx.set_xlabel("generation t")
     bx.set_ylabel("L2 distance between densities")
     tx = bx.twinx()
-    tx.plot(gens, result.aggregates["tail_mass"]["mean"], color="tab:green", lw=1.2)
+    tail = result.aggregates["tail_mass"]
+    tx.plot(gens, tail["mean"], color="tab:green", lw=1.2)
+    tx.plot(gens, tail["q50"], color="tab:green", lw=1.2, ls="--")
     tx.axhline(s["original_tail_mass"], color="tab:green", ls=":", lw=1)
-    tx.set_ylabel("mean mass beyond the original's 3 sigma (green)")
+    tx.set_ylabel("mass beyond the original's 3 sigma (green: mean, dashed: median)")
     bx.set_title("distance to the original, and its tails")
     bx.legend(loc="upper left", fontsize="small")
 
