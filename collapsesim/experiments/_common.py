@@ -148,3 +148,66 @@ def drain(gen: Generator[Any, None, R]) -> R:
             next(gen)
         except StopIteration as stop:
             return stop.value
+
+
+def save_tables(
+    out: Path,
+    generations: np.ndarray,
+    names: tuple[str, ...] | list[str],
+    aggregates: dict[str, dict[str, np.ndarray]],
+    trajectories: dict[str, np.ndarray],
+    final: dict[str, np.ndarray],
+    num_generations: int,
+) -> None:
+    """Write aggregates.parquet, trajectories.parquet and final.parquet of a run.
+
+    ``aggregates`` and ``trajectories`` are keyed by the metric ``names``; ``final``
+    holds one array per column over all chains.
+    """
+    from .. import metrics
+
+    r = len(generations)
+    agg_cols: dict[str, np.ndarray] = {
+        "generation": np.tile(generations, len(names)),
+        "metric": np.repeat(np.array(names, dtype=object), r),
+    }
+    for stat in metrics.STATS:
+        agg_cols[stat] = np.concatenate([aggregates[m][stat] for m in names])
+    store.write_parquet(out / "aggregates.parquet", agg_cols)
+    kc = trajectories[names[0]].shape[0]
+    traj_cols: dict[str, np.ndarray] = {
+        "chain": np.repeat(np.arange(kc, dtype=np.int64), r),
+        "generation": np.tile(generations, kc),
+    }
+    traj_cols.update({m: trajectories[m].reshape(-1) for m in names})
+    store.write_parquet(out / "trajectories.parquet", traj_cols)
+    c = len(next(iter(final.values())))
+    final_cols: dict[str, np.ndarray] = {
+        "chain": np.arange(c, dtype=np.int64),
+        "generation": np.full(c, num_generations, np.int64),
+    }
+    final_cols.update(final)
+    store.write_parquet(out / "final.parquet", final_cols)
+
+
+def load_tables(
+    out: Path, names: tuple[str, ...] | list[str]
+) -> tuple[
+    np.ndarray, dict[str, dict[str, np.ndarray]], dict[str, np.ndarray], dict[str, np.ndarray]
+]:
+    """Read what :func:`save_tables` wrote: ``(generations, aggregates, trajectories, final)``."""
+    from .. import metrics
+
+    agg = store.read_parquet(
+        out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
+    )
+    gens = np.unique(agg["generation"])
+    aggregates = {m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS} for m in names}
+    fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
+    traj = store.read_parquet(
+        out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation"
+    )
+    kc = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
+    trajectories = {m: traj[m].reshape(kc, len(gens)) for m in names}
+    final = {name: fin[name] for name in fin if name not in ("chain", "generation")}
+    return gens, aggregates, trajectories, final

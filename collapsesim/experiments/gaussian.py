@@ -134,6 +134,7 @@ def iterate(
             out,
             {
                 "config": config_dict,
+                "family": "gaussian",
                 "method": cfg.resolved_method,
                 "num_real": cfg.num_real,
                 "record_generations": len(record_gens),
@@ -345,30 +346,15 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
 
 
 def _save(out: Path, result: GaussianResult, meta: dict[str, Any]) -> None:
-    cfg = result.config
-    gens = result.generations
-    r = len(gens)
-    names = list(result.aggregates)
-    agg_cols: dict[str, np.ndarray] = {
-        "generation": np.tile(gens, len(names)),
-        "metric": np.repeat(np.array(names, dtype=object), r),
-    }
-    for stat in metrics.STATS:
-        agg_cols[stat] = np.concatenate([result.aggregates[m][stat] for m in names])
-    store.write_parquet(out / "aggregates.parquet", agg_cols)
-    k = next(iter(result.trajectories.values())).shape[0]
-    traj_cols: dict[str, np.ndarray] = {
-        "chain": np.repeat(np.arange(k, dtype=np.int64), r),
-        "generation": np.tile(gens, k),
-    }
-    traj_cols.update({m: v.reshape(-1) for m, v in result.trajectories.items()})
-    store.write_parquet(out / "trajectories.parquet", traj_cols)
-    final_cols: dict[str, np.ndarray] = {
-        "chain": np.arange(cfg.num_chains, dtype=np.int64),
-        "generation": np.full(cfg.num_chains, cfg.num_generations, np.int64),
-    }
-    final_cols.update(result.final)
-    store.write_parquet(out / "final.parquet", final_cols)
+    common.save_tables(
+        out,
+        result.generations,
+        list(result.aggregates),
+        result.aggregates,
+        result.trajectories,
+        result.final,
+        result.config.num_generations,
+    )
     store.write_json(out / "summary.json", result.summary)
     common.finish_meta(out, meta, result.timings)
 
@@ -381,26 +367,15 @@ def load(out: Path) -> GaussianResult:
     """
     out = Path(out)
     meta = common.read_meta(out)
-    cfg = GaussianConfig.from_dict(meta["config"])
-    agg = store.read_parquet(
-        out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
-    )
-    gens = np.unique(agg["generation"])
-    aggregates = {
-        m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS}
-        for m in metrics.GAUSSIAN_METRICS
-    }
-    fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
-    traj = store.read_parquet(
-        out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation"
-    )
-    k = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
+    if meta.get("family", "gaussian") != "gaussian":
+        raise store.RunDirError(f"{out} holds a run of another family, not a Gaussian run")
+    gens, aggregates, trajectories, final = common.load_tables(out, metrics.GAUSSIAN_METRICS)
     return GaussianResult(
-        config=cfg,
+        config=GaussianConfig.from_dict(meta["config"]),
         generations=gens,
         aggregates=aggregates,
-        final={m: fin[m] for m in metrics.GAUSSIAN_METRICS},
-        trajectories={m: traj[m].reshape(k, len(gens)) for m in metrics.GAUSSIAN_METRICS},
+        final=final,
+        trajectories=trajectories,
         summary=store.read_json(out / "summary.json"),
         timings=meta.get("timings", {}),
     )

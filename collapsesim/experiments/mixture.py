@@ -494,30 +494,16 @@ def _component_table(result: MixtureResult) -> dict[str, np.ndarray]:
 
 
 def _save(out: Path, result: MixtureResult, meta: dict[str, Any]) -> None:
-    cfg = result.config
-    gens = result.generations
-    r = len(gens)
-    agg_cols: dict[str, np.ndarray] = {
-        "generation": np.tile(gens, len(METRICS)),
-        "metric": np.repeat(np.array(METRICS, dtype=object), r),
-    }
-    for stat in metrics.STATS:
-        agg_cols[stat] = np.concatenate([result.aggregates[m][stat] for m in METRICS])
-    store.write_parquet(out / "aggregates.parquet", agg_cols)
-    kc = result.trajectories["l2"].shape[0]
-    traj_cols: dict[str, np.ndarray] = {
-        "chain": np.repeat(np.arange(kc, dtype=np.int64), r),
-        "generation": np.tile(gens, kc),
-    }
-    traj_cols.update({m: result.trajectories[m].reshape(-1) for m in METRICS})
-    store.write_parquet(out / "trajectories.parquet", traj_cols)
+    common.save_tables(
+        out,
+        result.generations,
+        METRICS,
+        result.aggregates,
+        result.trajectories,
+        result.final,
+        result.config.num_generations,
+    )
     store.write_parquet(out / "components.parquet", _component_table(result))
-    final_cols: dict[str, np.ndarray] = {
-        "chain": np.arange(cfg.num_chains, dtype=np.int64),
-        "generation": np.full(cfg.num_chains, cfg.num_generations, np.int64),
-    }
-    final_cols.update(result.final)
-    store.write_parquet(out / "final.parquet", final_cols)
     store.write_json(out / "summary.json", result.summary)
     common.finish_meta(out, meta, result.timings)
 
@@ -533,19 +519,9 @@ def load(out: Path) -> MixtureResult:
     if meta.get("family") != "mixture":
         raise store.RunDirError(f"{out} holds a run of another family, not a mixture run")
     cfg = MixtureConfig.from_dict(meta["config"])
-    agg = store.read_parquet(
-        out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
-    )
-    gens = np.unique(agg["generation"])
+    gens, aggregates, trajectories, final = common.load_tables(out, METRICS)
     r = len(gens)
-    aggregates = {
-        m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS} for m in METRICS
-    }
-    fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
-    traj = store.read_parquet(
-        out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation"
-    )
-    kc = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
+    kc = trajectories[METRICS[0]].shape[0]
     comp = store.read_parquet(
         out / "components.parquet", "SELECT * FROM t ORDER BY chain, generation, component"
     )
@@ -560,8 +536,8 @@ def load(out: Path) -> MixtureResult:
         config=cfg,
         generations=gens,
         aggregates=aggregates,
-        final={name: fin[name] for name in fin if name not in ("chain", "generation")},
-        trajectories={m: traj[m].reshape(kc, r) for m in METRICS},
+        final=final,
+        trajectories=trajectories,
         components={
             "weights": comp["weight"].reshape(kc, r, k),
             "means": means,

@@ -374,22 +374,15 @@ def summarize(
 
 def _save(out: Path, result: TokenResult, meta: dict[str, Any]) -> None:
     cfg = result.config
-    gens = result.generations
-    r = len(gens)
-    agg_cols: dict[str, np.ndarray] = {
-        "generation": np.tile(gens, len(METRICS)),
-        "metric": np.repeat(np.array(METRICS, dtype=object), r),
-    }
-    for stat in metrics.STATS:
-        agg_cols[stat] = np.concatenate([result.aggregates[m][stat] for m in METRICS])
-    store.write_parquet(out / "aggregates.parquet", agg_cols)
-    kc = result.trajectories[METRICS[0]].shape[0]
-    traj_cols: dict[str, np.ndarray] = {
-        "chain": np.repeat(np.arange(kc, dtype=np.int64), r),
-        "generation": np.tile(gens, kc),
-    }
-    traj_cols.update({m: result.trajectories[m].reshape(-1) for m in METRICS})
-    store.write_parquet(out / "trajectories.parquet", traj_cols)
+    common.save_tables(
+        out,
+        result.generations,
+        METRICS,
+        result.aggregates,
+        result.trajectories,
+        result.final,
+        cfg.num_generations,
+    )
     s, k = result.snapshots.shape
     store.write_parquet(
         out / "snapshots.parquet",
@@ -399,12 +392,6 @@ def _save(out: Path, result: TokenResult, meta: dict[str, Any]) -> None:
             "p": result.snapshots.reshape(-1),
         },
     )
-    final_cols: dict[str, np.ndarray] = {
-        "chain": np.arange(cfg.num_chains, dtype=np.int64),
-        "generation": np.full(cfg.num_chains, cfg.num_generations, np.int64),
-    }
-    final_cols.update(result.final)
-    store.write_parquet(out / "final.parquet", final_cols)
     store.write_json(out / "summary.json", result.summary)
     common.finish_meta(out, meta, result.timings)
 
@@ -419,29 +406,17 @@ def load(out: Path) -> TokenResult:
     meta = common.read_meta(out)
     if meta.get("family") != "tokens":
         raise store.RunDirError(f"{out} holds a run of another family, not a token run")
-    cfg = TokenConfig.from_dict(meta["config"])
-    agg = store.read_parquet(
-        out / "aggregates.parquet", "SELECT * FROM t ORDER BY metric, generation"
-    )
-    gens = np.unique(agg["generation"])
-    aggregates = {
-        m: {stat: agg[stat][agg["metric"] == m] for stat in metrics.STATS} for m in METRICS
-    }
-    fin = store.read_parquet(out / "final.parquet", "SELECT * FROM t ORDER BY chain")
-    traj = store.read_parquet(
-        out / "trajectories.parquet", "SELECT * FROM t ORDER BY chain, generation"
-    )
-    kc = len(np.unique(traj["chain"])) if len(traj["chain"]) else 0
+    gens, aggregates, trajectories, final = common.load_tables(out, METRICS)
     snap = store.read_parquet(
         out / "snapshots.parquet", "SELECT * FROM t ORDER BY generation, category"
     )
     snap_gens = np.unique(snap["generation"])
     return TokenResult(
-        config=cfg,
+        config=TokenConfig.from_dict(meta["config"]),
         generations=gens,
         aggregates=aggregates,
-        final={name: fin[name] for name in fin if name not in ("chain", "generation")},
-        trajectories={m: traj[m].reshape(kc, len(gens)) for m in METRICS},
+        final=final,
+        trajectories=trajectories,
         snapshot_generations=snap_gens,
         snapshots=snap["p"].reshape(len(snap_gens), -1),
         summary=store.read_json(out / "summary.json"),
