@@ -45,10 +45,49 @@ class _Recorded:
     num_generations: int
     record_every: int
 
+    regime: str
+    num_samples: int
+    fresh_fraction: float
+    keep_fraction: float
+    seed: int
+    keep_chains: int
+
     @property
     def values_per_record(self) -> int:
         """Held values per chain and recorded generation, for the automatic stride."""
         raise NotImplementedError
+
+    def _validate(self, checks: list[tuple[bool, str]]) -> Regime:
+        """Check the shared fields, then ``checks``; normalise and return the regime.
+
+        Raises:
+            ConfigError: the first check that fails, with its one-line message.
+        """
+        try:
+            regime = Regime.parse(self.regime)
+        except RegimeError as err:
+            raise ConfigError(str(err)) from None
+        object.__setattr__(self, "regime", regime.value)
+        shared = [
+            (self.num_chains >= 1, f"chains must be at least 1, got {self.num_chains}"),
+            (self.num_generations >= 0, f"generations must be >= 0, got {self.num_generations}"),
+        ]
+        tail = [
+            (0 <= self.seed < 2**64, f"seed must lie in [0, 2**64), got {self.seed}"),
+            (
+                self.record_every >= 0,
+                f"record-every must be >= 0 (0: automatic), got {self.record_every}",
+            ),
+            (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
+        ]
+        for ok, message in [*shared, *checks, *tail]:
+            if not ok:
+                raise ConfigError(message)
+        try:
+            real_count(regime, self.num_samples, self.fresh_fraction, self.keep_fraction)
+        except RegimeError as err:
+            raise ConfigError(str(err)) from None
+        return regime
 
     def record_stride(self) -> int:
         """Return the stride of recorded generations.
@@ -101,14 +140,7 @@ class GaussianConfig(_Recorded):
     keep_chains: int = 100  # chains whose whole trajectories are stored (the first ones)
 
     def __post_init__(self) -> None:
-        try:
-            regime = Regime.parse(self.regime)
-        except RegimeError as err:
-            raise ConfigError(str(err)) from None
-        object.__setattr__(self, "regime", regime.value)
         checks = [
-            (self.num_chains >= 1, f"chains must be at least 1, got {self.num_chains}"),
-            (self.num_generations >= 0, f"generations must be >= 0, got {self.num_generations}"),
             (self.num_samples >= 2, f"samples must be at least 2, got {self.num_samples}"),
             (self.ddof in (0, 1), f"ddof must be 0 or 1, got {self.ddof}"),
             (
@@ -120,20 +152,8 @@ class GaussianConfig(_Recorded):
                 math.isfinite(self.sigma0) and self.sigma0 > 0,
                 f"sigma0 must be positive and finite, got {self.sigma0}",
             ),
-            (0 <= self.seed < 2**64, f"seed must lie in [0, 2**64), got {self.seed}"),
-            (
-                self.record_every >= 0,
-                f"record-every must be >= 0 (0: automatic), got {self.record_every}",
-            ),
-            (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        try:
-            real_count(regime, self.num_samples, self.fresh_fraction, self.keep_fraction)
-        except RegimeError as err:
-            raise ConfigError(str(err)) from None
+        regime = self._validate(checks)
         if self.method == "sufficient" and not sufficient_allowed(regime):
             raise ConfigError(
                 f"method 'sufficient' cannot run regime {regime.value!r}: "
@@ -318,14 +338,7 @@ class MixtureConfig(_Recorded):
     keep_chains: int = 100  # chains whose whole trajectories are stored
 
     def __post_init__(self) -> None:
-        try:
-            regime = Regime.parse(self.regime)
-        except RegimeError as err:
-            raise ConfigError(str(err)) from None
-        object.__setattr__(self, "regime", regime.value)
         checks = [
-            (self.num_chains >= 1, f"chains must be at least 1, got {self.num_chains}"),
-            (self.num_generations >= 0, f"generations must be >= 0, got {self.num_generations}"),
             (self.num_components >= 1, f"components must be at least 1, got {self.num_components}"),
             (1 <= self.dim <= 64, f"dim must lie in [1, 64], got {self.dim}"),
             (
@@ -340,7 +353,6 @@ class MixtureConfig(_Recorded):
                 f"unknown covariance {self.covariance!r}; choose full or diag",
             ),
             (self.init in INITS, f"unknown init {self.init!r}; choose kmeans++ or warm"),
-            (0 <= self.seed < 2**64, f"seed must lie in [0, 2**64), got {self.seed}"),
             (math.isfinite(self.tol) and self.tol >= 0, f"tol must be >= 0, got {self.tol}"),
             (self.max_iter >= 1, f"max-iter must be at least 1, got {self.max_iter}"),
             (
@@ -351,19 +363,8 @@ class MixtureConfig(_Recorded):
                 ),
             ),
             (self.heldout >= 1, f"heldout must be at least 1, got {self.heldout}"),
-            (
-                self.record_every >= 0,
-                f"record-every must be >= 0 (0: automatic), got {self.record_every}",
-            ),
-            (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
         ]
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        try:
-            real_count(regime, self.num_samples, self.fresh_fraction, self.keep_fraction)
-        except RegimeError as err:
-            raise ConfigError(str(err)) from None
+        self._validate(checks)
         if not self.weights0:
             w, m, c = original_mixture(self.original, self.dim)
         else:
@@ -496,14 +497,7 @@ class TokenConfig(_Recorded):
     keep_chains: int = 100
 
     def __post_init__(self) -> None:
-        try:
-            regime = Regime.parse(self.regime)
-        except RegimeError as err:
-            raise ConfigError(str(err)) from None
-        object.__setattr__(self, "regime", regime.value)
         checks = [
-            (self.num_chains >= 1, f"chains must be at least 1, got {self.num_chains}"),
-            (self.num_generations >= 0, f"generations must be >= 0, got {self.num_generations}"),
             (self.num_samples >= 1, f"samples must be at least 1, got {self.num_samples}"),
             (self.num_samples < 2**31, f"samples must be below 2**31, got {self.num_samples}"),
             (
@@ -516,24 +510,12 @@ class TokenConfig(_Recorded):
                 math.isfinite(self.smoothing) and self.smoothing >= 0,
                 f"smoothing must be >= 0, got {self.smoothing}",
             ),
-            (0 <= self.seed < 2**64, f"seed must lie in [0, 2**64), got {self.seed}"),
-            (
-                self.record_every >= 0,
-                f"record-every must be >= 0 (0: automatic), got {self.record_every}",
-            ),
-            (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
         ]
         if self.init in TOKEN_INITS:
             checks.insert(
                 0, (self.categories >= 2, f"categories must be at least 2, got {self.categories}")
             )
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-        try:
-            real_count(regime, self.num_samples, self.fresh_fraction, self.keep_fraction)
-        except RegimeError as err:
-            raise ConfigError(str(err)) from None
+        self._validate(checks)
         if self.init not in TOKEN_INITS:
             p0 = token_original(self.init, self.categories, self.zipf_alpha)
             digest = file_digest(self.init)
