@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -211,3 +212,141 @@ def load_tables(
     trajectories = {m: traj[m].reshape(kc, len(gens)) for m in names}
     final = {name: fin[name] for name in fin if name not in ("chain", "generation")}
     return gens, aggregates, trajectories, final
+
+
+@dataclass
+class Plan:
+    """What a family gives the shared driver :func:`drive`.
+
+    ``arrays`` are the run-wide results the kernels fill in place (records and the
+    like); every checkpoint holds them. A batch's state is a dict of arrays: ``start``
+    makes it at model 0 for chains ``[lo, hi)``, ``advance`` moves it from model ``g``
+    to ``g_end``, ``snapshot`` returns what a checkpoint must hold of it at model ``g``
+    and ``restore`` rebuilds the state from that.
+    """
+
+    family: str
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    default_batch: int
+    start: Callable[[int, int], dict[str, Any]]
+    advance: Callable[[dict[str, Any], int, int, int, int], None]
+    block: Callable[[int, int], int]
+    snapshot: Callable[[dict[str, Any], int], dict[str, Any]] = field(
+        default=lambda state, g: state
+    )
+    restore: Callable[[dict[str, Any], int, int], dict[str, Any]] = field(
+        default=lambda saved, lo, hi: saved
+    )
+
+
+@dataclass
+class Finished:
+    """What :func:`drive` returns after the last batch."""
+
+    kernel_seconds: float
+    meta: dict[str, Any]
+    wall0: float
+
+    def timings(self) -> dict[str, float]:
+        """Kernel and wall seconds of this process's part of the run."""
+        return {"kernel_seconds": self.kernel_seconds, "seconds": time.perf_counter() - self.wall0}
+
+
+def drive(
+    cfg: Any,
+    make_plan: Callable[[], Plan],
+    load: Callable[[Path], R],
+    *,
+    out: Path | None,
+    resume: bool,
+    threads: int | None,
+    batch_chains: int | None,
+    block_generations: int | None,
+    checkpoint_seconds: float,
+) -> Generator[Progress, None, Finished | R]:
+    """Run a family's chains in batches and blocks, checkpointing; yield progress.
+
+    Chains ``[0, C)`` go through all generations batch by batch, each batch in blocks of
+    generations; after each block a :class:`Progress` is yielded, and with ``out`` a
+    checkpoint is written at most every ``checkpoint_seconds`` (and after each batch).
+    Resuming restores the run-wide arrays and the interrupted batch's state. Returns
+    :class:`Finished`, or the loaded result when ``out`` holds a complete run.
+
+    Raises:
+        ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
+        store.RunDirError: ``out`` cannot take this run.
+    """
+    set_threads(threads)
+    check_sizes(batch_chains, block_generations)
+    wall0 = time.perf_counter()
+    config_dict = cfg.to_dict()
+    resuming = False
+    if out is not None:
+        out = Path(out)
+        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        if resuming and is_complete(out):
+            return load(out)
+    plan = make_plan()
+    c, t = cfg.num_chains, cfg.num_generations
+    batch = min(batch_chains or plan.default_batch, c)
+    kernel_seconds = 0.0
+    first_batch, first_gen = 0, 0
+    saved: dict[str, np.ndarray] | None = None
+    meta: dict[str, Any] = {}
+    if out is not None:
+        saved = load_checkpoint(out) if resuming else None
+        if saved is not None:
+            batch = int(saved["batch_chains"])  # the interrupted run's batches
+            for name, arr in plan.arrays.items():
+                arr[...] = saved[f"run_{name}"]
+            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
+            kernel_seconds = float(saved["kernel_seconds"])
+        meta = start_meta(
+            out,
+            {"config": config_dict, "family": plan.family, **plan.meta, "batch_chains": batch},
+            resuming,
+        )
+
+    def checkpoint(b: int, g: int, state: dict[str, Any]) -> None:
+        assert out is not None
+        arrays: dict[str, Any] = {
+            "batch": b,
+            "generation": g,
+            "batch_chains": batch,
+            "kernel_seconds": kernel_seconds,
+            **{f"run_{k}": v for k, v in plan.arrays.items()},
+            **{f"batch_{k}": v for k, v in state.items() if v is not None},
+        }
+        save_checkpoint(out, arrays)
+
+    total = c * t
+    last_ck = time.perf_counter()
+    num_batches = math.ceil(c / batch)
+    for b in range(first_batch, num_batches):
+        lo, hi = b * batch, min(c, (b + 1) * batch)
+        if saved is not None and first_gen > 0:
+            # Resuming mid-batch: the checkpoint holds this batch's state.
+            g = first_gen
+            state = plan.restore(
+                {k[6:]: v for k, v in saved.items() if k.startswith("batch_")}, lo, hi
+            )
+        else:
+            g = 0
+            state = plan.start(lo, hi)
+        saved = None
+        yield Progress(lo * t + (hi - lo) * g, total, b, g)
+        while g < t:
+            g_end = min(t, g + (block_generations or plan.block(hi - lo, g)))
+            k0 = time.perf_counter()
+            plan.advance(state, lo, hi, g, g_end)
+            kernel_seconds += time.perf_counter() - k0
+            g = g_end
+            if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
+                checkpoint(b, g, plan.snapshot(state, g))
+                last_ck = time.perf_counter()
+            yield Progress(lo * t + (hi - lo) * g, total, b, g)
+        if out is not None and b + 1 < num_batches:
+            checkpoint(b + 1, 0, {})
+            last_ck = time.perf_counter()
+    return Finished(kernel_seconds, meta, wall0)

@@ -10,7 +10,6 @@ on the batch or block sizes, the thread count, or where a run was interrupted.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,85 +96,37 @@ def iterate(
         ConfigError: bad ``threads`` or ``batch_chains``.
         store.RunDirError: ``out`` cannot take this run.
     """
-    common.set_threads(threads)
-    common.check_sizes(batch_chains, block_generations)
-    wall0 = time.perf_counter()
-    config_dict = cfg.to_dict()
-    resuming = False
-    if out is not None:
-        out = Path(out)
-        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
-        if resuming and common.is_complete(out):
-            return load(out)
-
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
-    r = len(record_gens)
-    batch = min(batch_chains or _batch_size(cfg), c)
     subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
-    rec_mu = np.empty((c, r))
-    rec_ls = np.empty((c, r))
-    rec_mu[:, 0] = cfg.mu0
-    rec_ls[:, 0] = math.log(cfg.sigma0)
-    kernel_seconds = 0.0
-    first_batch, first_gen = 0, 0
-    saved: dict[str, np.ndarray] | None = None
-    meta: dict[str, Any] = {}
-    if out is not None:
-        saved = common.load_checkpoint(out) if resuming else None
-        if saved is not None:
-            batch = int(
-                saved["batch_chains"]
-            )  # the interrupted run's batches, whatever the default
-            rec_mu[:], rec_ls[:] = saved["rec_mu"], saved["rec_logsig"]
-            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
-            kernel_seconds = float(saved["kernel_seconds"])
-        meta = common.start_meta(
-            out,
-            {
-                "config": config_dict,
-                "family": "gaussian",
-                "method": cfg.resolved_method,
-                "num_real": cfg.num_real,
-                "record_generations": len(record_gens),
-                "batch_chains": batch,
-            },
-            resuming,
-        )
-
-    total = c * t
     sufficient = cfg.resolved_method == "sufficient"
-    last_ck = time.perf_counter()
-    num_batches = math.ceil(c / batch)
-    for b in range(first_batch, num_batches):
-        lo, hi = b * batch, min(c, (b + 1) * batch)
-        chains = np.arange(lo, hi, dtype=np.int64)
-        pool = pool_size = None
-        g = 0
-        if saved is not None and first_gen > 0:
-            # Resuming mid-batch: the checkpoint holds this batch's streams and state.
-            rng, state, g = saved["rng"], saved["state"], first_gen
-            if subsample:
-                pool, pool_size = saved["pool"], saved["pool_size"]
-        else:
-            rng, state = kern.init_chains(cfg.seed, chains, cfg.mu0, cfg.sigma0)
+    rec_mu = np.empty((c, len(record_gens)))
+    rec_ls = np.empty((c, len(record_gens)))
+
+    def make_plan() -> common.Plan:
+        rec_mu[:, 0] = cfg.mu0
+        rec_ls[:, 0] = math.log(cfg.sigma0)
+
+        def start(lo: int, hi: int) -> dict[str, Any]:
+            rng, state = kern.init_chains(
+                cfg.seed, np.arange(lo, hi, dtype=np.int64), cfg.mu0, cfg.sigma0
+            )
+            out_state: dict[str, Any] = {"rng": rng, "state": state}
             if subsample:
                 # Generation t - 1's draws fill the pool to n * t samples.
-                pool = np.empty((hi - lo, n * t))
-                pool_size = np.zeros(hi - lo, np.int64)
-        saved = None
-        block = block_generations or _block_size(cfg, hi - lo)
-        yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
-        while g < t:
-            g_end = min(t, g + block)
-            slots = common.slots(record_gens, g, g_end)
-            k0 = time.perf_counter()
+                out_state |= {
+                    "pool": np.empty((hi - lo, n * t)),
+                    "pool_size": np.zeros(hi - lo, np.int64),
+                }
+            return out_state
+
+        def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
             kern.advance(
-                rng,
-                state,
+                st["rng"],
+                st["state"],
                 g,
                 g_end,
-                slots,
+                common.slots(record_gens, g, g_end),
                 rec_mu[lo:hi],
                 rec_ls[lo:hi],
                 num_samples=n,
@@ -185,59 +136,44 @@ def iterate(
                 sufficient=sufficient,
                 mu0=cfg.mu0,
                 sigma0=cfg.sigma0,
-                pool=pool,
-                pool_size=pool_size,
+                pool=st.get("pool"),
+                pool_size=st.get("pool_size"),
             )
-            kernel_seconds += time.perf_counter() - k0
-            g = g_end
-            if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
-                _checkpoint(
-                    out, b, g, batch, rng, state, pool, pool_size, rec_mu, rec_ls, kernel_seconds
-                )
-                last_ck = time.perf_counter()
-            yield GaussianProgress(lo * t + (hi - lo) * g, total, b, g)
-        if out is not None and b + 1 < num_batches:
-            _checkpoint(
-                out, b + 1, 0, batch, None, None, None, None, rec_mu, rec_ls, kernel_seconds
-            )
-            last_ck = time.perf_counter()
 
+        return common.Plan(
+            family="gaussian",
+            meta={
+                "method": cfg.resolved_method,
+                "num_real": cfg.num_real,
+                "record_generations": len(record_gens),
+            },
+            arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
+            default_batch=_batch_size(cfg),
+            start=start,
+            advance=advance,
+            block=lambda batch, g: _block_size(cfg, batch),
+        )
+
+    done = yield from common.drive(
+        cfg,
+        make_plan,
+        load,
+        out=out,
+        resume=resume,
+        threads=threads,
+        batch_chains=batch_chains,
+        block_generations=block_generations,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+    if not isinstance(done, common.Finished):
+        return done
     result = _finish(cfg, record_gens, rec_mu, rec_ls)
-    result.timings = {"kernel_seconds": kernel_seconds, "seconds": time.perf_counter() - wall0}
+    result.timings = done.timings()
     result.summary["seconds"] = result.timings["seconds"]
-    result.summary["kernel_seconds"] = kernel_seconds
+    result.summary["kernel_seconds"] = done.kernel_seconds
     if out is not None:
-        _save(out, result, meta)
+        _save(Path(out), result, done.meta)
     return result
-
-
-def _checkpoint(
-    out: Path,
-    b: int,
-    g: int,
-    batch: int,
-    rng: np.ndarray | None,
-    state: np.ndarray | None,
-    pool: np.ndarray | None,
-    pool_size: np.ndarray | None,
-    rec_mu: np.ndarray,
-    rec_ls: np.ndarray,
-    kernel_seconds: float,
-) -> None:
-    """Save where the run stands; at generation 0 of a batch its streams are re-derived."""
-    arrays: dict[str, Any] = {
-        "batch": b,
-        "generation": g,
-        "batch_chains": batch,
-        "rec_mu": rec_mu,
-        "rec_logsig": rec_ls,
-        "kernel_seconds": kernel_seconds,
-    }
-    if g > 0:
-        arrays["rng"], arrays["state"] = rng, state
-    if pool is not None:
-        arrays["pool"], arrays["pool_size"] = pool, pool_size
-    common.save_checkpoint(out, arrays)
 
 
 def _finish(

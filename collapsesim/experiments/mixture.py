@@ -24,7 +24,6 @@ are stored in ``components.parquet``, components sorted by weight (largest first
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,135 +138,102 @@ def iterate(
         ConfigError: bad ``threads`` or sizes, or pools too large for memory.
         store.RunDirError: ``out`` cannot take this run.
     """
-    common.set_threads(threads)
-    common.check_sizes(batch_chains, block_generations)
     if _accumulates(cfg) and _pool_bytes(cfg) > _POOL_LIMIT_BYTES:
         raise ConfigError(
             f"regime {cfg.regime} keeps {_pool_bytes(cfg) / 2**30:.1f} GiB of samples per "
             "chain (n x T points); reduce --samples or --generations"
         )
-    wall0 = time.perf_counter()
-    config_dict = cfg.to_dict()
-    resuming = False
-    if out is not None:
-        out = Path(out)
-        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
-        if resuming and common.is_complete(out):
-            return load(out)
-
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     k, d = cfg.num_components, cfg.dim
     w0, m0, c0 = cfg.original_params()
     record_gens = np.asarray(cfg.record_generations(), np.int64)
-    r = len(record_gens)
-    batch = min(batch_chains or _batch_size(cfg), c)
-    rec = kern.new_records(c, r, k, d)
-    kernel_seconds = 0.0
-    first_batch, first_gen = 0, 0
-    saved: dict[str, np.ndarray] | None = None
-    meta: dict[str, Any] = {}
-    if out is not None:
-        saved = common.load_checkpoint(out) if resuming else None
-        if saved is not None:
-            batch = int(saved["batch_chains"])  # the interrupted run's batches
-            for name in rec:
-                rec[name][:] = saved[f"rec_{name}"]
-            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
-            kernel_seconds = float(saved["kernel_seconds"])
-        meta = common.start_meta(
-            out,
-            {
-                "config": config_dict,
-                "family": "mixture",
-                "num_real": cfg.num_real,
-                "record_generations": r,
-                "batch_chains": batch,
-            },
-            resuming,
-        )
-
     regime = Regime(cfg.regime)
     num_real = cfg.num_real
-    total = c * t
-    last_ck = time.perf_counter()
-    num_batches = math.ceil(c / batch)
-    for b in range(first_batch, num_batches):
-        lo, hi = b * batch, min(c, (b + 1) * batch)
-        size = hi - lo
-        pool = pool_size = kept = None
-        g = 0
-        if saved is not None and first_gen > 0:
-            # Resuming mid-batch: the checkpoint holds this batch's streams and fits.
-            g = first_gen
-            rng, w, m, cv = saved["rng"], saved["weights"], saved["means"], saved["covs"]
-            if "pool" in saved:
-                pool = np.empty((size, n * t, d))
-                pool[:, : saved["pool"].shape[1]] = saved["pool"]
-                pool_size = saved["pool_size"]
-            if "kept" in saved:
-                kept = saved["kept"]
-        else:
-            rng, w, m, cv = kern.init_mixture_chains(
-                cfg.seed, np.arange(lo, hi, dtype=np.int64), w0, m0, c0
-            )
-            # The chains start at the original, which may have another number of components.
-            w, m, cv = _start(w, m, cv, k)
-            if _accumulates(cfg):
-                pool = np.empty((size, n * t, d))
-                pool_size = np.zeros(size, np.int64)
-            if regime is Regime.KEEP_ORIGINAL and num_real > 0:
-                kept = np.empty((size, num_real, d))
-        saved = None
-        sub = {name: arr[lo:hi] for name, arr in rec.items()}
-        yield Progress(lo * t + size * g, total, b, g)
-        while g < t:
-            g_end = min(t, g + (block_generations or _block_size(cfg, size, g)))
-            k0 = time.perf_counter()
-            kern.advance_mixture(
-                rng,
-                w,
-                m,
-                cv,
-                g,
-                g_end,
-                common.slots(record_gens, g, g_end),
-                sub,
-                num_samples=n,
-                regime=regime.code,
-                num_real=num_real,
-                covariance_type=cfg.covariance,
-                init=cfg.init,
-                tol=cfg.tol,
-                max_iter=cfg.max_iter,
-                reg_covar=cfg.reg_covar,
-                weights0=w0,
-                means0=m0,
-                covs0=c0,
-                pool=pool,
-                pool_size=pool_size,
-                kept=kept,
-            )
-            kernel_seconds += time.perf_counter() - k0
-            g = g_end
-            if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
-                state = {"rng": rng, "weights": w, "means": m, "covs": cv}
-                if pool is not None and pool_size is not None:
-                    state |= {"pool": pool[:, : n * g], "pool_size": pool_size}
-                if kept is not None:
-                    state["kept"] = kept
-                _checkpoint(out, b, g, batch, rec, kernel_seconds, state)
-                last_ck = time.perf_counter()
-            yield Progress(lo * t + size * g, total, b, g)
-        if out is not None and b + 1 < num_batches:
-            _checkpoint(out, b + 1, 0, batch, rec, kernel_seconds, {})
-            last_ck = time.perf_counter()
+    rec = kern.new_records(c, len(record_gens), k, d)
 
+    def start(lo: int, hi: int) -> dict[str, Any]:
+        rng, w, m, cv = kern.init_mixture_chains(
+            cfg.seed, np.arange(lo, hi, dtype=np.int64), w0, m0, c0
+        )
+        # The chains start at the original, which may have another number of components.
+        w, m, cv = _start(w, m, cv, k)
+        st: dict[str, Any] = {"rng": rng, "weights": w, "means": m, "covs": cv}
+        if _accumulates(cfg):
+            st |= {"pool": np.empty((hi - lo, n * t, d)), "pool_size": np.zeros(hi - lo, np.int64)}
+        if regime is Regime.KEEP_ORIGINAL and num_real > 0:
+            st["kept"] = np.empty((hi - lo, num_real, d))
+        return st
+
+    def snapshot(st: dict[str, Any], g: int) -> dict[str, Any]:
+        if "pool" in st:  # only the filled part of the pools
+            return {**st, "pool": st["pool"][:, : n * g]}
+        return st
+
+    def restore(saved: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+        if "pool" in saved:
+            pool = np.empty((hi - lo, n * t, d))
+            pool[:, : saved["pool"].shape[1]] = saved["pool"]
+            saved = {**saved, "pool": pool}
+        return saved
+
+    def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+        kern.advance_mixture(
+            st["rng"],
+            st["weights"],
+            st["means"],
+            st["covs"],
+            g,
+            g_end,
+            common.slots(record_gens, g, g_end),
+            {name: arr[lo:hi] for name, arr in rec.items()},
+            num_samples=n,
+            regime=regime.code,
+            num_real=num_real,
+            covariance_type=cfg.covariance,
+            init=cfg.init,
+            tol=cfg.tol,
+            max_iter=cfg.max_iter,
+            reg_covar=cfg.reg_covar,
+            weights0=w0,
+            means0=m0,
+            covs0=c0,
+            pool=st.get("pool"),
+            pool_size=st.get("pool_size"),
+            kept=st.get("kept"),
+        )
+
+    def make_plan() -> common.Plan:
+        return common.Plan(
+            family="mixture",
+            meta={"num_real": num_real, "record_generations": len(record_gens)},
+            arrays=rec,
+            default_batch=_batch_size(cfg),
+            start=start,
+            advance=advance,
+            block=lambda batch, g: _block_size(cfg, batch, g),
+            snapshot=snapshot,
+            restore=restore,
+        )
+
+    done = yield from common.drive(
+        cfg,
+        make_plan,
+        load,
+        out=out,
+        resume=resume,
+        threads=threads,
+        batch_chains=batch_chains,
+        block_generations=block_generations,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+    if not isinstance(done, common.Finished):
+        return done
     result = _finish(cfg, record_gens, rec)
-    result.timings = {"kernel_seconds": kernel_seconds, "seconds": time.perf_counter() - wall0}
+    result.timings = done.timings()
     result.summary["seconds"] = result.timings["seconds"]
-    result.summary["kernel_seconds"] = kernel_seconds
+    result.summary["kernel_seconds"] = done.kernel_seconds
     if out is not None:
-        _save(out, result, meta)
+        _save(Path(out), result, done.meta)
     return result
 
 
@@ -293,27 +259,6 @@ def _start(
     scale = np.sqrt(np.diagonal(cv2, axis1=2, axis2=3))
     m2[:, :, 0] += nudge * scale[:, :, 0] * (copy_no - copy_no.mean())
     return np.ascontiguousarray(w2), np.ascontiguousarray(m2), np.ascontiguousarray(cv2)
-
-
-def _checkpoint(
-    out: Path,
-    b: int,
-    g: int,
-    batch: int,
-    rec: dict[str, np.ndarray],
-    kernel_seconds: float,
-    state: dict[str, np.ndarray],
-) -> None:
-    """Save where the run stands; at generation 0 of a batch its streams are re-derived."""
-    arrays: dict[str, Any] = {
-        "batch": b,
-        "generation": g,
-        "batch_chains": batch,
-        "kernel_seconds": kernel_seconds,
-        **{f"rec_{name}": arr for name, arr in rec.items()},
-        **state,
-    }
-    common.save_checkpoint(out, arrays)
 
 
 def chain_metrics(

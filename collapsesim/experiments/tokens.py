@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,93 +107,50 @@ def iterate(
         ConfigError: bad ``threads`` or sizes, or a pool too large for memory.
         store.RunDirError: ``out`` cannot take this run.
     """
-    common.set_threads(threads)
-    common.check_sizes(batch_chains, block_generations)
     if 4 * _capacity(cfg) > _POOL_LIMIT_BYTES:
         raise ConfigError(
             f"regime {cfg.regime} keeps {4 * _capacity(cfg) / 2**30:.1f} GiB of tokens per "
             "chain; reduce --samples or --generations"
         )
-    wall0 = time.perf_counter()
-    config_dict = cfg.to_dict()
-    resuming = False
-    if out is not None:
-        out = Path(out)
-        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
-        if resuming and common.is_complete(out):
-            return load(out)
-
-    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
-    p0 = cfg.original()
-    k = len(p0)
+    c, n = cfg.num_chains, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
-    r = len(record_gens)
     snap_gens = snapshot_generations(cfg)
-    batch = min(batch_chains or _batch_size(cfg), c)
-    rec = np.empty((c, r, kern.NUM_METRICS))
-    rec[:, 0] = _original_metrics(p0)
-    fixed_at = np.full(c, -1, np.int64)
-    snaps = np.empty((len(snap_gens), k))
-    snaps[0] = p0
-    kernel_seconds = 0.0
-    first_batch, first_gen = 0, 0
-    saved: dict[str, np.ndarray] | None = None
-    meta: dict[str, Any] = {}
-    if out is not None:
-        saved = common.load_checkpoint(out) if resuming else None
-        if saved is not None:
-            batch = int(saved["batch_chains"])
-            rec[:] = saved["rec"]
-            fixed_at[:] = saved["fixed_at"]
-            snaps[:] = saved["snaps"]
-            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
-            kernel_seconds = float(saved["kernel_seconds"])
-        meta = common.start_meta(
-            out,
-            {
-                "config": config_dict,
-                "family": "tokens",
-                "num_real": cfg.num_real,
-                "record_generations": r,
-                "batch_chains": batch,
-            },
-            resuming,
-        )
-
     regime = Regime(cfg.regime)
     num_real = cfg.num_real
-    total = c * t
-    last_ck = time.perf_counter()
-    num_batches = math.ceil(c / batch)
-    for b in range(first_batch, num_batches):
-        lo, hi = b * batch, min(c, (b + 1) * batch)
-        size_b = hi - lo
-        kept = None
-        g = 0
-        if saved is not None and first_gen > 0:
-            g = first_gen
-            rng, train, size = saved["rng"], saved["train"], saved["size"]
-            if _accumulates(cfg):
-                full = np.zeros((size_b, _capacity(cfg)), np.int32)
-                full[:, : train.shape[1]] = train
-                train = full
-            kept = saved.get("kept")
-        else:
+    arrays: dict[str, np.ndarray] = {}
+
+    def make_plan() -> common.Plan:
+        p0 = cfg.original()
+        rec = np.empty((c, len(record_gens), kern.NUM_METRICS))
+        rec[:, 0] = _original_metrics(p0)
+        snaps = np.empty((len(snap_gens), len(p0)))
+        snaps[0] = p0
+        arrays.update(p0=p0, rec=rec, fixed_at=np.full(c, -1, np.int64), snaps=snaps)
+
+        def start(lo: int, hi: int) -> dict[str, Any]:
             rng, train, size, _ = kern.init_token_chains(
                 cfg.seed, np.arange(lo, hi, dtype=np.int64), _capacity(cfg)
             )
+            st: dict[str, Any] = {"rng": rng, "train": train, "size": size}
             if regime is Regime.KEEP_ORIGINAL and num_real > 0:
-                kept = np.zeros((size_b, num_real), np.int32)
-        saved = None
-        yield Progress(lo * t + size_b * g, total, b, g)
-        while g < t:
-            g_end = min(t, g + (block_generations or _block_size(cfg, size_b, g)))
-            k0 = time.perf_counter()
+                st["kept"] = np.zeros((hi - lo, num_real), np.int32)
+            return st
+
+        def snapshot(st: dict[str, Any], g: int) -> dict[str, Any]:
+            held = int(st["size"].max()) if _accumulates(cfg) else n
+            return {**st, "train": st["train"][:, :held]}
+
+        def restore(saved: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+            train = np.zeros((hi - lo, _capacity(cfg)), np.int32)
+            train[:, : saved["train"].shape[1]] = saved["train"]
+            return {**saved, "train": train}
+
+        def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
             kern.advance_tokens(
-                rng,
-                train,
-                size,
-                fixed_at[lo:hi],
+                st["rng"],
+                st["train"],
+                st["size"],
+                arrays["fixed_at"][lo:hi],
                 g,
                 g_end,
                 common.slots(record_gens, g, g_end),
@@ -207,31 +163,51 @@ def iterate(
                 temperature=cfg.temperature,
                 top_k=cfg.top_k,
                 top_p=cfg.top_p,
-                kept=kept,
+                kept=st.get("kept"),
                 snap_slots=common.slots(snap_gens, g, g_end),
                 snaps=snaps,
                 snap_row=0 if lo == 0 else -1,
             )
-            kernel_seconds += time.perf_counter() - k0
-            g = g_end
-            if out is not None and g < t and time.perf_counter() - last_ck > checkpoint_seconds:
-                held = int(size.max()) if _accumulates(cfg) else n
-                state = {"rng": rng, "train": train[:, :held], "size": size}
-                if kept is not None:
-                    state["kept"] = kept
-                _checkpoint(out, b, g, batch, rec, fixed_at, snaps, kernel_seconds, state)
-                last_ck = time.perf_counter()
-            yield Progress(lo * t + size_b * g, total, b, g)
-        if out is not None and b + 1 < num_batches:
-            _checkpoint(out, b + 1, 0, batch, rec, fixed_at, snaps, kernel_seconds, {})
-            last_ck = time.perf_counter()
 
-    result = _finish(cfg, p0, record_gens, rec, fixed_at, snap_gens, snaps)
-    result.timings = {"kernel_seconds": kernel_seconds, "seconds": time.perf_counter() - wall0}
+        return common.Plan(
+            family="tokens",
+            meta={"num_real": num_real, "record_generations": len(record_gens)},
+            arrays={k: v for k, v in arrays.items() if k != "p0"},
+            default_batch=_batch_size(cfg),
+            start=start,
+            advance=advance,
+            block=lambda batch, g: _block_size(cfg, batch, g),
+            snapshot=snapshot,
+            restore=restore,
+        )
+
+    done = yield from common.drive(
+        cfg,
+        make_plan,
+        load,
+        out=out,
+        resume=resume,
+        threads=threads,
+        batch_chains=batch_chains,
+        block_generations=block_generations,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+    if not isinstance(done, common.Finished):
+        return done
+    result = _finish(
+        cfg,
+        arrays["p0"],
+        record_gens,
+        arrays["rec"],
+        arrays["fixed_at"],
+        snap_gens,
+        arrays["snaps"],
+    )
+    result.timings = done.timings()
     result.summary["seconds"] = result.timings["seconds"]
-    result.summary["kernel_seconds"] = kernel_seconds
+    result.summary["kernel_seconds"] = done.kernel_seconds
     if out is not None:
-        _save(out, result, meta)
+        _save(Path(out), result, done.meta)
     return result
 
 
@@ -242,32 +218,6 @@ def _original_metrics(p0: np.ndarray) -> np.ndarray:
         log_p0 = np.log(p0)
     kern._metrics(p0, p0, log_p0, rare10, rare1, out)
     return out
-
-
-def _checkpoint(
-    out: Path,
-    b: int,
-    g: int,
-    batch: int,
-    rec: np.ndarray,
-    fixed_at: np.ndarray,
-    snaps: np.ndarray,
-    kernel_seconds: float,
-    state: dict[str, np.ndarray],
-) -> None:
-    common.save_checkpoint(
-        out,
-        {
-            "batch": b,
-            "generation": g,
-            "batch_chains": batch,
-            "kernel_seconds": kernel_seconds,
-            "rec": rec,
-            "fixed_at": fixed_at,
-            "snaps": snaps,
-            **state,
-        },
-    )
 
 
 def _finish(
