@@ -350,3 +350,19 @@ def drive(
             checkpoint(b + 1, 0, {})
             last_ck = time.perf_counter()
     return Finished(kernel_seconds, meta, wall0)
+
+
+def complete(
+    result: R, done: Finished, out: Path | None, save: Callable[[Path, R, dict[str, Any]], None]
+) -> R:
+    """Stamp a result with its timings and, with ``out``, store it; return it.
+
+    ``result`` has ``timings`` and ``summary`` attributes.
+    """
+    timings = done.timings()
+    result.timings = timings  # type: ignore[attr-defined]
+    result.summary["seconds"] = timings["seconds"]  # type: ignore[attr-defined]
+    result.summary["kernel_seconds"] = done.kernel_seconds  # type: ignore[attr-defined]
+    if out is not None:
+        save(Path(out), result, done.meta)
+    return result

@@ -168,12 +168,7 @@ def iterate(
     if not isinstance(done, common.Finished):
         return done
     result = _finish(cfg, record_gens, rec_mu, rec_ls)
-    result.timings = done.timings()
-    result.summary["seconds"] = result.timings["seconds"]
-    result.summary["kernel_seconds"] = done.kernel_seconds
-    if out is not None:
-        _save(Path(out), result, done.meta)
-    return result
+    return common.complete(result, done, out, _save)
 
 
 def _finish(

@@ -203,12 +203,7 @@ def iterate(
         snap_gens,
         arrays["snaps"],
     )
-    result.timings = done.timings()
-    result.summary["seconds"] = result.timings["seconds"]
-    result.summary["kernel_seconds"] = done.kernel_seconds
-    if out is not None:
-        _save(Path(out), result, done.meta)
-    return result
+    return common.complete(result, done, out, _save)
 
 
 def _original_metrics(p0: np.ndarray) -> np.ndarray:
