@@ -210,6 +210,20 @@ def gaussian(
             help="Write a PNG: sigma over generations and the histogram of final log sigma.",
         ),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="numba (CPU kernels) | jax (all local JAX devices; other random streams, the same distributions).",
+        ),
+    ] = "numba",
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="jax: float32 | float64 | auto (float64 on CPU, float32 on accelerators).",
+        ),
+    ] = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Run the Gaussian chain: fit N(mu, sigma^2) to n samples, draw n from the fit, repeat.
@@ -235,6 +249,8 @@ def gaussian(
             seed=seed,
             record_every=record_every,
             keep_chains=keep_chains,
+            backend=backend,
+            precision=precision,
         )
 
     _execute(

@@ -22,6 +22,8 @@ __all__ = [
 ]
 
 METHODS = ("auto", "sample", "sufficient")
+BACKENDS = ("numba", "jax")
+PRECISIONS = ("auto", "float32", "float64")
 
 # Held records of all chains (two float64 per chain and record) stay under this many
 # values by default, and may not pass the hard limit when a stride is forced.
@@ -138,6 +140,8 @@ class GaussianConfig(_Recorded):
     seed: int = 0  # with the chain index, determines every draw
     record_every: int = 0  # stride of recorded generations; 0 picks one (see record_stride)
     keep_chains: int = 100  # chains whose whole trajectories are stored (the first ones)
+    backend: str = "numba"  # numba | jax (other random streams, the same distributions)
+    precision: str = "auto"  # jax: float32 | float64 | auto (float64 on CPU, else float32)
 
     def __post_init__(self) -> None:
         checks = [
@@ -154,6 +158,14 @@ class GaussianConfig(_Recorded):
             ),
         ]
         regime = self._validate(checks)
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; choose numba or jax")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown precision {self.precision!r}; choose auto, float32 or float64"
+            )
+        if self.backend == "jax" and regime is Regime.ACCUMULATE_SUBSAMPLE:
+            raise ConfigError("accumulate-subsample runs on the numba backend only")
         if self.method == "sufficient" and not sufficient_allowed(regime):
             raise ConfigError(
                 f"method 'sufficient' cannot run regime {regime.value!r}: "
@@ -179,6 +191,14 @@ class GaussianConfig(_Recorded):
         return real_count(
             Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
         )
+
+    def resolved_precision(self) -> str:
+        """float32 or float64: auto takes float64 on CPU and float32 on accelerators."""
+        if self.precision != "auto":
+            return self.precision
+        import jax
+
+        return "float64" if jax.default_backend() == "cpu" else "float32"
 
     @property
     def values_per_record(self) -> int:

@@ -106,6 +106,8 @@ def iterate(
     def make_plan() -> common.Plan:
         rec_mu[:, 0] = cfg.mu0
         rec_ls[:, 0] = math.log(cfg.sigma0)
+        if cfg.backend == "jax":
+            return _jax_plan(cfg, record_gens, rec_mu, rec_ls)
 
         def start(lo: int, hi: int) -> dict[str, Any]:
             rng, state = kern.init_chains(
@@ -171,6 +173,55 @@ def iterate(
     return common.complete(result, done, out, _save)
 
 
+def _jax_plan(
+    cfg: GaussianConfig, record_gens: np.ndarray, rec_mu: np.ndarray, rec_ls: np.ndarray
+) -> common.Plan:
+    """The same chains on the JAX backend (all local devices; keys from fold_in)."""
+    from ..jaxchains import gaussian as jg
+
+    precision = cfg.resolved_precision()
+    sufficient = cfg.resolved_method == "sufficient"
+
+    def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+        jg.advance(
+            st,
+            cfg.seed,
+            np.arange(lo, hi, dtype=np.int64),
+            g,
+            g_end,
+            common.slots(record_gens, g, g_end),
+            rec_mu[lo:hi],
+            rec_ls[lo:hi],
+            num_samples=cfg.num_samples,
+            ddof=cfg.ddof,
+            regime=Regime(cfg.regime).code,
+            num_real=cfg.num_real,
+            sufficient=sufficient,
+            mu0=cfg.mu0,
+            sigma0=cfg.sigma0,
+            dtype=precision,
+        )
+
+    per_gen = 2e-8 if sufficient else 4e-9 * cfg.num_samples
+    return common.Plan(
+        family="gaussian",
+        meta={
+            "method": cfg.resolved_method,
+            "backend": "jax",
+            "precision": precision,
+            "num_real": cfg.num_real,
+            "record_generations": len(record_gens),
+        },
+        arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
+        default_batch=min(cfg.num_chains, 2**22),
+        start=lambda lo, hi: jg.init_state(hi - lo, cfg.mu0, cfg.sigma0),
+        advance=advance,
+        block=lambda batch, g: int(
+            min(max(cfg.num_generations, 1), max(1, 1.0 / (per_gen * batch)))
+        ),
+    )
+
+
 def _finish(
     cfg: GaussianConfig, record_gens: np.ndarray, rec_mu: np.ndarray, rec_ls: np.ndarray
 ) -> GaussianResult:
@@ -209,6 +260,7 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         "samples": n,
         "ddof": cfg.ddof,
         "method": cfg.resolved_method,
+        "backend": cfg.backend,
         "regime": cfg.regime,
         "seed": cfg.seed,
         "num_real": cfg.num_real,

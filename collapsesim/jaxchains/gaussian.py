@@ -1,0 +1,258 @@
+"""The Gaussian chain in JAX: sample and sufficient methods, replace, fresh, keep-original
+and accumulate.
+
+State per chain: the fitted mean ``mu`` and ``log sigma`` (a log scale, so that float32
+follows a std that collapses by hundreds of orders of magnitude over 10^4 generations
+and more), plus the pooled (accumulate) or kept (keep-original) data's count, mean and
+sum of squared deviations. One generation draws the model's group of ``n - r`` points
+(all n of them, or their mean and chi-square statistic with the sufficient method),
+merges it with the regime's real or pooled data (Chan et al.'s exact merge) and refits.
+Under ``replace`` the update is done in log scale: ``log sigma' = log sigma +
+log(M2_z / (n - ddof)) / 2`` with ``M2_z`` the standardised draws' sum of squares.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+REPLACE, ACCUMULATE, FRESH, KEEP_ORIGINAL, ACCUMULATE_SUBSAMPLE = range(5)
+STATE = ("mu", "log_sigma", "pool_n", "pool_mean", "pool_m2", "kept_mean", "kept_m2")
+
+
+def _jax() -> Any:
+    import jax
+
+    return jax
+
+
+def chain_keys(seed: int, chains: np.ndarray) -> Any:
+    """Keys of the given global chains: ``fold_in`` of the seed's halves and the chain's."""
+    jax = _jax()
+    base = jax.random.fold_in(
+        jax.random.fold_in(jax.random.key(0), np.uint32(seed & 0xFFFFFFFF)),
+        np.uint32(seed >> 32),
+    )
+    chains = np.asarray(chains, dtype=np.uint64)
+    lo = (chains & 0xFFFFFFFF).astype(np.uint32)
+    hi = (chains >> 32).astype(np.uint32)
+
+    def one(lo_: Any, hi_: Any) -> Any:
+        return jax.random.fold_in(jax.random.fold_in(base, lo_), hi_)
+
+    return jax.vmap(one)(lo, hi)
+
+
+def _group(key: Any, k: int, sufficient: bool, dtype: Any) -> tuple[Any, Any]:
+    """(mean, M2) of k standard normals: drawn, or their exact sufficient statistics."""
+    jax = _jax()
+    jnp = jax.numpy
+    if k <= 0:
+        return jnp.zeros((), dtype), jnp.zeros((), dtype)
+    if sufficient:
+        k1, k2 = jax.random.split(key)
+        zbar = jax.random.normal(k1, (), dtype) / np.sqrt(k).astype(dtype)
+        m2 = 2 * jax.random.gamma(k2, (k - 1) / 2, (), dtype) if k > 1 else jnp.zeros((), dtype)
+        return zbar, m2
+    z = jax.random.normal(key, (k,), dtype)
+    zbar = jnp.mean(z)
+    return zbar, jnp.sum((z - zbar) ** 2)
+
+
+def _merge(na: Any, ma: Any, m2a: Any, nb: Any, mb: Any, m2b: Any) -> tuple[Any, Any, Any]:
+    jnp = _jax().numpy
+    n = na + nb
+    safe = jnp.where(n > 0, n, 1)
+    delta = mb - ma
+    return n, ma + delta * (nb / safe), m2a + m2b + delta * delta * (na * nb / safe)
+
+
+def _step(
+    st: dict[str, Any],
+    key: Any,
+    t: Any,
+    *,
+    n: int,
+    ddof: int,
+    regime: int,
+    num_real: int,
+    sufficient: bool,
+    mu0: float,
+    sigma0: float,
+    dtype: Any,
+) -> dict[str, Any]:
+    """One generation of one chain."""
+    jax = _jax()
+    jnp = jax.numpy
+    k_model, k_real = jax.random.split(key)
+    mu, ls = st["mu"], st["log_sigma"]
+    synth = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+    zbar, m2z = _group(k_model, synth, sufficient, dtype)
+    if regime == REPLACE:
+        return {
+            **st,
+            "mu": mu + jnp.exp(ls) * zbar,
+            "log_sigma": ls + 0.5 * jnp.log(m2z / (n - ddof)),
+        }
+    sigma = jnp.exp(ls)
+    gn = jnp.asarray(synth, dtype)
+    gmean = mu + sigma * zbar
+    gm2 = sigma * sigma * m2z
+    out = dict(st)
+    if regime == ACCUMULATE:
+        tn, tmean, tm2 = _merge(st["pool_n"], st["pool_mean"], st["pool_m2"], gn, gmean, gm2)
+        out |= {"pool_n": tn, "pool_mean": tmean, "pool_m2": tm2}
+    else:
+        rz, rm2 = _group(k_real, num_real, sufficient, dtype)
+        rmean = mu0 + sigma0 * rz
+        rm2 = sigma0 * sigma0 * rm2
+        if regime == KEEP_ORIGINAL:
+            rmean = jnp.where(t == 0, rmean, st["kept_mean"])
+            rm2 = jnp.where(t == 0, rm2, st["kept_m2"])
+            out |= {"kept_mean": rmean, "kept_m2": rm2}
+        tn, tmean, tm2 = _merge(gn, gmean, gm2, jnp.asarray(num_real, dtype), rmean, rm2)
+    out |= {"mu": tmean, "log_sigma": 0.5 * jnp.log(tm2 / (tn - ddof))}
+    return out
+
+
+@partial(
+    _jax().jit,
+    static_argnames=("steps", "n", "ddof", "regime", "num_real", "sufficient", "dtype"),
+)
+def _advance(
+    state: dict[str, Any],
+    keys: Any,
+    t0: Any,
+    mu0: float,
+    sigma0: float,
+    *,
+    steps: int,
+    n: int,
+    ddof: int,
+    regime: int,
+    num_real: int,
+    sufficient: bool,
+    dtype: Any,
+) -> dict[str, Any]:
+    jax = _jax()
+    jnp = jax.numpy
+    params = {
+        "n": n,
+        "ddof": ddof,
+        "regime": regime,
+        "num_real": num_real,
+        "sufficient": sufficient,
+        "mu0": mu0,
+        "sigma0": sigma0,
+        "dtype": dtype,
+    }
+
+    def one_chain(st: dict[str, Any], key: Any) -> dict[str, Any]:
+        def body(carry: dict[str, Any], t: Any) -> tuple[dict[str, Any], None]:
+            return _step(carry, jax.random.fold_in(key, t), t, **params), None
+
+        st, _ = jax.lax.scan(body, st, t0 + jnp.arange(steps, dtype=jnp.uint32))
+        return st
+
+    return jax.vmap(one_chain)(state, keys)
+
+
+def init_state(count: int, mu0: float, sigma0: float) -> dict[str, np.ndarray]:
+    """Chains at model 0 (float64 NumPy arrays; cast on the way in)."""
+    state = {name: np.zeros(count) for name in STATE}
+    state["mu"][:] = mu0
+    state["log_sigma"][:] = np.log(sigma0)
+    return state
+
+
+def advance(
+    state: dict[str, np.ndarray],
+    seed: int,
+    chains: np.ndarray,
+    t_start: int,
+    t_end: int,
+    slots: np.ndarray,
+    rec_mu: np.ndarray,
+    rec_logsig: np.ndarray,
+    *,
+    num_samples: int,
+    ddof: int,
+    regime: int,
+    num_real: int,
+    sufficient: bool,
+    mu0: float,
+    sigma0: float,
+    dtype: str = "float32",
+    chunk: int = 2**20,
+) -> None:
+    """Advance chains from model ``t_start`` to ``t_end`` on all local JAX devices, in place.
+
+    Generations are run in segments that end at recorded models (``slots`` as for the
+    Numba kernel), each a ``lax.scan``; chains go in chunks of at most ``chunk``, each
+    sharded over the local devices along the chain axis.
+
+    Raises:
+        ValueError: accumulate-subsample (it needs every sample; use the Numba backend),
+            or bad sizes.
+    """
+    jax = _jax()
+    if regime == ACCUMULATE_SUBSAMPLE:
+        raise ValueError("accumulate-subsample runs on the numba backend only")
+    if num_samples - ddof < 1 or not 0 <= num_real <= num_samples:
+        raise ValueError("need n > ddof and 0 <= num_real <= n")
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    ends = [t_start + j + 1 for j in range(t_end - t_start) if slots[j] >= 0]
+    if not ends or ends[-1] != t_end:
+        ends.append(t_end)
+    devices = jax.local_devices()
+    mesh = jax.sharding.Mesh(np.array(devices), ("chains",))
+    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
+    count = len(chains)
+    with _precision(dtype):
+        jdtype = np.dtype(dtype)
+        for lo in range(0, count, chunk):
+            hi = min(count, lo + chunk)
+            pad = (-(hi - lo)) % len(devices)
+            ids = np.concatenate([chains[lo:hi], np.zeros(pad, chains.dtype)])
+            keys = jax.device_put(chain_keys(seed, ids), shard)
+            st = {
+                k: jax.device_put(
+                    np.concatenate([v[lo:hi], np.zeros(pad) + v[lo]]).astype(jdtype), shard
+                )
+                for k, v in state.items()
+            }
+            t = t_start
+            for end in ends:
+                st = _advance(
+                    st,
+                    keys,
+                    np.uint32(t),
+                    mu0,
+                    sigma0,
+                    steps=end - t,
+                    n=num_samples,
+                    ddof=ddof,
+                    regime=regime,
+                    num_real=num_real,
+                    sufficient=sufficient,
+                    dtype=jdtype,
+                )
+                t = end
+                slot = slots[end - 1 - t_start]
+                if slot >= 0:
+                    rec_mu[lo:hi, slot] = np.asarray(st["mu"])[: hi - lo]
+                    rec_logsig[lo:hi, slot] = np.asarray(st["log_sigma"])[: hi - lo]
+            for k, arr in state.items():
+                arr[lo:hi] = np.asarray(st[k], dtype=np.float64)[: hi - lo]
+
+
+def _precision(dtype: str) -> Any:
+    """A context that enables 64-bit JAX for float64 runs only."""
+    import contextlib
+
+    if dtype == "float64":
+        return _jax().enable_x64(True)
+    return contextlib.nullcontext()

@@ -1,0 +1,116 @@
+"""The JAX backend: exact theory by z-score, agreement with Numba in distribution,
+chunking and sharding invariance, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from collapsesim import theory
+from collapsesim.config import ConfigError, GaussianConfig
+from collapsesim.experiments import gaussian as runner
+from collapsesim.jaxchains import gaussian as jg
+
+cli = CliRunner()
+
+
+def _run(c, t, n, *, regime=0, num_real=0, sufficient=True, dtype="float64", seed=0, chunk=2**20):  # type: ignore[no-untyped-def]
+    st = jg.init_state(c, 0.0, 1.0)
+    slots = np.full(t, -1)
+    slots[-1] = 0
+    mu, ls = np.zeros((c, 1)), np.zeros((c, 1))
+    jg.advance(
+        st, seed, np.arange(c), 0, t, slots, mu, ls, num_samples=n, ddof=0, regime=regime,
+        num_real=num_real, sufficient=sufficient, mu0=0.0, sigma0=1.0, dtype=dtype, chunk=chunk,
+    )  # fmt: skip
+    return mu[:, 0], ls[:, 0]
+
+
+@pytest.mark.parametrize(
+    ("sufficient", "dtype"), [(True, "float64"), (True, "float32"), (False, "float64")]
+)
+def test_replace_matches_exact_theory(sufficient: bool, dtype: str) -> None:
+    c, t, n = 20000, 100, 50
+    _, ls = _run(c, t, n, sufficient=sufficient, dtype=dtype, seed=11)
+    elog = float(theory.mean_log_std(t, n, 0, 1.0, "replace"))
+    slog = float(theory.std_log_std(t, n, 0, "replace"))
+    assert abs(ls.mean() - elog) / (slog / math.sqrt(c)) < 4
+    e1 = float(theory.moment_std(1, t, n, 0, 1.0, "replace"))
+    e2 = float(theory.moment_std(2, t, n, 0, 1.0, "replace"))
+    sig = np.exp(ls)
+    assert abs(sig.mean() - e1) / math.sqrt((e2 - e1 * e1) / c) < 4
+
+
+def test_float32_log_scale_survives_ten_thousand_generations() -> None:
+    # sigma falls far below float32's smallest normal number; log sigma stays exact.
+    c, t, n = 1000, 10_000, 20
+    _, ls = _run(c, t, n, dtype="float32", seed=2)
+    assert np.all(np.isfinite(ls))
+    elog = float(theory.mean_log_std(t, n, 0, 1.0, "replace"))
+    slog = float(theory.std_log_std(t, n, 0, "replace"))
+    assert elog < -200  # sigma ~ 1e-100: zero in float32
+    assert abs(ls.mean() - elog) / (slog / math.sqrt(c)) < 4
+
+
+@pytest.mark.parametrize("regime", ["fresh", "keep-original", "accumulate"])
+def test_pooled_regimes_agree_with_numba_in_distribution(regime: str) -> None:
+    kw = {"num_chains": 3000, "num_generations": 40, "num_samples": 30, "regime": regime}
+    a = runner.run(GaussianConfig(**kw, seed=1)).final["log_sigma"]
+    b = runner.run(GaussianConfig(**kw, seed=2, backend="jax")).final["log_sigma"]
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert abs(a.mean() - b.mean()) / se < 4
+
+
+def test_chunks_do_not_change_a_chain() -> None:
+    a = _run(50, 30, 20, seed=4)
+    b = _run(50, 30, 20, seed=4, chunk=7)
+    np.testing.assert_array_equal(a[1], b[1])
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_sharded_over_two_devices_equals_one_device(tmp_path: Path) -> None:
+    code = (
+        "import numpy as np, jax, sys; sys.path.insert(0, sys.argv[2]);"
+        "from tests.test_jax import _run; assert len(jax.local_devices()) == 2;"
+        "mu, ls = _run(61, 25, 15, seed=8, sufficient=False);"
+        "np.savez(sys.argv[1], mu=mu, ls=ls)"
+    )
+    out = tmp_path / "two.npz"
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
+    root = str(Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code, str(out), root], env=env, check=True, cwd=root)
+    mu, ls = _run(61, 25, 15, seed=8, sufficient=False)
+    with np.load(out) as two:
+        np.testing.assert_array_equal(two["ls"], ls)
+        np.testing.assert_array_equal(two["mu"], mu)
+
+
+def test_cli_backend_jax_and_bad_input() -> None:
+    quick = ["gaussian", "--chains", "200", "--generations", "20", "--samples", "30"]
+    res = cli.invoke(app_(), [*quick, "--backend", "jax", "--json"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data["backend"] == "jax"
+    assert data["theory_mean_final_std"] is not None
+    res = cli.invoke(app_(), [*quick, "--backend", "jax", "--regime", "accumulate-subsample"])
+    assert res.exit_code == 2
+    assert "numba backend only" in res.output
+    res = cli.invoke(app_(), [*quick, "--backend", "cuda"])
+    assert res.exit_code == 2
+    assert "unknown backend" in res.output
+    with pytest.raises(ConfigError, match="unknown precision"):
+        GaussianConfig(backend="jax", precision="float16")
+
+
+def app_():  # type: ignore[no-untyped-def]
+    from collapsesim.cli import app
+
+    return app
