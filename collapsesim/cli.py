@@ -124,6 +124,20 @@ CheckpointEvery = Annotated[
         help="Seconds between checkpoints with --out (also one after each chain batch).",
     ),
 ]
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="numba (CPU kernels) | jax (all local JAX devices; other random streams, the same distributions).",
+    ),
+]
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="jax: float32 | float64 | auto (float64 on CPU, float32 on accelerators).",
+    ),
+]
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")
 ]
@@ -210,20 +224,8 @@ def gaussian(
             help="Write a PNG: sigma over generations and the histogram of final log sigma.",
         ),
     ] = None,
-    backend: Annotated[
-        str,
-        typer.Option(
-            "--backend",
-            help="numba (CPU kernels) | jax (all local JAX devices; other random streams, the same distributions).",
-        ),
-    ] = "numba",
-    precision: Annotated[
-        str,
-        typer.Option(
-            "--precision",
-            help="jax: float32 | float64 | auto (float64 on CPU, float32 on accelerators).",
-        ),
-    ] = "auto",
+    backend: Backend = "numba",
+    precision: Precision = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Run the Gaussian chain: fit N(mu, sigma^2) to n samples, draw n from the fit, repeat.
@@ -530,6 +532,8 @@ def tokens(
             help="Write a PNG: rank-frequency curves at several generations, entropy and support over generations.",
         ),
     ] = None,
+    backend: Backend = "numba",
+    precision: Precision = "auto",
     as_json: AsJson = False,
 ) -> None:
     """Run token chains: a categorical distribution over K categories, sampled and refitted.
@@ -558,6 +562,8 @@ def tokens(
             seed=seed,
             record_every=record_every,
             keep_chains=keep_chains,
+            backend=backend,
+            precision=precision,
         )
 
     _execute(

@@ -35,6 +35,14 @@ class ConfigError(ValueError):
     """Raised for a configuration that cannot run; the message is one line."""
 
 
+def _resolve_precision(precision: str) -> str:
+    if precision != "auto":
+        return precision
+    import jax
+
+    return "float64" if jax.default_backend() == "cpu" else "float32"
+
+
 class _Recorded:
     """What every family's configuration shares: the record schedule and (de)serialisation.
 
@@ -194,11 +202,7 @@ class GaussianConfig(_Recorded):
 
     def resolved_precision(self) -> str:
         """float32 or float64: auto takes float64 on CPU and float32 on accelerators."""
-        if self.precision != "auto":
-            return self.precision
-        import jax
-
-        return "float64" if jax.default_backend() == "cpu" else "float32"
+        return _resolve_precision(self.precision)
 
     @property
     def values_per_record(self) -> int:
@@ -515,9 +519,20 @@ class TokenConfig(_Recorded):
     seed: int = 0
     record_every: int = 0
     keep_chains: int = 100
+    backend: str = "numba"  # numba | jax
+    precision: str = "auto"  # jax: float32 | float64 | auto (float64 on CPU)
 
     def __post_init__(self) -> None:
         checks = [
+            (self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose numba or jax"),
+            (
+                self.precision in PRECISIONS,
+                f"unknown precision {self.precision!r}; choose auto, float32 or float64",
+            ),
+            (
+                not (self.backend == "jax" and self.regime == "accumulate-subsample"),
+                "accumulate-subsample runs on the numba backend only",
+            ),
             (self.num_samples >= 1, f"samples must be at least 1, got {self.num_samples}"),
             (self.num_samples < 2**31, f"samples must be below 2**31, got {self.num_samples}"),
             (
@@ -565,6 +580,10 @@ class TokenConfig(_Recorded):
         return real_count(
             Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
         )
+
+    def resolved_precision(self) -> str:
+        """float32 or float64: auto takes float64 on CPU and float32 on accelerators."""
+        return _resolve_precision(self.precision)
 
     @property
     def transformed(self) -> bool:

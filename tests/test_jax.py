@@ -114,3 +114,64 @@ def app_():  # type: ignore[no-untyped-def]
     from collapsesim.cli import app
 
     return app
+
+
+def _tokens(c, t, n, p0, seed=0, **kw):  # type: ignore[no-untyped-def]
+    from collapsesim.jaxchains import tokens as jt
+
+    st = jt.init_state(c, len(p0), kw.get("num_real", 0))
+    rec = np.zeros((c, t, 8))
+    jt.advance(
+        st, seed, np.arange(c), 0, t, np.arange(t), rec, num_samples=n,
+        regime=kw.pop("regime", 0), num_real=kw.pop("num_real", 0), p0=p0, dtype="float64", **kw,
+    )  # fmt: skip
+    return rec, st
+
+
+def test_jax_tokens_follow_wright_fisher() -> None:
+    p0 = 1 / np.arange(1, 21)
+    p0 /= p0.sum()
+    c, n = 4000, 30
+    rec, st = _tokens(c, 40, n, p0, seed=3)
+    gens = np.array([1, 10, 40])
+    het = theory.token_heterozygosity(gens, n, p0)
+    sup, fix = theory.token_support_fixation(gens, n, p0)
+    for g, h, s, f in zip(gens, het, sup, fix, strict=True):
+        col = rec[:, g - 1]
+        assert abs(col[:, 0].mean() - h) / (col[:, 0].std() / math.sqrt(c)) < 4
+        assert abs(col[:, 2].mean() - s) / (col[:, 2].std() / math.sqrt(c)) < 4
+        frac = np.mean((st["fixed_at"] > 0) & (st["fixed_at"] <= g))
+        assert abs(frac - f) < 4 * math.sqrt(max(f * (1 - f), 1e-12) / c) + 1e-12
+
+
+def test_jax_tokens_agree_with_numba_under_decoding() -> None:
+    from collapsesim.config import TokenConfig
+    from collapsesim.experiments import tokens as trun
+
+    kw = {
+        "num_chains": 1500,
+        "num_generations": 15,
+        "num_samples": 80,
+        "categories": 60,
+        "regime": "fresh",
+        "temperature": 0.9,
+        "top_p": 0.95,
+    }
+    a = trun.run(TokenConfig(**kw, seed=1)).final["tail10"]
+    b = trun.run(TokenConfig(**kw, seed=2, backend="jax")).final["tail10"]
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert abs(a.mean() - b.mean()) / se < 4
+
+
+def test_jax_decode_matches_numba_decode() -> None:
+    import jax
+
+    from collapsesim.jaxchains import tokens as jt
+    from collapsesim.kernels import categorical as ct
+
+    rng = np.random.default_rng(0)
+    for p in (rng.dirichlet(np.ones(30)), np.full(30, 1 / 30)):
+        for tau, k, top in ((1.0, 0, 1.0), (0.7, 0, 1.0), (1.0, 5, 1.0), (1.3, 12, 0.8)):
+            with jax.enable_x64(True):
+                ours = np.asarray(jt.decode(jax.numpy.asarray(p), tau, k, top))
+            np.testing.assert_allclose(ours, ct.decode(p, tau, k, top), rtol=1e-12, atol=1e-15)

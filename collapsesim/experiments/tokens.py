@@ -127,6 +127,9 @@ def iterate(
         snaps[0] = p0
         arrays.update(p0=p0, rec=rec, fixed_at=np.full(c, -1, np.int64), snaps=snaps)
 
+        if cfg.backend == "jax":
+            return _jax_plan(cfg, p0, record_gens, snap_gens, arrays)
+
         def start(lo: int, hi: int) -> dict[str, Any]:
             rng, train, size, _ = kern.init_token_chains(
                 cfg.seed, np.arange(lo, hi, dtype=np.int64), _capacity(cfg)
@@ -206,6 +209,62 @@ def iterate(
     return common.complete(result, done, out, _save)
 
 
+def _jax_plan(
+    cfg: TokenConfig,
+    p0: np.ndarray,
+    record_gens: np.ndarray,
+    snap_gens: np.ndarray,
+    arrays: dict[str, np.ndarray],
+) -> common.Plan:
+    """The same chains on the JAX backend (all local devices; keys from fold_in)."""
+    from ..jaxchains import tokens as jt
+
+    precision = cfg.resolved_precision()
+    num_real = cfg.num_real
+
+    def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+        jt.advance(
+            st,
+            cfg.seed,
+            np.arange(lo, hi, dtype=np.int64),
+            g,
+            g_end,
+            common.slots(record_gens, g, g_end),
+            arrays["rec"][lo:hi],
+            num_samples=cfg.num_samples,
+            regime=Regime(cfg.regime).code,
+            num_real=num_real,
+            p0=p0,
+            smoothing=cfg.smoothing,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            dtype=precision,
+            snap_slots=common.slots(snap_gens, g, g_end),
+            snaps=arrays["snaps"],
+            snap_row=0 if lo == 0 else -1,
+        )
+        arrays["fixed_at"][lo:hi] = st["fixed_at"]
+
+    per_gen = 5e-9 * (cfg.num_samples + 4 * cfg.categories)
+    return common.Plan(
+        family="tokens",
+        meta={
+            "num_real": num_real,
+            "record_generations": len(record_gens),
+            "backend": "jax",
+            "precision": precision,
+        },
+        arrays={k: v for k, v in arrays.items() if k != "p0"},
+        default_batch=max(1, min(cfg.num_chains, 2**28 // (4 * cfg.categories))),
+        start=lambda lo, hi: jt.init_state(hi - lo, cfg.categories, num_real),
+        advance=advance,
+        block=lambda batch, g: int(
+            min(max(cfg.num_generations, 1), max(1, 1.0 / (per_gen * batch)))
+        ),
+    )
+
+
 def _original_metrics(p0: np.ndarray) -> np.ndarray:
     rare10, rare1 = kern.rare_masks(p0)
     out = np.empty(kern.NUM_METRICS)
@@ -255,6 +314,7 @@ def summarize(
         "categories": len(p0),
         "init": cfg.init,
         "regime": cfg.regime,
+        "backend": cfg.backend,
         "temperature": cfg.temperature,
         "top_k": cfg.top_k,
         "top_p": cfg.top_p,

@@ -1,0 +1,241 @@
+"""Token chains in JAX: replace, fresh, keep-original and accumulate; smoothing and decoding.
+
+State per chain: the counts of its training set (K,) (the pooled counts when
+accumulating) and, for keep-original, the kept real counts. One generation decodes the
+model (temperature, then top-k, then top-p, as :mod:`collapsesim.kernels.categorical`),
+draws the model's tokens by inverting the cumulative distribution (O(K + n log K)),
+counts them (a scatter-add), adds the regime's real tokens and refits. Generation 0 is
+n real tokens from the original. Metrics of recorded models are computed on the device.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from .gaussian import ACCUMULATE, ACCUMULATE_SUBSAMPLE, FRESH, KEEP_ORIGINAL, _jax, chain_keys
+
+METRICS = ("heterozygosity", "entropy", "support", "top_share", "tail10", "tail1", "tv", "kl")
+
+
+def decode(p: Any, temperature: float, top_k: int, top_p: float) -> Any:
+    """Temperature, then top-k, then top-p; ties rank by the lower index. Sums to 1."""
+    jnp = _jax().numpy
+    k = p.shape[-1]
+    q = p
+    if temperature != 1.0:
+        q = jnp.where(p > 0, (p / jnp.max(p)) ** (1.0 / temperature), 0.0)
+    if 0 < top_k < k or top_p < 1.0:
+        order = jnp.argsort(-q, stable=True)
+        sq = q[order]
+        ranks = jnp.arange(k)
+        keep = ranks < (top_k if 0 < top_k < k else k)
+        sq = jnp.where(keep, sq, 0.0)
+        if top_p < 1.0:
+            total = jnp.sum(sq)
+            before = jnp.cumsum(sq) - sq
+            keep = keep & (before < top_p * total)
+        q = jnp.zeros_like(q).at[order].set(jnp.where(keep, sq, 0.0))
+    return q / jnp.sum(q)
+
+
+def _draw(key: Any, q: Any, m: int) -> Any:
+    """Counts (K,) of m tokens drawn from q by inverting its cumulative distribution."""
+    jax = _jax()
+    jnp = jax.numpy
+    k = q.shape[-1]
+    if m == 0:
+        return jnp.zeros(k, jnp.int32)
+    cdf = jnp.cumsum(q)
+    u = jax.random.uniform(key, (m,), q.dtype) * cdf[-1]
+    idx = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), k - 1)
+    # A zero-probability category can only be hit at a tie of the CDF; searchsorted
+    # with side="right" skips such flat steps.
+    return jnp.zeros(k, jnp.int32).at[idx].add(1)
+
+
+def _metrics(p: Any, p0: Any, rare10: Any, rare1: Any) -> Any:
+    jnp = _jax().numpy
+    pos = p > 0
+    lp = jnp.where(pos, jnp.log(jnp.where(pos, p, 1.0)), 0.0)
+    lp0 = jnp.log(jnp.where(p0 > 0, p0, 1.0))
+    return jnp.stack(
+        [
+            1.0 - jnp.sum(p * p),
+            -jnp.sum(p * lp),
+            jnp.sum(pos).astype(p.dtype),
+            jnp.max(p),
+            jnp.sum(jnp.where(rare10, p, 0.0)),
+            jnp.sum(jnp.where(rare1, p, 0.0)),
+            0.5 * jnp.sum(jnp.abs(p - p0)),
+            jnp.sum(jnp.where(pos, p * (lp - lp0), 0.0)),
+        ]
+    )
+
+
+_STATIC = ("n", "regime", "num_real", "eps", "temperature", "top_k", "top_p", "steps")
+
+
+@partial(_jax().jit, static_argnames=_STATIC)
+def _advance(
+    state: dict[str, Any],
+    keys: Any,
+    t0: Any,
+    p0: Any,
+    rare10: Any,
+    rare1: Any,
+    *,
+    steps: int,
+    n: int,
+    regime: int,
+    num_real: int,
+    eps: float,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+) -> tuple[dict[str, Any], Any]:
+    jax = _jax()
+    jnp = jax.numpy
+    k = p0.shape[-1]
+    synth = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+
+    def model(counts: Any) -> Any:
+        total = jnp.sum(counts).astype(p0.dtype)
+        return (counts.astype(p0.dtype) + eps) / (total + k * eps)
+
+    def step(st: dict[str, Any], key: Any, t: Any) -> dict[str, Any]:
+        k_model, k_real = jax.random.split(key)
+        q = decode(model(st["counts"]), temperature, top_k, top_p)
+        # Generation 0 is real data from the original; later ones come from the model.
+        first = t == 0
+        draw_from = jnp.where(first, p0, q)
+        own = _draw(k_model, draw_from, synth)
+        out = dict(st)
+        if regime == ACCUMULATE:
+            counts = jnp.where(first, own, st["counts"] + own)
+        elif regime == FRESH:
+            counts = own + _draw(k_real, p0, num_real)
+        elif regime == KEEP_ORIGINAL:
+            kept = jnp.where(first, _draw(k_real, p0, num_real), st["kept"])
+            out["kept"] = kept
+            counts = own + kept
+        else:
+            counts = own
+        out["counts"] = counts
+        one = jnp.sum(counts > 0) == 1
+        if eps > 0:
+            one = jnp.zeros((), bool)
+        out["fixed_at"] = jnp.where((st["fixed_at"] < 0) & one, t + 1, st["fixed_at"])
+        return out
+
+    def one_chain(st: dict[str, Any], key: Any) -> tuple[dict[str, Any], Any]:
+        def body(carry: dict[str, Any], t: Any) -> tuple[dict[str, Any], None]:
+            return step(carry, jax.random.fold_in(key, t), t), None
+
+        st, _ = jax.lax.scan(body, st, t0 + jnp.arange(steps, dtype=jnp.int32))
+        return st, _metrics(model(st["counts"]), p0, rare10, rare1)
+
+    return jax.vmap(one_chain)(state, keys)
+
+
+def init_state(count: int, k: int, num_real: int) -> dict[str, np.ndarray]:
+    """Chains at model 0 (no training data yet)."""
+    return {
+        "counts": np.zeros((count, k), np.int32),
+        "kept": np.zeros((count, k if num_real else 1), np.int32),
+        "fixed_at": np.full(count, -1, np.int32),
+    }
+
+
+def advance(
+    state: dict[str, np.ndarray],
+    seed: int,
+    chains: np.ndarray,
+    t_start: int,
+    t_end: int,
+    slots: np.ndarray,
+    records: np.ndarray,
+    *,
+    num_samples: int,
+    regime: int,
+    num_real: int,
+    p0: np.ndarray,
+    smoothing: float = 0.0,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    dtype: str = "float32",
+    chunk: int = 4096,
+    snap_slots: np.ndarray | None = None,
+    snaps: np.ndarray | None = None,
+    snap_row: int = -1,
+) -> None:
+    """Advance token chains on all local JAX devices, in place; metrics at recorded models.
+
+    ``records`` is ``(B, R, 8)`` in :data:`METRICS` order, as the Numba kernel's;
+    ``snap_slots``, ``snaps`` and ``snap_row`` store one chain's whole model at some
+    generations, as there.
+
+    Raises:
+        ValueError: accumulate-subsample (Numba only) or bad arguments.
+    """
+    from ..kernels.categorical import rare_masks
+    from .gaussian import _precision
+
+    jax = _jax()
+    if regime == ACCUMULATE_SUBSAMPLE:
+        raise ValueError("accumulate-subsample runs on the numba backend only")
+    if not (temperature > 0 and smoothing >= 0 and 0 < top_p <= 1 and top_k >= 0):
+        raise ValueError("need temperature > 0, smoothing >= 0, 0 < top_p <= 1, top_k >= 0")
+    if snap_slots is None or snaps is None:
+        snap_slots = np.full(t_end - t_start, -1, np.int64)
+    ends = [t_start + j + 1 for j in range(t_end - t_start) if slots[j] >= 0 or snap_slots[j] >= 0]
+    if not ends or ends[-1] != t_end:
+        ends.append(t_end)
+    devices = jax.local_devices()
+    mesh = jax.sharding.Mesh(np.array(devices), ("chains",))
+    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
+    r10, r1 = rare_masks(p0)
+    k = len(p0)
+    count = len(chains)
+    with _precision(dtype):
+        jp0 = jax.numpy.asarray(p0, dtype)
+        for lo in range(0, count, chunk):
+            hi = min(count, lo + chunk)
+            pad = (-(hi - lo)) % len(devices)
+            ids = np.concatenate([chains[lo:hi], np.zeros(pad, chains.dtype)])
+            keys = jax.device_put(chain_keys(seed, ids), shard)
+            st = {
+                name: jax.device_put(np.concatenate([v[lo:hi], v[lo:hi][:1].repeat(pad, 0)]), shard)
+                for name, v in state.items()
+            }
+            t = t_start
+            for end in ends:
+                st, met = _advance(
+                    st,
+                    keys,
+                    np.int32(t),
+                    jp0,
+                    r10,
+                    r1,
+                    steps=end - t,
+                    n=num_samples,
+                    regime=regime,
+                    num_real=num_real,
+                    eps=float(smoothing),
+                    temperature=float(temperature),
+                    top_k=int(top_k),
+                    top_p=float(top_p),
+                )
+                t = end
+                slot = slots[end - 1 - t_start]
+                if slot >= 0:
+                    records[lo:hi, slot] = np.asarray(met, np.float64)[: hi - lo]
+                srow = snap_slots[end - 1 - t_start]
+                if srow >= 0 and snaps is not None and lo <= snap_row < hi:
+                    c = np.asarray(st["counts"][snap_row - lo], np.float64)
+                    snaps[srow] = (c + smoothing) / (c.sum() + k * smoothing)
+            for name, arr in state.items():
+                arr[lo:hi] = np.asarray(st[name])[: hi - lo]
