@@ -367,6 +367,82 @@ def token_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str,
     return rows, raw
 
 
+def jax_gaussian_run(
+    chains: int, n: int, generations: int, sufficient: bool, dtype: str
+) -> Callable[[], None]:
+    """The Gaussian chain (replace) on the JAX backend; the last generation recorded."""
+    from collapsesim.jaxchains import gaussian as jg
+
+    slots = np.full(generations, -1, np.int64)
+    slots[-1] = 0
+    rec = np.empty((chains, 1))
+    ids = np.arange(chains)
+
+    def go() -> None:
+        st = jg.init_state(chains, 0.0, 1.0)
+        jg.advance(
+            st, 0, ids, 0, generations, slots, rec, rec.copy(), num_samples=n, ddof=0,
+            regime=0, num_real=0, sufficient=sufficient, mu0=0.0, sigma0=1.0, dtype=dtype,
+        )  # fmt: skip
+
+    return go
+
+
+def jax_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str, float]]:
+    """The JAX backend beside Numba on the same sizes, on this machine's CPU cores."""
+    import jax
+
+    from collapsesim.jaxchains import tokens as jt
+
+    rows = []
+    raw: dict[str, float] = {}
+    device = f"{jax.default_backend()} x{len(jax.local_devices())}"
+    for label, c, t, n, sufficient in (
+        ("sufficient, 10^5 chains x 100 gens, n=1000", 10**5, 100, 1000, True),
+        ("sample, C=1000, T=100, n=1000", 1000, 100, 1000, False),
+    ):
+        ours = median_time(kernel_run(c, n, t, sufficient=sufficient), repeats)
+        for dtype in ("float32", "float64"):
+            j = median_time(jax_gaussian_run(c, n, t, sufficient, dtype), repeats)
+            key = f"jax_{'sufficient' if sufficient else 'sample'}_{dtype}_s"
+            raw[key] = j
+            rows.append(
+                (
+                    f"JAX backend ({device}, {dtype}), Gaussian {label}",
+                    f"Numba {c * t / ours:,.0f} chain-gen/s",
+                    f"JAX {c * t / j:,.0f} chain-gen/s",
+                    f"JAX {j / ours:.1f}x slower",
+                )
+            )
+    k = n = 1000
+    c, t = 1000, 100
+    p0 = np.arange(1, k + 1, dtype=np.float64) ** -1.0
+    p0 /= p0.sum()
+    ours = median_time(token_kernel_run(k, n, c, t), repeats)
+    slots = np.full(t, -1, np.int64)
+    slots[-1] = 0
+    trec = np.empty((c, 1, 8))
+
+    def tokens_go() -> None:
+        st = jt.init_state(c, k, 0)
+        jt.advance(
+            st, 0, np.arange(c), 0, t, slots, trec, num_samples=n, regime=0, num_real=0,
+            p0=p0, dtype="float32",
+        )  # fmt: skip
+
+    j = median_time(tokens_go, repeats)
+    raw["jax_tokens_float32_s"] = j
+    rows.append(
+        (
+            f"JAX backend ({device}, float32), tokens K=n=1000, 1000 chains x 100 gens",
+            f"Numba {c * t / ours:,.0f} chain-gen/s",
+            f"JAX {c * t / j:,.0f} chain-gen/s",
+            f"JAX {j / ours:.1f}x slower",
+        )
+    )
+    return rows, raw
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -489,6 +565,11 @@ def main() -> None:
     tok_rows, tok_raw = token_rows(r)
     rows.extend(tok_rows)
     raw.update(tok_raw)
+
+    # 7. The JAX backend beside Numba on the same sizes.
+    jax_r, jax_raw = jax_rows(r)
+    rows.extend(jax_r)
+    raw.update(jax_raw)
 
     table = "| benchmark | baseline | collapsesim | ratio |\n|---|---|---|---|\n"
     table += "\n".join(f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in rows) + "\n"
