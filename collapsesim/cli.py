@@ -625,6 +625,189 @@ def _tokens_table(s: dict[str, Any]) -> Table:
     return table
 
 
+_GRID_HELP = "One value, or a comma-separated list to scan over."
+
+
+@app.command()
+def scan(
+    family: Annotated[str, typer.Argument(help="gaussian | tokens")],
+    samples: Annotated[str | None, typer.Option("--samples", help=_GRID_HELP)] = None,
+    fresh_fraction: Annotated[str | None, typer.Option("--fresh-fraction", help=_GRID_HELP)] = None,
+    keep_fraction: Annotated[str | None, typer.Option("--keep-fraction", help=_GRID_HELP)] = None,
+    ddof: Annotated[str | None, typer.Option("--ddof", help="gaussian. " + _GRID_HELP)] = None,
+    temperature: Annotated[
+        str | None, typer.Option("--temperature", help="tokens. " + _GRID_HELP)
+    ] = None,
+    chains: Chains = 1000,
+    generations: Annotated[
+        int, typer.Option("--generations", help="Generations T of every point.")
+    ] = 200,
+    regime: RegimeName = "replace",
+    method: Annotated[
+        str | None, typer.Option("--method", help="gaussian: auto | sample | sufficient.")
+    ] = None,
+    categories: Annotated[int | None, typer.Option("--categories", help="tokens: K.")] = None,
+    init: Annotated[
+        str | None, typer.Option("--init", help="tokens: zipf | uniform | FILE.")
+    ] = None,
+    top_k: Annotated[int | None, typer.Option("--top-k", help="tokens: top-k.")] = None,
+    top_p: Annotated[float | None, typer.Option("--top-p", help="tokens: top-p.")] = None,
+    smoothing: Annotated[float | None, typer.Option("--smoothing", help="tokens: eps.")] = None,
+    backend: Backend = "numba",
+    seed: Seed = 0,
+    threads: Threads = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Scan directory: a Parquet per point, summary.parquet, scan.json."
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the scan in --out, skipping finished points.")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a PNG: rate against n on log-log axes with theory, and the level against the real-data share.",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Scan the collapse rate over a grid of one or two parameters.
+
+    Measured per point: for gaussian the rate -dE[log sigma]/dt, as (log sigma0 - mean log
+    sigma_T)/T, and the level, the mean std at the last generation; for tokens the rate
+    -d log E[H]/dt of the heterozygosity H = 1 - sum p^2, as -log(mean H_T / H_0)/T, and
+    the level, the mean H at the last generation. Rates come with 95% intervals; over n a
+    power law rate ~ n^b is fitted (theory: b = -1).
+    """
+    from .experiments import scan as scanner
+
+    try:
+        if resume and out is None:
+            raise UserError("--resume needs --out, the directory of the scan to continue")
+        _check_plot_path(plot)
+        raw = {
+            "samples": samples,
+            "fresh-fraction": fresh_fraction,
+            "keep-fraction": keep_fraction,
+            "ddof": ddof,
+            "temperature": temperature,
+        }
+        if family not in scanner.PARAMETERS:
+            raise UserError(f"unknown family {family!r}; choose gaussian or tokens")
+        wrong = [k for k, v in raw.items() if v is not None and k not in scanner.PARAMETERS[family]]
+        extra = {"method": method} if family == "tokens" else {
+            "categories": categories, "init": init, "top-k": top_k, "top-p": top_p, "smoothing": smoothing,
+        }  # fmt: skip
+        wrong += [k for k, v in extra.items() if v is not None]
+        if wrong:
+            raise UserError(f"--{wrong[0]} does not apply to {family}")
+        specs = {k: v for k, v in raw.items() if v is not None and "," in v}
+        fixed = {k: v for k, v in raw.items() if v is not None and "," not in v}
+        grid = scanner.parse_grid(family, specs)
+        base: dict[str, Any] = {
+            "num_chains": chains,
+            "num_generations": generations,
+            "regime": regime,
+            "seed": seed,
+            "backend": backend,
+        }
+        for name, text in fixed.items():
+            field_ = scanner.PARAMETERS[family][name]
+            try:
+                base[field_] = int(text) if field_ in ("num_samples", "ddof") else float(text)
+            except ValueError:
+                raise UserError(f"--{name}: {text!r} is not a number") from None
+        options = {
+            "method": method,
+            "categories": categories,
+            "init": init,
+            "top_k": top_k,
+            "top_p": top_p,
+            "smoothing": smoothing,
+        }
+        base.update({k: v for k, v in options.items() if v is not None})
+        steps = scanner.iterate(family, base, grid, out=out, resume=resume, threads=threads)
+        result = _drive_scan(steps, quiet=as_json)
+        if plot is not None:
+            from .plots import plot_scan
+
+            plot_scan(result, plot)
+    except (UserError, ConfigError, RegimeError, RunDirError, scanner.ScanError) as err:
+        raise _fail(str(err)) from None
+    except KeyboardInterrupt:
+        hint = f"; continue it with --out {out} --resume" if out is not None else ""
+        raise _fail(f"interrupted{hint}") from None
+    if as_json:
+        typer.echo(scanner.to_json(result))
+        return
+    console = Console()
+    console.print(_scan_table(result))
+    if out is not None:
+        console.print(f"Results in [bold]{out}[/]")
+    if plot is not None:
+        console.print(f"Plot in [bold]{plot}[/]")
+
+
+def _drive_scan(steps: Any, *, quiet: bool) -> Any:
+    """Run a scan's generator under a Rich progress bar of points and chain-generations."""
+    progress = Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=True,
+        disable=quiet,
+        auto_refresh=False,
+    )
+    last = 0.0
+    with progress:
+        points = progress.add_task("grid points", total=None)
+        inner = progress.add_task("chain-generations", total=None)
+        while True:
+            try:
+                p = next(steps)
+            except StopIteration as stop:
+                return stop.value
+            progress.update(points, completed=p.point, total=p.points)
+            progress.update(inner, completed=p.done, total=p.total)
+            now = time.monotonic()
+            if now - last >= 0.1:
+                progress.refresh()
+                last = now
+
+
+def _scan_table(res: Any) -> Table:
+    names = [name for name, _ in res.grid]
+    table = Table(title=f"{res.family} scan over {', '.join(names)}", title_justify="left")
+    for col in [*names, "rate", "95% interval", "theory rate", "level", "± s.e."]:
+        table.add_column(col, justify="right")
+    for row in res.rows:
+        lo, hi = row["rate_lo"], row["rate_hi"]
+        table.add_row(
+            *(f"{row[n]:g}" for n in names),
+            _fmt(row["rate"]),
+            f"[{_fmt(lo, 3)}, {_fmt(hi, 3)}]",
+            _fmt(row["theory_rate"]),
+            _fmt(row["level"]),
+            _fmt(row["level_se"], 2),
+        )
+    for fit in res.fits:
+        if fit.get("exponent") is None:
+            continue
+        where = ", ".join(f"{k} {fit[k]:g}" for k in names if k != "samples")
+        table.caption = (table.caption or "") + (
+            f"rate ~ n^b{' at ' + where if where else ''}: b = {fit['exponent']:.3f} "
+            f"[{fit['exponent_lo']:.3f}, {fit['exponent_hi']:.3f}]"
+            f"{'; theory ' + format(fit['theory_exponent'], '.3f') if fit.get('theory_exponent') is not None else ''}\n"
+        )
+    return table
+
+
 def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:
     """Run the runner's generator under a Rich progress bar (on stderr); return its result.
 

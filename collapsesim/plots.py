@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .experiments.mixture import MixtureResult
     from .experiments.tokens import TokenResult
 
-__all__ = ["plot_gaussian", "plot_mixture", "plot_tokens"]
+__all__ = ["plot_gaussian", "plot_mixture", "plot_scan", "plot_tokens"]
 
 _SHOWN_CHAINS = 8
 
@@ -260,4 +260,71 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
     tx.set_ylabel("entropy, nats (orange: median, 5-95%)")
     bx.set_title(f"{cfg.regime}, {cfg.num_chains} chains")
     bx.legend(loc="lower left", fontsize="small")
+    _write_png(fig, path)
+
+
+def plot_scan(res: Any, path: Path) -> None:
+    """Draw the collapse rate against n (log-log, with theory and the fitted power law)
+    and the level against the real-data share; write a PNG.
+
+    Args:
+        res: a finished :class:`collapsesim.experiments.scan.ScanResult`.
+        path: the PNG file to write (atomically).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [name for name, _ in res.grid]
+    other = [n for n in names if n != "samples"]
+    share = next((n for n in names if n in ("fresh-fraction", "keep-fraction")), None)
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in res.rows:
+        groups.setdefault(tuple(row[o] for o in other if o != "samples"), []).append(row)
+    if "samples" in names:
+        for key, rows in groups.items():
+            n = np.array([r["samples"] for r in rows], float)
+            rate = np.array([np.nan if r["rate"] is None else r["rate"] for r in rows])
+            lo = np.array([np.nan if r["rate_lo"] is None else r["rate_lo"] for r in rows])
+            hi = np.array([np.nan if r["rate_hi"] is None else r["rate_hi"] for r in rows])
+            label = ", ".join(f"{o} {k:g}" for o, k in zip(other, key, strict=True)) or "simulation"
+            ax.errorbar(n, rate, yerr=[rate - lo, hi - rate], fmt="o", capsize=3, label=label)
+            exact = [r["theory_rate"] for r in rows]
+            if all(e is not None for e in exact):
+                ax.plot(
+                    n, exact, "k--", lw=1, label="exact rate" if key == next(iter(groups)) else None
+                )
+        for fit in res.fits:
+            if fit.get("exponent") is None:
+                continue
+            grid_n = np.array(sorted({r["samples"] for r in res.rows}), float)
+            ax.plot(
+                grid_n,
+                fit["prefactor"] * grid_n ** fit["exponent"],
+                ":",
+                lw=1,
+                label=f"fit: b = {fit['exponent']:.3f}",
+            )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("samples per generation n")
+        ax.set_ylabel("collapse rate per generation")
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "n is not scanned", ha="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    xname = share or names[0]
+    for key, rows in groups.items() if share is None else {(): res.rows}.items():
+        x = np.array([r[xname] for r in rows], float)
+        y = np.array([np.nan if r["level"] is None else r["level"] for r in rows])
+        e = np.array([np.nan if r["level_se"] is None else r["level_se"] for r in rows])
+        order = np.argsort(x)
+        bx.errorbar(
+            x[order], y[order], yerr=1.96 * e[order], fmt="o-", capsize=3, label=str(key or "")
+        )
+    bx.set_xlabel(xname)
+    bx.set_ylabel("level at the last generation (std or heterozygosity)")
+    bx.set_title(f"{res.family}: where the chains stand after T generations")
     _write_png(fig, path)
