@@ -172,8 +172,6 @@ class GaussianConfig(_Recorded):
             raise ConfigError(
                 f"unknown precision {self.precision!r}; choose auto, float32 or float64"
             )
-        if self.backend == "jax" and regime is Regime.ACCUMULATE_SUBSAMPLE:
-            raise ConfigError("accumulate-subsample runs on the numba backend only")
         if self.method == "sufficient" and not sufficient_allowed(regime):
             raise ConfigError(
                 f"method 'sufficient' cannot run regime {regime.value!r}: "

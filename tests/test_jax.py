@@ -60,7 +60,7 @@ def test_float32_log_scale_survives_ten_thousand_generations() -> None:
     assert abs(ls.mean() - elog) / (slog / math.sqrt(c)) < 4
 
 
-@pytest.mark.parametrize("regime", ["fresh", "keep-original", "accumulate"])
+@pytest.mark.parametrize("regime", ["fresh", "keep-original", "accumulate", "accumulate-subsample"])
 def test_pooled_regimes_agree_with_numba_in_distribution(regime: str) -> None:
     kw = {"num_chains": 3000, "num_generations": 40, "num_samples": 30, "regime": regime}
     a = runner.run(GaussianConfig(**kw, seed=1)).final["log_sigma"]
@@ -100,7 +100,9 @@ def test_cli_backend_jax_and_bad_input() -> None:
     data = json.loads(res.stdout)
     assert data["backend"] == "jax"
     assert data["theory_mean_final_std"] is not None
-    res = cli.invoke(app_(), [*quick, "--backend", "jax", "--regime", "accumulate-subsample"])
+    res = cli.invoke(
+        app_(), ["tokens", "--chains", "5", "--backend", "jax", "--regime", "accumulate-subsample"]
+    )
     assert res.exit_code == 2
     assert "numba backend only" in res.output
     res = cli.invoke(app_(), [*quick, "--backend", "cuda"])

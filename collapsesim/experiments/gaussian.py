@@ -213,8 +213,17 @@ def _jax_plan(
             "record_generations": len(record_gens),
         },
         arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
-        default_batch=min(cfg.num_chains, 2**22),
-        start=lambda lo, hi: jg.init_state(hi - lo, cfg.mu0, cfg.sigma0),
+        default_batch=_batch_size(cfg)
+        if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
+        else min(cfg.num_chains, 2**22),
+        start=lambda lo, hi: jg.init_state(
+            hi - lo,
+            cfg.mu0,
+            cfg.sigma0,
+            cfg.num_samples * cfg.num_generations
+            if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
+            else 0,
+        ),
         advance=advance,
         block=lambda batch, g: int(
             min(max(cfg.num_generations, 1), max(1, 1.0 / (per_gen * batch)))

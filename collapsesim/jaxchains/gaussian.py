@@ -1,5 +1,5 @@
-"""The Gaussian chain in JAX: sample and sufficient methods, replace, fresh, keep-original
-and accumulate.
+"""The Gaussian chain in JAX: sample and sufficient methods, every regime (the
+subsampling one with samples only, as in the Numba kernels).
 
 State per chain: the fitted mean ``mu`` and ``log sigma`` (a log scale, so that float32
 follows a std that collapses by hundreds of orders of magnitude over 10^4 generations
@@ -89,6 +89,26 @@ def _step(
     k_model, k_real = jax.random.split(key)
     mu, ls = st["mu"], st["log_sigma"]
     synth = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+    if regime == ACCUMULATE_SUBSAMPLE:
+        # The new draws join the pool; n of the pool, uniformly without replacement
+        # (the n smallest of uniform keys over the filled slots), are the training set.
+        new = mu + jnp.exp(ls) * jax.random.normal(k_model, (n,), dtype)
+        pool = jax.lax.dynamic_update_slice(st["pool"], new, (st["pool_size"],))
+        size = st["pool_size"] + n
+        cap = pool.shape[0]
+        u = jax.random.uniform(k_real, (cap,), dtype)
+        u = jnp.where(jnp.arange(cap) < size, u, 2.0)
+        _, idx = jax.lax.top_k(-u, n)
+        x = pool[idx]
+        xbar = jnp.mean(x)
+        m2 = jnp.sum((x - xbar) ** 2)
+        return {
+            **st,
+            "pool": pool,
+            "pool_size": size,
+            "mu": xbar,
+            "log_sigma": 0.5 * jnp.log(m2 / (n - ddof)),
+        }
     zbar, m2z = _group(k_model, synth, sufficient, dtype)
     if regime == REPLACE:
         return {
@@ -159,11 +179,19 @@ def _advance(
     return jax.vmap(one_chain)(state, keys)
 
 
-def init_state(count: int, mu0: float, sigma0: float) -> dict[str, np.ndarray]:
-    """Chains at model 0 (float64 NumPy arrays; cast on the way in)."""
+def init_state(
+    count: int, mu0: float, sigma0: float, pool_capacity: int = 0
+) -> dict[str, np.ndarray]:
+    """Chains at model 0 (float64 NumPy arrays; cast on the way in).
+
+    ``pool_capacity``: accumulate-subsample keeps every sample, n T per chain.
+    """
     state = {name: np.zeros(count) for name in STATE}
     state["mu"][:] = mu0
     state["log_sigma"][:] = np.log(sigma0)
+    if pool_capacity:
+        state["pool"] = np.zeros((count, pool_capacity))
+        state["pool_size"] = np.zeros(count, np.int32)
     return state
 
 
@@ -199,7 +227,10 @@ def advance(
     """
     jax = _jax()
     if regime == ACCUMULATE_SUBSAMPLE:
-        raise ValueError("accumulate-subsample runs on the numba backend only")
+        if sufficient:
+            raise ValueError("accumulate-subsample needs the samples: use the sample method")
+        if "pool" not in state or state["pool"].shape[1] < num_samples * t_end:
+            raise ValueError("accumulate-subsample needs a pool of n * T samples per chain")
     if num_samples - ddof < 1 or not 0 <= num_real <= num_samples:
         raise ValueError("need n > ddof and 0 <= num_real <= n")
     if dtype not in ("float32", "float64"):
@@ -220,7 +251,10 @@ def advance(
             keys = jax.device_put(chain_keys(seed, ids), shard)
             st = {
                 k: jax.device_put(
-                    np.concatenate([v[lo:hi], np.zeros(pad) + v[lo]]).astype(jdtype), shard
+                    np.concatenate([v[lo:hi], np.repeat(v[lo : lo + 1], pad, axis=0)]).astype(
+                        np.int32 if k == "pool_size" else jdtype
+                    ),
+                    shard,
                 )
                 for k, v in state.items()
             }
@@ -246,7 +280,7 @@ def advance(
                     rec_mu[lo:hi, slot] = np.asarray(st["mu"])[: hi - lo]
                     rec_logsig[lo:hi, slot] = np.asarray(st["log_sigma"])[: hi - lo]
             for k, arr in state.items():
-                arr[lo:hi] = np.asarray(st[k], dtype=np.float64)[: hi - lo]
+                arr[lo:hi] = np.asarray(st[k], dtype=arr.dtype)[: hi - lo]
 
 
 def _precision(dtype: str) -> Any:
