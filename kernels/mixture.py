@@ -136,7 +136,27 @@ def _em_iteration(xt, weights, means, covs, chol, resp, cov_type, reg_covar, mom
     total_best = 0.0
     total_log = 0.0
     prod = 1.0
-    for i in range(n):
+    if k_count == 2:
+        # The same arithmetic without loops over k or branches on the larger term.
+        r0 = resp[0]
+        r1 = resp[1]
+        for i in range(n):
+            a = r0[i]
+            b = r1[i]
+            e = math.exp(-abs(a - b))
+            acc = 1.0 + e
+            total_best += max(a, b)
+            prod *= acc
+            if (i & 63) == 63:
+                total_log += math.log(prod)
+                prod = 1.0
+            inv = 1.0 / acc
+            big = inv
+            small = e * inv
+            first = a >= b
+            r0[i] = big if first else small
+            r1[i] = small if first else big
+    for i in range(n if k_count != 2 else 0):
         best = resp[0, i]
         kbest = 0
         for k in range(1, k_count):
