@@ -225,7 +225,6 @@ def advance(
         ValueError: accumulate-subsample (it needs every sample; use the Numba backend),
             or bad sizes.
     """
-    jax = _jax()
     if regime == ACCUMULATE_SUBSAMPLE:
         if sufficient:
             raise ValueError("accumulate-subsample needs the samples: use the sample method")
@@ -235,29 +234,16 @@ def advance(
         raise ValueError("need n > ddof and 0 <= num_real <= n")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    ends = [t_start + j + 1 for j in range(t_end - t_start) if slots[j] >= 0]
-    if not ends or ends[-1] != t_end:
-        ends.append(t_end)
-    devices = jax.local_devices()
-    mesh = jax.sharding.Mesh(np.array(devices), ("chains",))
-    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
-    count = len(chains)
+    from ._devices import chunks, segment_ends
+
+    ends = segment_ends(t_start, t_end, slots)
     with _precision(dtype):
         jdtype = np.dtype(dtype)
-        for lo in range(0, count, chunk):
-            hi = min(count, lo + chunk)
-            pad = (-(hi - lo)) % len(devices)
-            ids = np.concatenate([chains[lo:hi], np.zeros(pad, chains.dtype)])
-            keys = jax.device_put(chain_keys(seed, ids), shard)
-            st = {
-                k: jax.device_put(
-                    np.concatenate([v[lo:hi], np.repeat(v[lo : lo + 1], pad, axis=0)]).astype(
-                        np.int32 if k == "pool_size" else jdtype
-                    ),
-                    shard,
-                )
-                for k, v in state.items()
-            }
+
+        def cast(name: str, v: np.ndarray) -> np.ndarray:
+            return v.astype(np.int32 if name == "pool_size" else jdtype)
+
+        for lo, hi, keys, st in chunks(seed, chains, state, chunk, cast):
             t = t_start
             for end in ends:
                 st = _advance(

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .gaussian import ACCUMULATE, ACCUMULATE_SUBSAMPLE, FRESH, KEEP_ORIGINAL, _jax, chain_keys
+from .gaussian import ACCUMULATE, ACCUMULATE_SUBSAMPLE, FRESH, KEEP_ORIGINAL, _jax
 
 METRICS = ("heterozygosity", "entropy", "support", "top_share", "tail10", "tail1", "tv", "kl")
 
@@ -182,6 +182,7 @@ def advance(
         ValueError: accumulate-subsample (Numba only) or bad arguments.
     """
     from ..kernels.categorical import rare_masks
+    from ._devices import chunks, segment_ends
     from .gaussian import _precision
 
     jax = _jax()
@@ -191,26 +192,12 @@ def advance(
         raise ValueError("need temperature > 0, smoothing >= 0, 0 < top_p <= 1, top_k >= 0")
     if snap_slots is None or snaps is None:
         snap_slots = np.full(t_end - t_start, -1, np.int64)
-    ends = [t_start + j + 1 for j in range(t_end - t_start) if slots[j] >= 0 or snap_slots[j] >= 0]
-    if not ends or ends[-1] != t_end:
-        ends.append(t_end)
-    devices = jax.local_devices()
-    mesh = jax.sharding.Mesh(np.array(devices), ("chains",))
-    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
+    ends = segment_ends(t_start, t_end, slots, snap_slots)
     r10, r1 = rare_masks(p0)
     k = len(p0)
-    count = len(chains)
     with _precision(dtype):
         jp0 = jax.numpy.asarray(p0, dtype)
-        for lo in range(0, count, chunk):
-            hi = min(count, lo + chunk)
-            pad = (-(hi - lo)) % len(devices)
-            ids = np.concatenate([chains[lo:hi], np.zeros(pad, chains.dtype)])
-            keys = jax.device_put(chain_keys(seed, ids), shard)
-            st = {
-                name: jax.device_put(np.concatenate([v[lo:hi], v[lo:hi][:1].repeat(pad, 0)]), shard)
-                for name, v in state.items()
-            }
+        for lo, hi, keys, st in chunks(seed, chains, state, chunk, lambda name, v: v):
             t = t_start
             for end in ends:
                 st, met = _advance(

@@ -1,0 +1,52 @@
+"""Chunks of chains on all local devices, and the generation segments between records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+
+def segment_ends(t_start: int, t_end: int, *marks: np.ndarray) -> list[int]:
+    """Models after which a scan segment ends: each marked one (a slot >= 0) and ``t_end``."""
+    ends = [t_start + j + 1 for j in range(t_end - t_start) if any(m[j] >= 0 for m in marks)]
+    if not ends or ends[-1] != t_end:
+        ends.append(t_end)
+    return ends
+
+
+def chunks(
+    seed: int,
+    chains: np.ndarray,
+    state: dict[str, np.ndarray],
+    chunk: int,
+    cast: Callable[[str, np.ndarray], np.ndarray],
+) -> Iterator[tuple[int, int, Any, dict[str, Any]]]:
+    """Yield ``(lo, hi, keys, state)`` of each chunk of at most ``chunk`` chains.
+
+    Keys and state are placed on the local devices, sharded along the chain axis; a
+    chunk is padded to a multiple of the device count by repeating its first chain
+    (padding rows are computed and dropped). ``cast(name, array)`` sets each state
+    array's dtype.
+    """
+    import jax
+
+    from .gaussian import chain_keys
+
+    devices = jax.local_devices()
+    mesh = jax.sharding.Mesh(np.array(devices), ("chains",))
+    shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
+    for lo in range(0, len(chains), chunk):
+        hi = min(len(chains), lo + chunk)
+        pad = (-(hi - lo)) % len(devices)
+        ids = np.concatenate([chains[lo:hi], np.zeros(pad, chains.dtype)])
+        keys = jax.device_put(chain_keys(seed, ids), shard)
+        st = {
+            name: jax.device_put(
+                cast(name, np.concatenate([v[lo:hi], np.repeat(v[lo : lo + 1], pad, axis=0)])),
+                shard,
+            )
+            for name, v in state.items()
+        }
+        yield lo, hi, keys, st
