@@ -527,10 +527,6 @@ class TokenConfig(_Recorded):
                 self.precision in PRECISIONS,
                 f"unknown precision {self.precision!r}; choose auto, float32 or float64",
             ),
-            (
-                not (self.backend == "jax" and self.regime == "accumulate-subsample"),
-                "accumulate-subsample runs on the numba backend only",
-            ),
             (self.num_samples >= 1, f"samples must be at least 1, got {self.num_samples}"),
             (self.num_samples < 2**31, f"samples must be below 2**31, got {self.num_samples}"),
             (

@@ -100,11 +100,9 @@ def test_cli_backend_jax_and_bad_input() -> None:
     data = json.loads(res.stdout)
     assert data["backend"] == "jax"
     assert data["theory_mean_final_std"] is not None
-    res = cli.invoke(
-        app_(), ["tokens", "--chains", "5", "--backend", "jax", "--regime", "accumulate-subsample"]
-    )
+    res = cli.invoke(app_(), [*quick, "--backend", "jax", "--precision", "float16"])
     assert res.exit_code == 2
-    assert "numba backend only" in res.output
+    assert "unknown precision" in res.output
     res = cli.invoke(app_(), [*quick, "--backend", "cuda"])
     assert res.exit_code == 2
     assert "unknown backend" in res.output
@@ -146,7 +144,8 @@ def test_jax_tokens_follow_wright_fisher() -> None:
         assert abs(frac - f) < 4 * math.sqrt(max(f * (1 - f), 1e-12) / c) + 1e-12
 
 
-def test_jax_tokens_agree_with_numba_under_decoding() -> None:
+@pytest.mark.parametrize("regime", ["fresh", "accumulate-subsample"])
+def test_jax_tokens_agree_with_numba_under_decoding(regime: str) -> None:
     from collapsesim.config import TokenConfig
     from collapsesim.experiments import tokens as trun
 
@@ -155,7 +154,7 @@ def test_jax_tokens_agree_with_numba_under_decoding() -> None:
         "num_generations": 15,
         "num_samples": 80,
         "categories": 60,
-        "regime": "fresh",
+        "regime": regime,
         "temperature": 0.9,
         "top_p": 0.95,
     }

@@ -221,6 +221,7 @@ def _jax_plan(
 
     precision = cfg.resolved_precision()
     num_real = cfg.num_real
+    subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
 
     def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
         jt.advance(
@@ -256,8 +257,17 @@ def _jax_plan(
             "precision": precision,
         },
         arrays={k: v for k, v in arrays.items() if k != "p0"},
-        default_batch=max(1, min(cfg.num_chains, 2**28 // (4 * cfg.categories))),
-        start=lambda lo, hi: jt.init_state(hi - lo, cfg.categories, num_real),
+        default_batch=max(
+            1,
+            min(
+                cfg.num_chains,
+                2**28 // (4 * cfg.categories),
+                _batch_size(cfg) if subsample else cfg.num_chains,
+            ),
+        ),
+        start=lambda lo, hi: jt.init_state(
+            hi - lo, cfg.categories, num_real, _capacity(cfg) if subsample else 0
+        ),
         advance=advance,
         block=lambda batch, g: int(
             min(max(cfg.num_generations, 1), max(1, 1.0 / (per_gen * batch)))

@@ -1,4 +1,4 @@
-"""Token chains in JAX: replace, fresh, keep-original and accumulate; smoothing and decoding.
+"""Token chains in JAX: every regime; smoothing and decoding.
 
 State per chain: the counts of its training set (K,) (the pooled counts when
 accumulating) and, for keep-original, the kept real counts. One generation decodes the
@@ -41,19 +41,24 @@ def decode(p: Any, temperature: float, top_k: int, top_p: float) -> Any:
     return q / jnp.sum(q)
 
 
-def _draw(key: Any, q: Any, m: int) -> Any:
-    """Counts (K,) of m tokens drawn from q by inverting its cumulative distribution."""
+def _draw_tokens(key: Any, q: Any, m: int) -> Any:
+    """m tokens (int32) drawn from q by inverting its cumulative distribution.
+
+    A zero-probability category is a flat step of the CDF, which ``searchsorted`` with
+    ``side="right"`` never lands on.
+    """
     jax = _jax()
     jnp = jax.numpy
-    k = q.shape[-1]
-    if m == 0:
-        return jnp.zeros(k, jnp.int32)
     cdf = jnp.cumsum(q)
     u = jax.random.uniform(key, (m,), q.dtype) * cdf[-1]
-    idx = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), k - 1)
-    # A zero-probability category can only be hit at a tie of the CDF; searchsorted
-    # with side="right" skips such flat steps.
-    return jnp.zeros(k, jnp.int32).at[idx].add(1)
+    return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), q.shape[-1] - 1).astype(jnp.int32)
+
+
+def _draw(key: Any, q: Any, m: int) -> Any:
+    """Counts (K,) of m tokens drawn from q."""
+    jnp = _jax().numpy
+    counts = jnp.zeros(q.shape[-1], jnp.int32)
+    return counts if m == 0 else counts.at[_draw_tokens(key, q, m)].add(1)
 
 
 def _metrics(p: Any, p0: Any, rare10: Any, rare1: Any) -> Any:
@@ -111,8 +116,20 @@ def _advance(
         # Generation 0 is real data from the original; later ones come from the model.
         first = t == 0
         draw_from = jnp.where(first, p0, q)
-        own = _draw(k_model, draw_from, synth)
         out = dict(st)
+        if regime == ACCUMULATE_SUBSAMPLE:
+            # The new tokens join the pool; n of the pool, uniformly without replacement
+            # (the n smallest of uniform keys over the filled slots), are the training set.
+            new = _draw_tokens(k_model, draw_from, n)
+            pool = jax.lax.dynamic_update_slice(st["pool"], new, (st["pool_size"],))
+            size = st["pool_size"] + n
+            u = jax.random.uniform(k_real, (pool.shape[0],), p0.dtype)
+            u = jnp.where(jnp.arange(pool.shape[0]) < size, u, 2.0)
+            _, idx = jax.lax.top_k(-u, n)
+            out |= {"pool": pool, "pool_size": size}
+            own = jnp.zeros(k, jnp.int32).at[pool[idx]].add(1)
+        else:
+            own = _draw(k_model, draw_from, synth)
         if regime == ACCUMULATE:
             counts = jnp.where(first, own, st["counts"] + own)
         elif regime == FRESH:
@@ -121,7 +138,7 @@ def _advance(
             kept = jnp.where(first, _draw(k_real, p0, num_real), st["kept"])
             out["kept"] = kept
             counts = own + kept
-        else:
+        else:  # replace, accumulate-subsample
             counts = own
         out["counts"] = counts
         one = jnp.sum(counts > 0) == 1
@@ -140,13 +157,20 @@ def _advance(
     return jax.vmap(one_chain)(state, keys)
 
 
-def init_state(count: int, k: int, num_real: int) -> dict[str, np.ndarray]:
-    """Chains at model 0 (no training data yet)."""
-    return {
+def init_state(count: int, k: int, num_real: int, pool_capacity: int = 0) -> dict[str, np.ndarray]:
+    """Chains at model 0 (no training data yet).
+
+    ``pool_capacity``: accumulate-subsample keeps every token, n (T + 1) per chain.
+    """
+    state = {
         "counts": np.zeros((count, k), np.int32),
         "kept": np.zeros((count, k if num_real else 1), np.int32),
         "fixed_at": np.full(count, -1, np.int32),
     }
+    if pool_capacity:
+        state["pool"] = np.zeros((count, pool_capacity), np.int32)
+        state["pool_size"] = np.zeros(count, np.int32)
+    return state
 
 
 def advance(
@@ -186,8 +210,10 @@ def advance(
     from .gaussian import _precision
 
     jax = _jax()
-    if regime == ACCUMULATE_SUBSAMPLE:
-        raise ValueError("accumulate-subsample runs on the numba backend only")
+    if regime == ACCUMULATE_SUBSAMPLE and (
+        "pool" not in state or state["pool"].shape[1] < num_samples * (t_end + 1)
+    ):
+        raise ValueError("accumulate-subsample needs a pool of n (T + 1) tokens per chain")
     if not (temperature > 0 and smoothing >= 0 and 0 < top_p <= 1 and top_k >= 0):
         raise ValueError("need temperature > 0, smoothing >= 0, 0 < top_p <= 1, top_k >= 0")
     if snap_slots is None or snaps is None:
