@@ -176,3 +176,23 @@ def test_jax_decode_matches_numba_decode() -> None:
             with jax.enable_x64(True):
                 ours = np.asarray(jt.decode(jax.numpy.asarray(p), tau, k, top))
             np.testing.assert_allclose(ours, ct.decode(p, tau, k, top), rtol=1e-12, atol=1e-15)
+
+
+def test_token_chains_sharded_over_two_devices_equal_one_device(tmp_path: Path) -> None:
+    code = (
+        "import numpy as np, jax, sys; sys.path.insert(0, sys.argv[2]);"
+        "from tests.test_jax import _tokens; assert len(jax.local_devices()) == 2;"
+        "p0 = np.arange(1, 16.0) ** -1; p0 /= p0.sum();"
+        "rec, st = _tokens(37, 12, 20, p0, seed=5, temperature=0.9);"
+        "np.savez(sys.argv[1], rec=rec, counts=st['counts'])"
+    )
+    out = tmp_path / "two.npz"
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
+    root = str(Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code, str(out), root], env=env, check=True, cwd=root)
+    p0 = np.arange(1, 16.0) ** -1
+    p0 /= p0.sum()
+    rec, st = _tokens(37, 12, 20, p0, seed=5, temperature=0.9)
+    with np.load(out) as two:
+        np.testing.assert_array_equal(two["counts"], st["counts"])
+        np.testing.assert_array_equal(two["rec"], rec)
