@@ -366,3 +366,22 @@ def complete(
     if out is not None:
         save(Path(out), result, done.meta)
     return result
+
+
+def execute(
+    cfg: Any,
+    make_plan: Callable[[], Plan],
+    load: Callable[[Path], R],
+    finish: Callable[[], R],
+    save: Callable[[Path, R, dict[str, Any]], None],
+    **options: Any,
+) -> Generator[Progress, None, R]:
+    """:func:`drive` a family's run, then build its result with ``finish`` and store it.
+
+    ``options`` are :func:`drive`'s keyword arguments. A complete run found in ``out``
+    is loaded and returned as it is.
+    """
+    done = yield from drive(cfg, make_plan, load, **options)
+    if not isinstance(done, Finished):
+        return done
+    return complete(finish(), done, options.get("out"), save)

@@ -156,21 +156,21 @@ def iterate(
             block=lambda batch, g: _block_size(cfg, batch),
         )
 
-    done = yield from common.drive(
-        cfg,
-        make_plan,
-        load,
-        out=out,
-        resume=resume,
-        threads=threads,
-        batch_chains=batch_chains,
-        block_generations=block_generations,
-        checkpoint_seconds=checkpoint_seconds,
+    return (
+        yield from common.execute(
+            cfg,
+            make_plan,
+            load,
+            lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
+            _save,
+            out=out,
+            resume=resume,
+            threads=threads,
+            batch_chains=batch_chains,
+            block_generations=block_generations,
+            checkpoint_seconds=checkpoint_seconds,
+        )
     )
-    if not isinstance(done, common.Finished):
-        return done
-    result = _finish(cfg, record_gens, rec_mu, rec_ls)
-    return common.complete(result, done, out, _save)
 
 
 def _jax_plan(

@@ -215,21 +215,21 @@ def iterate(
             restore=restore,
         )
 
-    done = yield from common.drive(
-        cfg,
-        make_plan,
-        load,
-        out=out,
-        resume=resume,
-        threads=threads,
-        batch_chains=batch_chains,
-        block_generations=block_generations,
-        checkpoint_seconds=checkpoint_seconds,
+    return (
+        yield from common.execute(
+            cfg,
+            make_plan,
+            load,
+            lambda: _finish(cfg, record_gens, rec),
+            _save,
+            out=out,
+            resume=resume,
+            threads=threads,
+            batch_chains=batch_chains,
+            block_generations=block_generations,
+            checkpoint_seconds=checkpoint_seconds,
+        )
     )
-    if not isinstance(done, common.Finished):
-        return done
-    result = _finish(cfg, record_gens, rec)
-    return common.complete(result, done, out, _save)
 
 
 def _start(
@@ -257,7 +257,10 @@ def _start(
 
 
 def chain_metrics(
-    cfg: MixtureConfig, rec: dict[str, np.ndarray], heldout: np.ndarray
+    cfg: MixtureConfig,
+    rec: dict[str, np.ndarray],
+    heldout: np.ndarray,
+    directions: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Return every metric of :data:`METRICS` as ``(chains, records)`` arrays."""
     c, r, k = rec["weights"].shape
@@ -280,7 +283,7 @@ def chain_metrics(
         w0,
         m0,
         c0,
-        directions=kern.tail_directions(d, TAIL_DIRECTIONS, cfg.seed),
+        directions=directions,
         radius=TAIL_RADIUS,
     )
     scales = component_scales(cv)
@@ -322,6 +325,7 @@ def _finish(
     rec["weights"][:, 0], rec["means"][:, 0], rec["covs"][:, 0] = w[0], m[0], cv[0]
     rec["n_iter"][:, 0], rec["converged"][:, 0], rec["lower_bound"][:, 0] = 0, True, np.nan
     heldout = heldout_sample(cfg)
+    directions = kern.tail_directions(cfg.dim, TAIL_DIRECTIONS, cfg.seed)
     ref_ll, ref_tail = kern.evaluate_fits(
         w0[None],
         m0[None],
@@ -330,7 +334,7 @@ def _finish(
         w0,
         m0,
         c0,
-        directions=kern.tail_directions(cfg.dim, TAIL_DIRECTIONS, cfg.seed),
+        directions=directions,
         radius=TAIL_RADIUS,
     )
     scales0 = component_scales(c0)
@@ -339,7 +343,7 @@ def _finish(
         "original_tail_mass": float(ref_tail[0]),
         "original_component_std": float(np.sum(w0 * scales0)),
     }
-    all_metrics = chain_metrics(cfg, rec, heldout)
+    all_metrics = chain_metrics(cfg, rec, heldout, directions)
     for name, value in (
         ("l2", 0.0),
         ("heldout_loglik", reference["original_heldout_loglik"]),

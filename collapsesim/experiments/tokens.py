@@ -184,29 +184,29 @@ def iterate(
             restore=restore,
         )
 
-    done = yield from common.drive(
-        cfg,
-        make_plan,
-        load,
-        out=out,
-        resume=resume,
-        threads=threads,
-        batch_chains=batch_chains,
-        block_generations=block_generations,
-        checkpoint_seconds=checkpoint_seconds,
+    return (
+        yield from common.execute(
+            cfg,
+            make_plan,
+            load,
+            lambda: _finish(
+                cfg,
+                arrays["p0"],
+                record_gens,
+                arrays["rec"],
+                arrays["fixed_at"],
+                snap_gens,
+                arrays["snaps"],
+            ),
+            _save,
+            out=out,
+            resume=resume,
+            threads=threads,
+            batch_chains=batch_chains,
+            block_generations=block_generations,
+            checkpoint_seconds=checkpoint_seconds,
+        )
     )
-    if not isinstance(done, common.Finished):
-        return done
-    result = _finish(
-        cfg,
-        arrays["p0"],
-        record_gens,
-        arrays["rec"],
-        arrays["fixed_at"],
-        snap_gens,
-        arrays["snaps"],
-    )
-    return common.complete(result, done, out, _save)
 
 
 def _jax_plan(
