@@ -141,6 +141,52 @@ Precision = Annotated[
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")
 ]
+Coordinator = Annotated[
+    str | None,
+    typer.Option(
+        "--coordinator",
+        help="jax, several hosts: HOST:PORT of process 0; run the same command on every host with its --process-id.",
+        rich_help_panel="Several hosts (jax.distributed)",
+    ),
+]
+NumProcesses = Annotated[
+    int | None,
+    typer.Option(
+        "--num-processes",
+        help="jax, several hosts: how many processes (hosts) take part.",
+        rich_help_panel="Several hosts (jax.distributed)",
+    ),
+]
+ProcessId = Annotated[
+    int | None,
+    typer.Option(
+        "--process-id",
+        help="jax, several hosts: this process's index, 0 .. num-processes - 1; process 0 writes and prints.",
+        rich_help_panel="Several hosts (jax.distributed)",
+    ),
+]
+Distributed = Annotated[
+    bool,
+    typer.Option(
+        "--distributed",
+        help="jax, several hosts: join a run whose settings the cluster provides (SLURM, Open MPI, Cloud TPU).",
+        rich_help_panel="Several hosts (jax.distributed)",
+    ),
+]
+
+
+def _join(cfg: Any, cluster: tuple[bool, str | None, int | None, int | None]) -> None:
+    """Join a multi-host JAX run if any of its options were given."""
+    auto, coordinator, num_processes, process_id = cluster
+    if not auto and coordinator is None and num_processes is None and process_id is None:
+        return
+    if cfg.backend != "jax":
+        raise UserError(
+            "--distributed, --coordinator, --num-processes and --process-id need --backend jax"
+        )
+    from . import distributed
+
+    distributed.initialize(coordinator, num_processes, process_id)
 
 
 def _execute(
@@ -155,8 +201,15 @@ def _execute(
     plotter: Any,
     as_json: bool,
     table: Any,
+    cluster: tuple[bool, str | None, int | None, int | None] = (False, None, None, None),
 ) -> None:
-    """Validate the shared options, run a family under the progress bar, report."""
+    """Validate the shared options, run a family under the progress bar, report.
+
+    In a multi-host run (``cluster``) every process runs the chains; process 0 alone
+    shows progress, writes and reports.
+    """
+    from . import distributed
+
     try:
         if resume and out is None:
             raise UserError("--resume needs --out, the directory of the run to continue")
@@ -164,13 +217,17 @@ def _execute(
         if not checkpoint_every >= 0:
             raise UserError(f"--checkpoint-every must be >= 0 seconds, got {checkpoint_every}")
         cfg = make_config()
+        _join(cfg, cluster)
+        writer = distributed.is_writer()
         steps = iterate(
             cfg, out=out, resume=resume, threads=threads, checkpoint_seconds=checkpoint_every
         )
-        result = _drive(steps, quiet=as_json)
+        result = _drive(steps, quiet=as_json or not writer)
+        if not writer:
+            return
         if plot is not None:
             plotter(result, plot)
-    except (UserError, ConfigError, RegimeError, RunDirError) as err:
+    except (UserError, ConfigError, RegimeError, RunDirError, distributed.DistributedError) as err:
         raise _fail(str(err)) from None
     except KeyboardInterrupt:
         hint = f"; continue it with --out {out} --resume" if out is not None else ""
@@ -227,6 +284,10 @@ def gaussian(
     backend: Backend = "numba",
     precision: Precision = "auto",
     as_json: AsJson = False,
+    distributed: Distributed = False,
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Run the Gaussian chain: fit N(mu, sigma^2) to n samples, draw n from the fit, repeat.
 
@@ -266,6 +327,7 @@ def gaussian(
         plotter=plot_gaussian,
         as_json=as_json,
         table=_summary_table,
+        cluster=(distributed, coordinator, num_processes, process_id),
     )
 
 
@@ -535,6 +597,10 @@ def tokens(
     backend: Backend = "numba",
     precision: Precision = "auto",
     as_json: AsJson = False,
+    distributed: Distributed = False,
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Run token chains: a categorical distribution over K categories, sampled and refitted.
 
@@ -577,6 +643,7 @@ def tokens(
         plotter=plot_tokens,
         as_json=as_json,
         table=_tokens_table,
+        cluster=(distributed, coordinator, num_processes, process_id),
     )
 
 

@@ -196,3 +196,114 @@ def test_token_chains_sharded_over_two_devices_equal_one_device(tmp_path: Path) 
     with np.load(out) as two:
         np.testing.assert_array_equal(two["counts"], st["counts"])
         np.testing.assert_array_equal(two["rec"], rec)
+
+
+def _parquets(out: Path) -> dict[str, dict[str, np.ndarray]]:
+    from collapsesim import store
+
+    return {p.name: store.read_parquet(p) for p in sorted(out.glob("*.parquet"))}
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    pa, pb = _parquets(a), _parquets(b)
+    assert sorted(pa) == sorted(pb)
+    assert pa
+    for name in pa:
+        for col in pa[name]:
+            np.testing.assert_array_equal(pa[name][col], pb[name][col], err_msg=f"{name}:{col}")
+
+
+@pytest.mark.parametrize("family", ["gaussian", "tokens"])
+def test_jax_run_resumes_mid_batch(family: str, tmp_path: Path) -> None:
+    from collapsesim.config import TokenConfig
+    from collapsesim.experiments import _common
+    from collapsesim.experiments import tokens as token_runner
+
+    if family == "gaussian":
+        mod, cfg = runner, GaussianConfig(
+            num_chains=9, num_generations=60, num_samples=20, record_every=5, backend="jax",
+            method="sample", regime="fresh",
+        )  # fmt: skip
+    else:
+        mod, cfg = token_runner, TokenConfig(
+            num_chains=9, num_generations=60, num_samples=40, categories=12, record_every=5,
+            backend="jax", regime="keep-original", temperature=0.8,
+        )  # fmt: skip
+    opts = {"block_generations": 10, "batch_chains": 5, "checkpoint_seconds": 0.0}
+    steps = mod.iterate(cfg, out=tmp_path / "killed", **opts)
+    for i, _ in enumerate(steps):
+        if i == 8:  # second batch, mid-way
+            break
+    steps.close()
+    with np.load(tmp_path / "killed" / "checkpoint.npz") as ck:
+        assert int(ck["batch"]) == 1
+        assert 0 < int(ck["generation"]) < 60
+    _common.drain(mod.iterate(cfg, out=tmp_path / "killed", resume=True, **opts))
+    _common.drain(mod.iterate(cfg, out=tmp_path / "whole", **opts))
+    _assert_same_run(tmp_path / "killed", tmp_path / "whole")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return int(s.getsockname()[1])
+
+
+def _two_processes(args: list[str], tmp_path: Path) -> tuple[str, str]:
+    """Run the CLI as a two-process jax.distributed run (two CPU devices each)."""
+    port = _free_port()
+    env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
+    root = str(Path(__file__).resolve().parents[1])
+    cmd = [sys.executable, "-c", "from collapsesim.cli import main; main()", *args]
+    cluster = ["--coordinator", f"localhost:{port}", "--num-processes", "2"]
+    procs = [
+        subprocess.Popen(
+            [*cmd, *cluster, "--process-id", str(i)],
+            env=env,
+            cwd=root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 0)
+    ]
+    outs = [p.communicate(timeout=240) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err
+    return outs[1][0], outs[0][0]  # stdout of process 0, of process 1
+
+
+def test_two_process_run_equals_one_process(tmp_path: Path) -> None:
+    quick = ["--chains", "13", "--generations", "15", "--record-every", "3", "--backend", "jax"]
+    g = ["gaussian", *quick, "--samples", "12", "--method", "sample", "--json"]
+    first, second = _two_processes(g, tmp_path)
+    assert second == ""  # only process 0 prints
+    alone = cli.invoke(app_(), g)
+    assert alone.exit_code == 0, alone.output
+    timing = ("seconds", "kernel_seconds")
+    many = {k: v for k, v in json.loads(first).items() if k not in timing}
+    one = {k: v for k, v in json.loads(alone.stdout).items() if k not in timing}
+    assert many == one
+    t = ["tokens", *quick, "--samples", "30", "--categories", "20", "--temperature", "0.9"]
+    first, second = _two_processes([*t, "--out", str(tmp_path / "two")], tmp_path)
+    assert second == ""
+    assert "Results in" in first
+    assert cli.invoke(app_(), [*t, "--out", str(tmp_path / "one")]).exit_code == 0
+    _assert_same_run(tmp_path / "two", tmp_path / "one")
+
+
+def test_distributed_options_bad_input() -> None:
+    quick = ["gaussian", "--chains", "10", "--generations", "5", "--samples", "10"]
+    res = cli.invoke(app_(), [*quick, "--coordinator", "localhost:1"])
+    assert res.exit_code == 2
+    assert "need --backend jax" in res.output
+    res = cli.invoke(
+        app_(), [*quick, "--backend", "jax", "--num-processes", "2", "--process-id", "2"]
+    )
+    assert res.exit_code == 2
+    assert "--process-id must lie in [0, --num-processes)" in res.output
+    res = cli.invoke(app_(), [*quick, "--backend", "jax", "--num-processes", "0"])
+    assert res.exit_code == 2
+    assert "at least 1" in res.output

@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from .. import store
+from .. import distributed, store
 from ..config import ConfigError
 
 R = TypeVar("R")
@@ -214,6 +214,45 @@ def load_tables(
     return gens, aggregates, trajectories, final
 
 
+class TimedBlocks:
+    """Blocks of generations sized from the measured speed, about ``seconds`` each.
+
+    For backends whose speed no fixed cost model predicts (JAX on whatever device it
+    finds): the first block is at most 16 generations at ``per_gen`` seconds per
+    chain-generation, later ones follow the speed measured in the block before,
+    growing at most fourfold from one block to the next.
+    Wrap the plan's ``advance`` with :meth:`timed` and use :meth:`size` as its ``block``.
+    """
+
+    def __init__(self, num_generations: int, per_gen: float, seconds: float = 1.0) -> None:
+        self.num_generations = max(num_generations, 1)
+        self.per_gen = per_gen
+        self.seconds = seconds
+        self.last = 0
+
+    def size(self, batch: int, g: int) -> int:
+        """Generations in the next block of a batch of ``batch`` chains."""
+        want = max(1, int(self.seconds / (self.per_gen * batch)))
+        # A short first block (it compiles) measures the speed; blocks then grow at most
+        # fourfold each.
+        want = min(want, 4 * self.last if self.last else 16)
+        # The processes of a multi-host run must advance in the same blocks.
+        self.last = distributed.smallest(min(self.num_generations, want))
+        return self.last
+
+    def timed(
+        self, advance: Callable[[dict[str, Any], int, int, int, int], None]
+    ) -> Callable[[dict[str, Any], int, int, int, int], None]:
+        """``advance`` that also measures its speed (a first, compiling call counts too)."""
+
+        def run(state: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+            t0 = time.perf_counter()
+            advance(state, lo, hi, g, g_end)
+            self.per_gen = max(time.perf_counter() - t0, 1e-6) / ((hi - lo) * (g_end - g))
+
+        return run
+
+
 @dataclass
 class Plan:
     """What a family gives the shared driver :func:`drive`.
@@ -282,9 +321,15 @@ def drive(
     wall0 = time.perf_counter()
     config_dict = cfg.to_dict()
     resuming = False
+    # In a multi-host run process 0 writes; the others read the run directory to resume.
+    writer = distributed.is_writer()
     if out is not None:
         out = Path(out)
-        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        if writer:
+            resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        else:
+            resuming = resume and (out / store.RUN_FILE).is_file()
+        distributed.agree({"resuming": int(resuming)}, "run directory")
         if resuming and is_complete(out):
             return load(out)
     plan = make_plan()
@@ -302,21 +347,28 @@ def drive(
                 arr[...] = saved[f"run_{name}"]
             first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
             kernel_seconds = float(saved["kernel_seconds"])
-        meta = start_meta(
-            out,
-            {"config": config_dict, "family": plan.family, **plan.meta, "batch_chains": batch},
-            resuming,
+        distributed.agree(
+            {"batch": first_batch, "generation": first_gen, "batch_chains": batch},
+            "checkpoint",
         )
+        if writer:
+            meta = start_meta(
+                out,
+                {"config": config_dict, "family": plan.family, **plan.meta, "batch_chains": batch},
+                resuming,
+            )
 
     def checkpoint(b: int, g: int, state: dict[str, Any]) -> None:
         assert out is not None
+        if not writer:
+            return
         arrays: dict[str, Any] = {
             "batch": b,
             "generation": g,
             "batch_chains": batch,
             "kernel_seconds": kernel_seconds,
             **{f"run_{k}": v for k, v in plan.arrays.items()},
-            **{f"batch_{k}": v for k, v in state.items() if v is not None},
+            **{f"state_{k}": v for k, v in state.items() if v is not None},
         }
         save_checkpoint(out, arrays)
 
@@ -329,7 +381,7 @@ def drive(
             # Resuming mid-batch: the checkpoint holds this batch's state.
             g = first_gen
             state = plan.restore(
-                {k[6:]: v for k, v in saved.items() if k.startswith("batch_")}, lo, hi
+                {k[6:]: v for k, v in saved.items() if k.startswith("state_")}, lo, hi
             )
         else:
             g = 0
@@ -363,7 +415,7 @@ def complete(
     result.timings = timings  # type: ignore[attr-defined]
     result.summary["seconds"] = timings["seconds"]  # type: ignore[attr-defined]
     result.summary["kernel_seconds"] = done.kernel_seconds  # type: ignore[attr-defined]
-    if out is not None:
+    if out is not None and distributed.is_writer():
         save(Path(out), result, done.meta)
     return result
 

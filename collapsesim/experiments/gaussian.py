@@ -202,7 +202,7 @@ def _jax_plan(
             dtype=precision,
         )
 
-    per_gen = 2e-8 if sufficient else 4e-9 * cfg.num_samples
+    blocks = common.TimedBlocks(cfg.num_generations, 2e-8 if sufficient else 4e-9 * cfg.num_samples)
     return common.Plan(
         family="gaussian",
         meta={
@@ -224,10 +224,8 @@ def _jax_plan(
             if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
             else 0,
         ),
-        advance=advance,
-        block=lambda batch, g: int(
-            min(max(cfg.num_generations, 1), max(1, 1.0 / (per_gen * batch)))
-        ),
+        advance=blocks.timed(advance),
+        block=blocks.size,
     )
 
 

@@ -25,25 +25,37 @@ def chunks(
 ) -> Iterator[tuple[int, int, Any, dict[str, Any]]]:
     """Yield ``(lo, hi, keys, state)`` of each chunk of at most ``chunk`` chains.
 
-    Keys and state are placed on the local devices, sharded along the chain axis; a
-    chunk is padded to a multiple of the device count by repeating its first chain
-    (padding rows are computed and dropped). ``cast(name, array)`` sets each state
-    array's dtype.
+    Keys and state are sharded along the chain axis over all devices: the local ones,
+    or in a multi-host run (:mod:`collapsesim.distributed`) those of every process, each
+    process placing its own shards. A chunk is padded to a multiple of the device count
+    by repeating its first chain (padding rows are computed and dropped).
+    ``cast(name, array)`` sets each state array's dtype.
     """
     import jax
 
     from .gaussian import chain_keys
 
-    devices = jax.local_devices()
+    devices = jax.devices()
     mesh = jax.sharding.Mesh(np.array(devices), ("chains",))
     shard = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
+
+    def place(a: Any, sharding: Any) -> Any:
+        if jax.process_count() == 1:
+            return jax.device_put(a, sharding)
+        a = np.asarray(a)  # each process places its own shards
+        return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
+
     for lo in range(0, len(chains), chunk):
         hi = min(len(chains), lo + chunk)
         pad = (-(hi - lo)) % len(devices)
         ids = np.concatenate([chains[lo:hi], np.zeros(pad, chains.dtype)])
-        keys = jax.device_put(chain_keys(seed, ids), shard)
+        keys = chain_keys(seed, ids)
+        if jax.process_count() > 1:  # typed keys travel as their raw words
+            keys = jax.random.wrap_key_data(place(jax.random.key_data(keys), shard))
+        else:
+            keys = place(keys, shard)
         st = {
-            name: jax.device_put(
+            name: place(
                 cast(name, np.concatenate([v[lo:hi], np.repeat(v[lo : lo + 1], pad, axis=0)])),
                 shard,
             )

@@ -139,7 +139,7 @@ def _step(
 
 @partial(
     _jax().jit,
-    static_argnames=("steps", "n", "ddof", "regime", "num_real", "sufficient", "dtype"),
+    static_argnames=("n", "ddof", "regime", "num_real", "sufficient", "dtype"),
 )
 def _advance(
     state: dict[str, Any],
@@ -147,8 +147,8 @@ def _advance(
     t0: Any,
     mu0: float,
     sigma0: float,
+    steps: Any,
     *,
-    steps: int,
     n: int,
     ddof: int,
     regime: int,
@@ -170,11 +170,12 @@ def _advance(
     }
 
     def one_chain(st: dict[str, Any], key: Any) -> dict[str, Any]:
-        def body(carry: dict[str, Any], t: Any) -> tuple[dict[str, Any], None]:
-            return _step(carry, jax.random.fold_in(key, t), t, **params), None
+        # A loop with a traced trip count: segments of any length share one compilation.
+        def body(i: Any, carry: dict[str, Any]) -> dict[str, Any]:
+            t = t0 + i.astype(jnp.uint32)
+            return _step(carry, jax.random.fold_in(key, t), t, **params)
 
-        st, _ = jax.lax.scan(body, st, t0 + jnp.arange(steps, dtype=jnp.uint32))
-        return st
+        return jax.lax.fori_loop(0, steps, body, st)
 
     return jax.vmap(one_chain)(state, keys)
 
@@ -234,6 +235,7 @@ def advance(
         raise ValueError("need n > ddof and 0 <= num_real <= n")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    from ..distributed import host
     from ._devices import chunks, segment_ends
 
     ends = segment_ends(t_start, t_end, slots)
@@ -252,7 +254,7 @@ def advance(
                     np.uint32(t),
                     mu0,
                     sigma0,
-                    steps=end - t,
+                    steps=np.int32(end - t),
                     n=num_samples,
                     ddof=ddof,
                     regime=regime,
@@ -263,10 +265,10 @@ def advance(
                 t = end
                 slot = slots[end - 1 - t_start]
                 if slot >= 0:
-                    rec_mu[lo:hi, slot] = np.asarray(st["mu"])[: hi - lo]
-                    rec_logsig[lo:hi, slot] = np.asarray(st["log_sigma"])[: hi - lo]
+                    rec_mu[lo:hi, slot] = host(st["mu"])[: hi - lo]
+                    rec_logsig[lo:hi, slot] = host(st["log_sigma"])[: hi - lo]
             for k, arr in state.items():
-                arr[lo:hi] = np.asarray(st[k], dtype=arr.dtype)[: hi - lo]
+                arr[lo:hi] = host(st[k])[: hi - lo]
 
 
 def _precision(dtype: str) -> Any:

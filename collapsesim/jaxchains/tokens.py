@@ -80,7 +80,7 @@ def _metrics(p: Any, p0: Any, rare10: Any, rare1: Any) -> Any:
     )
 
 
-_STATIC = ("n", "regime", "num_real", "eps", "temperature", "top_k", "top_p", "steps")
+_STATIC = ("n", "regime", "num_real", "eps", "temperature", "top_k", "top_p")
 
 
 @partial(_jax().jit, static_argnames=_STATIC)
@@ -92,7 +92,7 @@ def _advance(
     rare10: Any,
     rare1: Any,
     *,
-    steps: int,
+    steps: Any,
     n: int,
     regime: int,
     num_real: int,
@@ -148,10 +148,12 @@ def _advance(
         return out
 
     def one_chain(st: dict[str, Any], key: Any) -> tuple[dict[str, Any], Any]:
-        def body(carry: dict[str, Any], t: Any) -> tuple[dict[str, Any], None]:
-            return step(carry, jax.random.fold_in(key, t), t), None
+        # A loop with a traced trip count: segments of any length share one compilation.
+        def body(i: Any, carry: dict[str, Any]) -> dict[str, Any]:
+            t = t0 + i.astype(jnp.int32)
+            return step(carry, jax.random.fold_in(key, t), t)
 
-        st, _ = jax.lax.scan(body, st, t0 + jnp.arange(steps, dtype=jnp.int32))
+        st = jax.lax.fori_loop(0, steps, body, st)
         return st, _metrics(model(st["counts"]), p0, rare10, rare1)
 
     return jax.vmap(one_chain)(state, keys)
@@ -205,6 +207,7 @@ def advance(
     Raises:
         ValueError: accumulate-subsample (Numba only) or bad arguments.
     """
+    from ..distributed import host
     from ..kernels.categorical import rare_masks
     from ._devices import chunks, segment_ends
     from .gaussian import _precision
@@ -233,7 +236,7 @@ def advance(
                     jp0,
                     r10,
                     r1,
-                    steps=end - t,
+                    steps=np.int32(end - t),
                     n=num_samples,
                     regime=regime,
                     num_real=num_real,
@@ -245,10 +248,16 @@ def advance(
                 t = end
                 slot = slots[end - 1 - t_start]
                 if slot >= 0:
-                    records[lo:hi, slot] = np.asarray(met, np.float64)[: hi - lo]
+                    records[lo:hi, slot] = host(met)[: hi - lo]
                 srow = snap_slots[end - 1 - t_start]
                 if srow >= 0 and snaps is not None and lo <= snap_row < hi:
-                    c = np.asarray(st["counts"][snap_row - lo], np.float64)
+                    cnt = st["counts"]
+                    one = (
+                        np.asarray(cnt[snap_row - lo])
+                        if cnt.is_fully_addressable
+                        else host(cnt)[snap_row - lo]
+                    )
+                    c = one.astype(np.float64)
                     snaps[srow] = (c + smoothing) / (c.sum() + k * smoothing)
             for name, arr in state.items():
-                arr[lo:hi] = np.asarray(st[name])[: hi - lo]
+                arr[lo:hi] = host(st[name])[: hi - lo]
