@@ -443,6 +443,45 @@ def jax_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str, f
     return rows, raw
 
 
+def vae_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str, float]]:
+    """Training and sampling throughput of the default VAE on MNIST (JAX, this CPU)."""
+    import jax
+    from flax import nnx
+
+    from collapsesim import images
+    from collapsesim.experiments.vae import VaeConfig
+    from collapsesim.models import vae as models
+
+    cfg = VaeConfig()
+    data = images.load("mnist")
+    train, _ = images.split(data)
+    x = data.images[train]
+    model = models.VAE((28, 28), cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
+    trainer = models.Trainer(model, (x,), jax.random.key(0), loss="vae",
+                             batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
+    epoch = median_time(trainer.epoch, repeats)
+    trainer.finish()
+    count = len(x)
+    draw = median_time(lambda: models.sample(model, jax.random.key(1), count), repeats)
+    device = f"{jax.default_backend()} x{len(jax.local_devices())}"
+    raw = {"vae_epoch_s": epoch, "vae_sample_s": draw}
+    rows = [
+        (
+            (
+                f"VAE ({device}), MNIST 28x28, latent {cfg.latent}, widths {cfg.widths}, "
+                f"batch {cfg.batch_size}"
+            ),
+            "—",
+            (
+                f"training {count / epoch:,.0f} images/s ({epoch:.2f} s per epoch of {count}); "
+                f"sampling {count / draw:,.0f} images/s"
+            ),
+            "—",
+        )
+    ]
+    return rows, raw
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:
@@ -467,8 +506,15 @@ def main() -> None:
         "--readme", type=Path, help="replace the table between the bench markers in this file"
     )
     ap.add_argument("--json", type=Path, help="also write the raw numbers here")
+    ap.add_argument(
+        "--only", choices=["vae"], help="run one group and print its rows (no --readme)"
+    )
     args = ap.parse_args()
     r = args.repeats
+    if args.only == "vae":
+        for row in vae_rows(r)[0]:
+            print("| " + " | ".join(row) + " |")
+        return
     rows: list[tuple[str, str, str, str]] = []
     raw: dict[str, float] = {}
 
@@ -570,6 +616,11 @@ def main() -> None:
     jax_r, jax_raw = jax_rows(r)
     rows.extend(jax_r)
     raw.update(jax_raw)
+
+    # 9. The recursive VAE: training and sampling throughput.
+    vae_r, vae_raw = vae_rows(r)
+    rows.extend(vae_r)
+    raw.update(vae_raw)
 
     table = "| benchmark | baseline | collapsesim | ratio |\n|---|---|---|---|\n"
     table += "\n".join(f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in rows) + "\n"

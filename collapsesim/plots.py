@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .experiments.mixture import MixtureResult
     from .experiments.tokens import TokenResult
 
-__all__ = ["plot_gaussian", "plot_mixture", "plot_scan", "plot_tokens"]
+__all__ = ["plot_gaussian", "plot_mixture", "plot_scan", "plot_tokens", "plot_vae"]
 
 _SHOWN_CHAINS = 8
 
@@ -327,4 +327,66 @@ def plot_scan(res: Any, path: Path) -> None:
     bx.set_xlabel(xname)
     bx.set_ylabel("level at the last generation (std or heterozygosity)")
     bx.set_title(f"{res.family}: where the chains stand after T generations")
+    _write_png(fig, path)
+
+
+def plot_vae(result: Any, path: Path) -> None:
+    """Every VAE metric over generations, beside a strip of samples per generation."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m, s = result.metrics, result.summary
+    gens = np.arange(len(m["fid"]))
+    panels = (
+        ("fid", "Frechet distance to held-out real"),
+        ("precision", "precision (k-NN)"),
+        ("recall", "recall (k-NN)"),
+        ("class_entropy", "class entropy (nats)"),
+        ("latent_spread", "spread of encoder-0 means"),
+        ("train_loss", "training loss (nats/image)"),
+    )
+    fig = plt.figure(figsize=(14, 7.5))
+    grid = fig.add_gridspec(3, 4, width_ratios=(1, 1, 1, 1.3))
+    for i, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(grid[i // 3, i % 3])
+        ax.plot(gens, m[key], "o-", color="C0", label="generated")
+        ref = s.get(f"real_{key}")
+        if ref is not None:
+            ax.axhline(ref, color="C2", ls="--", label="real training images")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("generation")
+        if i == 0:
+            ax.legend(fontsize="small")
+    ax = fig.add_subplot(grid[2, :3])
+    shares = result.classes / np.maximum(result.classes.sum(axis=1, keepdims=True), 1)
+    bottom = np.zeros(len(gens))
+    cmap = plt.get_cmap("tab10")
+    for c in range(shares.shape[1]):
+        ax.bar(gens, shares[:, c], bottom=bottom, color=cmap(c % 10), label=str(c))
+        bottom += shares[:, c]
+    ax.set_title("classes of the generated images (classifier's votes)", fontsize=10)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("share")
+    ax.legend(ncol=min(shares.shape[1], 10), fontsize="x-small", loc="upper right")
+    # One row of eight samples per generation (at most twelve generations shown).
+    strip = result.grids[:, :8]
+    shown = np.unique(np.linspace(0, len(strip) - 1, min(len(strip), 12)).round().astype(int))
+    h, w = strip.shape[2:]
+    canvas = np.full((len(shown) * (h + 1), 8 * (w + 1)), 255, np.uint8)
+    for r, t in enumerate(shown):
+        for c in range(strip.shape[1]):
+            canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = strip[t, c]
+    ax = fig.add_subplot(grid[:, 3])
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_yticks([r * (h + 1) + h / 2 for r in range(len(shown))], [str(t) for t in shown])
+    ax.set_xticks([])
+    ax.set_ylabel("generation")
+    ax.set_title("samples", fontsize=10)
+    fig.suptitle(
+        f"VAE on {s['data']}, {s['regime']}: {s['generations']} generations "
+        f"({s['train_images']} images each)"
+    )
+    fig.tight_layout()
     _write_png(fig, path)

@@ -123,3 +123,18 @@ def test_entry_point_usage_errors_are_one_line() -> None:
         assert res.returncode == 2, res.stderr
         assert "Traceback" not in res.stderr
         assert len([x for x in res.stderr.splitlines() if x.strip()]) == 1, res.stderr
+
+
+def test_every_subpackage_is_installed() -> None:
+    # pytest imports the package from the checkout, so a subpackage missing from
+    # pyproject's list would pass here and be absent from the wheel.
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        "collapsesim." + p.parent.name for p in (root / "collapsesim").glob("*/__init__.py")
+    } | {"collapsesim", "collapsesim.kernels"}
+    assert found <= listed, found - listed

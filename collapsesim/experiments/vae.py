@@ -1,0 +1,494 @@
+"""A VAE trained generation after generation on its own samples (Shumailov et al., 2024).
+
+Generation 0 trains on real images. Generation t's training set is built from model
+t-1's samples (prior draw, decoder, mean or sampled pixels, rounded to 8 bits) under
+the data regime, with as many images as the real training set; each generation
+trains a fresh model (or, with ``warm_start``, continues from the last one).
+
+Every generation is measured against held-out real images in the feature space of a
+small classifier trained once on the real training images: Frechet distance,
+precision and recall (k-NN manifolds), the class histogram of the samples and its
+entropy, and the spread of generation 0's encoder means over the samples (the
+Nature paper's measure).
+
+With ``out`` each generation's parameters and samples are stored as it ends
+(``generations/gen_NNN.npz``), with the metrics so far, so a killed run resumes at
+the generation in progress. :func:`iterate` yields :class:`VaeProgress` after every
+epoch; :func:`run` drains it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import images as image_data
+from .. import metrics, store
+from ..config import ConfigError
+from ..regimes import Regime, real_count
+from . import _common as common
+
+__all__ = ["METRICS", "VaeConfig", "VaeProgress", "VaeResult", "iterate", "run"]
+
+PIXELS = ("mean", "sample")
+METRICS = (
+    "fid",
+    "precision",
+    "recall",
+    "class_entropy",
+    "top_class_share",
+    "latent_spread",
+    "train_loss",
+    "train_size",
+)
+"""Per-generation metrics, in the order of ``metrics.parquet``'s columns."""
+
+_EVAL = 1000  # generated images compared with the held-out set (at most)
+_CLASSIFIER_KEY = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class VaeConfig:
+    """One recursive VAE experiment."""
+
+    data: str = "mnist"
+    generations: int = 10
+    latent: int = 16
+    widths: tuple[int, int] = (16, 32)
+    epochs: int = 7
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    pixels: str = "mean"
+    warm_start: bool = False
+    regime: str = "replace"
+    fresh_fraction: float = 0.1
+    keep_fraction: float = 0.1
+    train_size: int = 0
+    classifier_epochs: int = 6
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if self.generations < 1:
+            raise ConfigError(f"generations must be at least 1, got {self.generations}")
+        for name in ("latent", "epochs", "batch_size", "classifier_epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if len(self.widths) != 2 or min(self.widths) < 1:
+            raise ConfigError(f"widths must be two positive channel counts, got {self.widths}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(f"learning rate must be > 0, got {self.learning_rate}")
+        if self.pixels not in PIXELS:
+            raise ConfigError(f"unknown pixels {self.pixels!r}; choose mean or sample")
+        if self.train_size < 0:
+            raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must lie in [0, 2^63), got {self.seed}")
+        real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as stored in run.json."""
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VaeConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**{**d, "widths": tuple(d["widths"])})
+
+
+@dataclass(frozen=True)
+class VaeProgress:
+    """Where a running VAE experiment stands (after an epoch)."""
+
+    generation: int
+    generations: int
+    epoch: int
+    epochs: int
+    loss: float
+
+
+@dataclass
+class VaeResult:
+    """Per-generation metrics, class histograms, samples for pictures, and a summary."""
+
+    config: VaeConfig
+    metrics: dict[str, np.ndarray]  # METRICS -> (T,)
+    classes: np.ndarray  # (T, classes) counts over each generation's samples
+    reference: dict[str, float]  # the same metrics for the real training images
+    grids: np.ndarray  # (T, 16, H, W) uint8: the first 16 samples of each generation
+    summary: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _jax() -> Any:
+    import jax
+
+    return jax
+
+
+def _key(seed: int, *path: int) -> Any:
+    jax = _jax()
+    k = jax.random.fold_in(jax.random.key(seed & 0xFFFFFFFF), np.uint32(seed >> 32))
+    for p in path:
+        k = jax.random.fold_in(k, np.uint32(p))
+    return k
+
+
+def _as_float(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) / 255.0
+
+
+def _training_set(
+    cfg: VaeConfig,
+    t: int,
+    real: np.ndarray,
+    samples: list[np.ndarray],
+    pool: np.ndarray,
+) -> np.ndarray:
+    """Generation t's training images (uint8) under the regime."""
+    if t == 0:
+        return real
+    regime = Regime.parse(cfg.regime)
+    n = len(real)
+    rng = np.random.default_rng([cfg.seed, t, 7])
+    if regime is Regime.REPLACE:
+        return samples[t - 1]
+    if regime is Regime.ACCUMULATE:
+        return np.concatenate([real, *samples[:t]])
+    if regime is Regime.ACCUMULATE_SUBSAMPLE:
+        everything = np.concatenate([real, *samples[:t]])
+        return everything[np.sort(rng.choice(len(everything), n, replace=False))]
+    r = real_count(regime, n, cfg.fresh_fraction, cfg.keep_fraction)
+    if regime is Regime.FRESH:  # r new real images from the whole real training pool
+        fresh = pool[np.sort(rng.choice(len(pool), r, replace=False))]
+        return np.concatenate([fresh, samples[t - 1]])
+    keep = np.random.default_rng([cfg.seed, 8]).permutation(n)[:r]  # fixed for the run
+    return np.concatenate([real[np.sort(keep)], samples[t - 1]])
+
+
+def _num_samples(cfg: VaeConfig, n: int) -> int:
+    r = real_count(Regime.parse(cfg.regime), n, cfg.fresh_fraction, cfg.keep_fraction)
+    return n - r
+
+
+class _Judge:
+    """The fixed yardsticks: classifier features of the held-out images, encoder 0."""
+
+    def __init__(self, classifier: Any, test: np.ndarray, classes: int) -> None:
+        from ..models import vae as models
+
+        self.models = models
+        self.classifier = classifier
+        self.classes = classes
+        self.test_features = models.features(classifier, test)
+        self.encoder0: Any = None
+
+    def measure(self, imgs: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        """Metrics of a set of images (uint8) and its class histogram."""
+        x = _as_float(imgs)
+        # A fixed random subset: real training images come sorted by class.
+        pick = np.sort(np.random.default_rng(0).permutation(len(x))[:_EVAL])
+        feats = self.models.features(self.classifier, x[pick])
+        precision, recall = metrics.precision_recall(self.test_features, feats)
+        counts = np.bincount(self.models.predict(self.classifier, x), minlength=self.classes)
+        p = counts / counts.sum()
+        out = {
+            "fid": metrics.frechet_distance(self.test_features, feats),
+            "precision": precision,
+            "recall": recall,
+            "class_entropy": float(-np.sum(p[p > 0] * np.log(p[p > 0]))),
+            "top_class_share": float(p.max()),
+            "latent_spread": math.nan,
+        }
+        if self.encoder0 is not None:
+            means = self.models.encode_means(self.encoder0, x)
+            out["latent_spread"] = float(np.sqrt(np.mean(np.var(means, axis=0))))
+        return out, counts
+
+
+def _save_generation(out: Path, t: int, params: dict[str, np.ndarray], samples: np.ndarray,
+                     losses: list[float]) -> None:  # fmt: skip
+    (out / "generations").mkdir(exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            arrays: dict[str, Any] = {f"param:{k}": v for k, v in params.items()}
+            np.savez(fh, samples=samples, losses=np.array(losses), **arrays)
+
+    store.atomic_write(out / "generations" / f"gen_{t:03d}.npz", write)
+
+
+def _load_generation(out: Path, t: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    path = out / "generations" / f"gen_{t:03d}.npz"
+    try:
+        with np.load(path) as z:
+            params = {k[6:]: z[k] for k in z.files if k.startswith("param:")}
+            return params, z["samples"]
+    except (OSError, ValueError, KeyError):
+        raise store.RunDirError(f"{path} is missing or unreadable; cannot resume") from None
+
+
+def _grid_png(path: Path, imgs: np.ndarray, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..plots import _write_png
+
+    k = math.ceil(math.sqrt(len(imgs)))
+    h, w = imgs.shape[1:]
+    canvas = np.full((k * (h + 1) + 1, k * (w + 1) + 1), 255, np.uint8)
+    for i, im in enumerate(imgs):
+        r, c = divmod(i, k)
+        canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = im
+    fig, ax = plt.subplots(figsize=(4, 4.3))
+    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    _write_png(fig, path)
+
+
+def iterate(
+    cfg: VaeConfig, *, out: Path | None = None, resume: bool = False
+) -> Generator[VaeProgress, None, VaeResult]:
+    """Run the recursive VAE experiment, yielding progress after every epoch.
+
+    Raises:
+        ConfigError: a bad configuration.
+        images.ImageDataError: the dataset cannot be read or used.
+        store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
+    """
+    from flax import nnx
+
+    from ..models import vae as models
+
+    wall0 = time.perf_counter()
+    data = image_data.load(cfg.data)
+    train_idx, test_idx = image_data.split(data)
+    if cfg.train_size > len(train_idx):
+        raise ConfigError(
+            f"train size {cfg.train_size} exceeds the {len(train_idx)} real training images"
+        )
+    pool = np.round(data.images[train_idx] * 255).astype(np.uint8)
+    chosen = (
+        np.sort(np.random.default_rng([cfg.seed, 9]).choice(len(pool), cfg.train_size, False))
+        if cfg.train_size
+        else np.arange(len(pool))
+    )
+    real = pool[chosen]
+    real_labels = data.labels[train_idx][chosen]
+    test = data.images[test_idx]
+    shape = (int(data.images.shape[1]), int(data.images.shape[2]))
+    classes = data.num_classes
+    n = len(real)
+    if n <= 3 or len(test) <= 3:
+        raise ConfigError("too few images: need more than 3 for training and held out")
+
+    config_dict = cfg.to_dict()
+    resuming = False
+    meta: dict[str, Any] = {}
+    rows: list[dict[str, float]] = []
+    class_rows: list[np.ndarray] = []
+    if out is not None:
+        out = Path(out)
+        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        if resuming and common.is_complete(out):
+            return load(out)
+        if resuming:
+            state = store.read_json(out / store.RUN_FILE)
+            rows = state.get("rows", [])
+            class_rows = [np.array(c) for c in state.get("class_rows", [])]
+        meta = common.start_meta(
+            out,
+            {
+                "config": config_dict,
+                "family": "vae",
+                "data_source": data.source,
+                "rows": rows,
+                "class_rows": [c.tolist() for c in class_rows],
+            },
+            resuming,
+        )
+
+    # The classifier whose features every metric uses: trained once on the real images.
+    classifier = models.Classifier(shape, classes, rngs=nnx.Rngs(cfg.seed & 0x7FFFFFFF))
+    ck = out / "classifier.npz" if out is not None else None
+    if ck is not None and ck.is_file():
+        with np.load(ck) as z:
+            models.set_params(classifier, {k: z[k] for k in z.files})
+    else:
+        models.fit(classifier, (_as_float(real), real_labels), _key(cfg.seed, _CLASSIFIER_KEY),
+                   loss="classifier", epochs=cfg.classifier_epochs, batch=128,
+                   lr=1e-3)  # fmt: skip
+        if ck is not None:
+            params = models.get_params(classifier)
+
+            def write(tmp: Path) -> None:
+                arrays: dict[str, Any] = dict(params)
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, **arrays)
+
+            store.atomic_write(ck, write)
+    accuracy = float(np.mean(models.predict(classifier, test) == data.labels[test_idx]))
+    judge = _Judge(classifier, test, classes)
+
+    samples: list[np.ndarray] = []
+    model: Any = None
+    done = len(rows)
+    for t in range(done):
+        assert out is not None
+        params, s = _load_generation(out, t)
+        samples.append(s)
+        if t == 0 or (cfg.warm_start and t == done - 1):
+            m = models.VAE(shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
+            models.set_params(m, params)
+            if t == 0:
+                judge.encoder0 = m
+            model = m
+    reference: dict[str, float] | None = None
+    real_counts = np.zeros(classes, np.int64)
+    if judge.encoder0 is not None:
+        reference, real_counts = judge.measure(real)
+
+    kernel = 0.0
+    for t in range(done, cfg.generations):
+        k0 = time.perf_counter()
+        train = _training_set(cfg, t, real, samples, pool)
+        if cfg.warm_start and model is not None:
+            fresh_model = model
+        else:
+            fresh_model = models.VAE(
+                shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(int(np.uint32(cfg.seed + 7919 * t)))
+            )
+        trainer = models.Trainer(fresh_model, (_as_float(train),), _key(cfg.seed, t, 1),
+                                 loss="vae", batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
+        losses = []
+        for e in range(cfg.epochs):
+            losses.append(trainer.epoch())
+            yield VaeProgress(t, cfg.generations, e + 1, cfg.epochs, losses[-1])
+        trainer.finish()
+        model = fresh_model
+        if t == 0:
+            judge.encoder0 = model
+            reference, real_counts = judge.measure(real)  # the real images' yardstick
+        s = models.sample(model, _key(cfg.seed, t, 2), _num_samples(cfg, n),
+                          mean_pixels=cfg.pixels == "mean")  # fmt: skip
+        samples.append(s)
+        row, counts = judge.measure(s)
+        row["train_loss"] = losses[-1]
+        row["train_size"] = float(len(train))
+        rows.append(row)
+        class_rows.append(counts)
+        kernel += time.perf_counter() - k0
+        if out is not None:
+            _save_generation(out, t, models.get_params(model), s, losses)
+            (out / "samples").mkdir(exist_ok=True)
+            _grid_png(out / "samples" / f"gen_{t:03d}.png", s[:64], f"generation {t}")
+            meta["rows"] = rows
+            meta["class_rows"] = [c.tolist() for c in class_rows]
+            store.write_json(out / store.RUN_FILE, meta)
+    grids = np.array([x[:16] for x in samples])
+    assert reference is not None
+    result = _finish(cfg, rows, class_rows, reference, real_counts, grids, accuracy, data.source)
+    result.timings = {"seconds": time.perf_counter() - wall0, "kernel_seconds": kernel}
+    result.summary["seconds"] = result.timings["seconds"]
+    if out is not None:
+        _save(out, result, meta)
+    return result
+
+
+def _finish(
+    cfg: VaeConfig,
+    rows: list[dict[str, float]],
+    class_rows: list[np.ndarray],
+    reference: dict[str, float],
+    real_counts: np.ndarray,
+    grids: np.ndarray,
+    accuracy: float,
+    source: str,
+) -> VaeResult:
+    cols = {m: np.array([r.get(m, math.nan) for r in rows], np.float64) for m in METRICS}
+    classes = np.array(class_rows, np.int64)
+    s: dict[str, Any] = {
+        "data": cfg.data,
+        "data_source": source,
+        "generations": cfg.generations,
+        "regime": cfg.regime,
+        "pixels": cfg.pixels,
+        "latent": cfg.latent,
+        "epochs": cfg.epochs,
+        "train_images": int(cols["train_size"][0]),
+        "seed": cfg.seed,
+        "classifier_accuracy": accuracy,
+    }
+    for m in METRICS[:-1]:
+        s[f"real_{m}"] = reference.get(m)
+        s[f"first_{m}"] = float(cols[m][0])
+        s[f"final_{m}"] = float(cols[m][-1])
+    real_share = real_counts / max(real_counts.sum(), 1)
+    final_share = classes[-1] / max(classes[-1].sum(), 1)
+    s["real_class_shares"] = real_share.tolist()
+    s["final_class_shares"] = final_share.tolist()
+    # Classes the real data has (>= 2% of it) that the last generation all but lost (< 1%).
+    s["vanished_classes"] = [
+        int(c) for c in np.flatnonzero((real_share >= 0.02) & (final_share < 0.01))
+    ]
+    summary = {k: common.finite_or_none(v) for k, v in s.items()}
+    return VaeResult(cfg, cols, classes, reference, grids, summary)
+
+
+def _save(out: Path, result: VaeResult, meta: dict[str, Any]) -> None:
+    t = len(result.metrics[METRICS[0]])
+    store.write_parquet(
+        out / "metrics.parquet",
+        {"generation": np.arange(t, dtype=np.int64), **result.metrics},
+    )
+    k = result.classes.shape[1]
+    counts = result.classes.reshape(-1)
+    totals = np.repeat(result.classes.sum(axis=1), k)
+    store.write_parquet(
+        out / "classes.parquet",
+        {
+            "generation": np.repeat(np.arange(t, dtype=np.int64), k),
+            "class": np.tile(np.arange(k, dtype=np.int64), t),
+            "count": counts,
+            "share": counts / np.maximum(totals, 1),
+        },
+    )
+    store.write_json(out / "summary.json", result.summary)
+    common.finish_meta(out, meta, result.timings)
+
+
+def load(out: Path) -> VaeResult:
+    """The result of a complete run stored in ``out``."""
+    meta = common.read_meta(out)
+    cfg = VaeConfig.from_dict(meta["config"])
+    summary = store.read_json(out / "summary.json")
+    cols = store.read_parquet(out / "metrics.parquet", "SELECT * FROM t ORDER BY generation")
+    grids = np.array([_load_generation(out, t)[1][:16] for t in range(cfg.generations)])
+    reference = {m: summary.get(f"real_{m}") for m in METRICS[:-1]}
+    result = VaeResult(
+        cfg,
+        {m: np.asarray(cols[m], np.float64) for m in METRICS},
+        np.array(meta["class_rows"], np.int64),
+        {k: (math.nan if v is None else float(v)) for k, v in reference.items()},
+        grids,
+        summary,
+        meta.get("timings", {}),
+    )
+    return result
+
+
+def run(cfg: VaeConfig, **options: Any) -> VaeResult:
+    """Run :func:`iterate` to the end and return its result."""
+    return common.drain(iterate(cfg, **options))

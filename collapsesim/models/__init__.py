@@ -1,0 +1,1 @@
+"""Neural generative models trained generation after generation (JAX, Flax NNX, Optax)."""

@@ -1,0 +1,312 @@
+"""A convolutional VAE and a small classifier in Flax NNX, trained with Optax.
+
+Both take greyscale images (N, H, W) in [0, 1] with H and W multiples of 4. Training is
+functional: the model is split into its graph and parameters, and one whole epoch
+(shuffle, then every full minibatch) is a single jit-compiled ``lax.scan``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+__all__ = [
+    "VAE",
+    "Classifier",
+    "Trainer",
+    "elbo",
+    "encode_means",
+    "features",
+    "fit",
+    "get_params",
+    "predict",
+    "sample",
+    "set_params",
+]
+
+
+class Up2(nnx.Module):
+    """A transposed convolution with a 2 x 2 kernel and stride 2, written as one matmul.
+
+    Each input pixel's features map to the 2 x 2 block of output pixels it covers (the
+    blocks do not overlap at this kernel and stride). On CPU this runs several times
+    faster than XLA's general transposed convolution.
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, rngs: nnx.Rngs) -> None:
+        self.out_features = out_features
+        self.linear = nnx.Linear(in_features, 4 * out_features, rngs=rngs)
+
+    def __call__(self, y: jax.Array) -> jax.Array:
+        n, h, w, _ = y.shape
+        z = self.linear(y).reshape(n, h, w, 2, 2, self.out_features)
+        return z.transpose(0, 1, 3, 2, 4, 5).reshape(n, 2 * h, 2 * w, self.out_features)
+
+
+class VAE(nnx.Module):
+    """Encoder: two 3 x 3 stride-2 convolutions and a linear layer to (mean, log-variance).
+
+    Decoder: a linear layer, then two stride-2 transposed convolutions (:class:`Up2`)
+    to pixel logits (a Bernoulli likelihood per pixel, the usual choice for MNIST).
+    """
+
+    def __init__(
+        self, shape: tuple[int, int], latent: int, widths: tuple[int, int], *, rngs: nnx.Rngs
+    ) -> None:
+        h, w = shape
+        w1, w2 = widths
+        self.shape = (h, w)
+        self.latent = latent
+        self.inner = (h // 4, w // 4, w2)
+        self.conv1 = nnx.Conv(1, w1, (3, 3), strides=2, rngs=rngs)
+        self.conv2 = nnx.Conv(w1, w2, (3, 3), strides=2, rngs=rngs)
+        self.to_latent = nnx.Linear(h // 4 * w // 4 * w2, 2 * latent, rngs=rngs)
+        self.from_latent = nnx.Linear(latent, h // 4 * w // 4 * w2, rngs=rngs)
+        self.deconv1 = Up2(w2, w1, rngs=rngs)
+        self.deconv2 = Up2(w1, 1, rngs=rngs)
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Posterior mean and log-variance of each image."""
+        y = nnx.relu(self.conv1(x[..., None]))
+        y = nnx.relu(self.conv2(y))
+        out = self.to_latent(y.reshape(y.shape[0], -1))
+        return out[:, : self.latent], out[:, self.latent :]
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """Pixel logits (N, H, W)."""
+        y = nnx.relu(self.from_latent(z)).reshape(z.shape[0], *self.inner)
+        y = nnx.relu(self.deconv1(y))
+        return self.deconv2(y)[..., 0]
+
+
+class Classifier(nnx.Module):
+    """Two stride-2 convolutions, a feature layer (the metrics' feature space), logits."""
+
+    def __init__(
+        self, shape: tuple[int, int], classes: int, width: int = 64, *, rngs: nnx.Rngs
+    ) -> None:
+        h, w = shape
+        self.conv1 = nnx.Conv(1, 16, (3, 3), strides=2, rngs=rngs)
+        self.conv2 = nnx.Conv(16, 32, (3, 3), strides=2, rngs=rngs)
+        self.hidden = nnx.Linear(h // 4 * w // 4 * 32, width, rngs=rngs)
+        self.out = nnx.Linear(width, classes, rngs=rngs)
+
+    def features(self, x: jax.Array) -> jax.Array:
+        """The penultimate activations (N, width)."""
+        y = nnx.relu(self.conv1(x[..., None]))
+        y = nnx.relu(self.conv2(y))
+        return nnx.relu(self.hidden(y.reshape(y.shape[0], -1)))
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.out(self.features(x))
+
+
+def elbo(model: VAE, x: jax.Array, key: jax.Array) -> jax.Array:
+    """Negative ELBO per image (nats): Bernoulli reconstruction plus KL to N(0, I)."""
+    mean, logvar = model.encode(x)
+    z = mean + jnp.exp(0.5 * logvar) * jax.random.normal(key, mean.shape)
+    logits = model.decode(z)
+    rec = jnp.sum(optax.sigmoid_binary_cross_entropy(logits, x), axis=(1, 2))
+    kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean**2 - 1.0 - logvar, axis=1)
+    return rec + kl
+
+
+def _classifier_loss(model: Classifier, x: jax.Array, y: jax.Array, key: jax.Array) -> jax.Array:
+    del key
+    return optax.softmax_cross_entropy_with_integer_labels(model(x), y)
+
+
+_LOSSES: dict[str, Callable[..., jax.Array]] = {"vae": elbo, "classifier": _classifier_loss}
+
+
+@partial(jax.jit, static_argnames=("graphdef", "loss", "batch", "lr"))
+def _epoch(
+    graphdef: Any,
+    params: Any,
+    opt_state: Any,
+    data: tuple[jax.Array, ...],
+    key: jax.Array,
+    *,
+    loss: str,
+    batch: int,
+    lr: float,
+) -> tuple[Any, Any, jax.Array]:
+    """One epoch over ``data`` (images, and labels for the classifier) in shuffled batches."""
+    tx = optax.adam(lr)
+    n = data[0].shape[0]
+    steps = n // batch
+    k_perm, k_steps = jax.random.split(key)
+    perm = jax.random.permutation(k_perm, n)[: steps * batch].reshape(steps, batch)
+
+    def objective(p: Any, xs: tuple[jax.Array, ...], k: jax.Array) -> jax.Array:
+        return jnp.mean(_LOSSES[loss](nnx.merge(graphdef, p), *xs, k))
+
+    def step(carry: tuple[Any, Any], inp: tuple[jax.Array, jax.Array]) -> tuple[Any, jax.Array]:
+        p, s = carry
+        idx, k = inp
+        value, grads = jax.value_and_grad(objective)(p, tuple(d[idx] for d in data), k)
+        updates, s = tx.update(grads, s, p)
+        return (optax.apply_updates(p, updates), s), value
+
+    (params, opt_state), values = jax.lax.scan(
+        step, (params, opt_state), (perm, jax.random.split(k_steps, steps))
+    )
+    return params, opt_state, jnp.mean(values)
+
+
+class Trainer:
+    """Adam on a model's parameters, one jit-compiled epoch at a time.
+
+    ``data`` is ``(images,)`` for the VAE and ``(images, labels)`` for the classifier.
+    Epoch ``e`` shuffles with ``fold_in(key, e)``, so a run is fixed by its key.
+    :meth:`epoch` returns the epoch's mean loss; :meth:`finish` writes the trained
+    parameters back into the model.
+    """
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        data: tuple[np.ndarray, ...],
+        key: jax.Array,
+        *,
+        loss: str,
+        batch: int,
+        lr: float,
+    ) -> None:
+        self.model = model
+        self.graphdef, self.params = nnx.split(model)
+        self.opt_state = optax.adam(lr).init(self.params)
+        self.data = tuple(jnp.asarray(d) for d in data)
+        self.key, self.loss, self.lr = key, loss, lr
+        self.batch = min(batch, self.data[0].shape[0])
+        self.done = 0
+
+    def epoch(self) -> float:
+        """Train one more epoch; its mean loss."""
+        self.params, self.opt_state, value = _epoch(
+            self.graphdef,
+            self.params,
+            self.opt_state,
+            self.data,
+            jax.random.fold_in(self.key, self.done),
+            loss=self.loss,
+            batch=self.batch,
+            lr=self.lr,
+        )
+        self.done += 1
+        return float(value)
+
+    def finish(self) -> None:
+        """Put the trained parameters into the model."""
+        nnx.update(self.model, self.params)
+
+
+def fit(
+    model: nnx.Module,
+    data: tuple[np.ndarray, ...],
+    key: jax.Array,
+    *,
+    loss: str,
+    epochs: int,
+    batch: int,
+    lr: float,
+) -> list[float]:
+    """Train ``model`` in place for ``epochs`` (see :class:`Trainer`); each epoch's loss."""
+    trainer = Trainer(model, data, key, loss=loss, batch=batch, lr=lr)
+    history = [trainer.epoch() for _ in range(epochs)]
+    trainer.finish()
+    return history
+
+
+@partial(jax.jit, static_argnames=("graphdef", "count", "mean_pixels"))
+def _sample(graphdef: Any, params: Any, key: jax.Array, count: int, mean_pixels: bool) -> jax.Array:
+    model = nnx.merge(graphdef, params)
+    k_z, k_px = jax.random.split(key)
+    probs = nnx.sigmoid(model.decode(jax.random.normal(k_z, (count, model.latent))))
+    if mean_pixels:
+        return probs
+    return jax.random.bernoulli(k_px, probs).astype(probs.dtype)
+
+
+def sample(
+    model: VAE, key: jax.Array, count: int, *, mean_pixels: bool = True, chunk: int = 1000
+) -> np.ndarray:
+    """``count`` images from the prior through the decoder, as 8-bit grey levels.
+
+    ``mean_pixels``: each pixel's Bernoulli mean (grey); otherwise a 0/1 draw. Images
+    are rounded to 8 bits as real images are stored, so a generated dataset is an
+    image dataset like any other (and a checkpoint holds it exactly).
+    """
+    graphdef, params = nnx.split(model)
+    parts = []
+    for i, lo in enumerate(range(0, count, chunk)):
+        c = min(chunk, count - lo)
+        x = _sample(graphdef, params, jax.random.fold_in(key, i), c, mean_pixels)
+        parts.append(np.asarray(x))
+    out = np.concatenate(parts) if parts else np.zeros((0, *model.shape), np.float32)
+    return np.round(out * 255.0).astype(np.uint8)
+
+
+@partial(jax.jit, static_argnames=("graphdef", "what"))
+def _apply(graphdef: Any, params: Any, x: jax.Array, what: str) -> jax.Array:
+    model = nnx.merge(graphdef, params)
+    if what == "encode":
+        return model.encode(x)[0]
+    if what == "features":
+        return model.features(x)
+    return model(x)
+
+
+def _batched(model: nnx.Module, images: np.ndarray, what: str, chunk: int = 1000) -> np.ndarray:
+    graphdef, params = nnx.split(model)
+    parts = [
+        np.asarray(_apply(graphdef, params, jnp.asarray(images[lo : lo + chunk]), what))
+        for lo in range(0, len(images), chunk)
+    ]
+    return np.concatenate(parts)
+
+
+def encode_means(model: VAE, images: np.ndarray) -> np.ndarray:
+    """Posterior means (N, latent) of images in [0, 1]."""
+    return _batched(model, images, "encode")
+
+
+def features(model: Classifier, images: np.ndarray) -> np.ndarray:
+    """The classifier's feature vectors (N, width) of images in [0, 1]."""
+    return _batched(model, images, "features")
+
+
+def predict(model: Classifier, images: np.ndarray) -> np.ndarray:
+    """Predicted classes (N,)."""
+    return np.argmax(_batched(model, images, "logits"), axis=1)
+
+
+def get_params(model: nnx.Module) -> dict[str, np.ndarray]:
+    """The model's parameters as NumPy arrays keyed by their path (for .npz files)."""
+    _, params = nnx.split(model)
+    flat = jax.tree_util.tree_flatten_with_path(params)[0]
+    return {jax.tree_util.keystr(path): np.asarray(leaf) for path, leaf in flat}
+
+
+def set_params(model: nnx.Module, saved: dict[str, np.ndarray]) -> None:
+    """Load what :func:`get_params` returned into a model of the same architecture.
+
+    Raises:
+        ValueError: the saved parameters do not fit this model.
+    """
+    _, params = nnx.split(model)
+    flat, tree = jax.tree_util.tree_flatten_with_path(params)
+    leaves = []
+    for path, leaf in flat:
+        name = jax.tree_util.keystr(path)
+        if name not in saved or saved[name].shape != leaf.shape:
+            raise ValueError(f"saved parameters do not fit the model at {name}")
+        leaves.append(jnp.asarray(saved[name], leaf.dtype))
+    nnx.update(model, jax.tree_util.tree_unflatten(tree, leaves))
