@@ -150,9 +150,10 @@ def test_tiny_run_reproducible_and_stored(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again.grids, a.grids)
 
 
-@pytest.mark.parametrize("regime", ["replace", "accumulate"])
-def test_resume_after_a_kill_equals_uninterrupted(tmp_path: Path, regime: str) -> None:
-    cfg = runner.VaeConfig(**{**TINY, "generations": 3, "regime": regime})  # type: ignore[arg-type]
+@pytest.mark.parametrize(("regime", "warm"), [("replace", False), ("accumulate", False),
+                                             ("fresh", True)])  # fmt: skip
+def test_resume_after_a_kill_equals_uninterrupted(tmp_path: Path, regime: str, warm: bool) -> None:
+    cfg = runner.VaeConfig(**{**TINY, "generations": 3, "regime": regime, "warm_start": warm})  # type: ignore[arg-type]
     steps = runner.iterate(cfg, out=tmp_path / "killed")
     for p in steps:
         if p.generation == 2:  # generations 0 and 1 are stored; 2 is in progress

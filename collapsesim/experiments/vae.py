@@ -364,12 +364,12 @@ def iterate(
     for t in range(done, cfg.generations):
         k0 = time.perf_counter()
         train = _training_set(cfg, t, real, samples, pool)
+        fresh_model = models.VAE(
+            shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(int(np.uint32(cfg.seed + 7919 * t)))
+        )
         if cfg.warm_start and model is not None:
-            fresh_model = model
-        else:
-            fresh_model = models.VAE(
-                shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(int(np.uint32(cfg.seed + 7919 * t)))
-            )
+            # A copy: the last model (generation 0's encoder among them) stays as it was.
+            models.set_params(fresh_model, models.get_params(model))
         trainer = models.Trainer(fresh_model, (_as_float(train),), _key(cfg.seed, t, 1),
                                  loss="vae", batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
         losses = []
