@@ -925,32 +925,15 @@ def vae(
 
 def _drive_vae(steps: Any, *, quiet: bool) -> Any:
     """Run the VAE generator under Rich progress bars of generations and epochs."""
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[loss]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet,
-        auto_refresh=False,
-    )
-    with progress:
-        gens = progress.add_task("generations", total=None, loss="")
-        epochs = progress.add_task("epochs", total=None, loss="")
-        progress.refresh()
-        while True:
-            try:
-                p = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            done = p.generation + (p.epoch == p.epochs)
-            progress.update(gens, completed=done, total=p.generations)
-            progress.update(
-                epochs, completed=p.epoch, total=p.epochs, loss=f"loss {p.loss:.1f} nats"
-            )
-            progress.refresh()
+
+    def update(progress: Progress, tasks: list[Any], p: Any) -> bool:
+        gens, epochs = tasks
+        progress.update(gens, completed=p.generation + (p.epoch == p.epochs), total=p.generations)
+        progress.update(epochs, completed=p.epoch, total=p.epochs, loss=f"loss {p.loss:.1f} nats")
+        return True  # an epoch takes seconds: redraw each time
+
+    columns = (TextColumn("{task.fields[loss]}"), TimeElapsedColumn())
+    return _bars(steps, columns, ["generations", "epochs"], update, quiet=quiet, loss="")
 
 
 def _vae_table(res: Any) -> Table:
@@ -980,32 +963,14 @@ def _vae_table(res: Any) -> Table:
 
 def _drive_scan(steps: Any, *, quiet: bool) -> Any:
     """Run a scan's generator under a Rich progress bar of points and chain-generations."""
-    progress = Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=quiet,
-        auto_refresh=False,
-    )
-    last = 0.0
-    with progress:
-        points = progress.add_task("grid points", total=None)
-        inner = progress.add_task("chain-generations", total=None)
-        while True:
-            try:
-                p = next(steps)
-            except StopIteration as stop:
-                return stop.value
-            progress.update(points, completed=p.point, total=p.points)
-            progress.update(inner, completed=p.done, total=p.total)
-            now = time.monotonic()
-            if now - last >= 0.1:
-                progress.refresh()
-                last = now
+
+    def update(progress: Progress, tasks: list[Any], p: Any) -> bool:
+        progress.update(tasks[0], completed=p.point, total=p.points)
+        progress.update(tasks[1], completed=p.done, total=p.total)
+        return False
+
+    columns = (TimeElapsedColumn(), TimeRemainingColumn())
+    return _bars(steps, columns, ["grid points", "chain-generations"], update, quiet=quiet)
 
 
 def _scan_table(res: Any) -> Table:
@@ -1036,18 +1001,38 @@ def _scan_table(res: Any) -> Table:
 
 
 def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:
-    """Run the runner's generator under a Rich progress bar (on stderr); return its result.
+    """Run the runner's generator under a Rich progress bar (on stderr); return its result."""
 
-    The bar is redrawn from this thread when progress arrives, at most ten times a
-    second: Rich's own refresh thread would take a core from the kernels' threads.
+    def update(progress: Progress, tasks: list[Any], p: Any) -> bool:
+        progress.update(tasks[0], completed=p.done, total=p.total)
+        return bool(p.done == p.total)
+
+    columns = (TextColumn("chain-generations"), TimeElapsedColumn(), TimeRemainingColumn())
+    return _bars(steps, columns, ["simulating"], update, quiet=quiet, console=console)
+
+
+def _bars(
+    steps: Any,
+    columns: tuple[Any, ...],
+    names: list[str],
+    update: Any,
+    *,
+    quiet: bool,
+    console: Console | None = None,
+    **fields: Any,
+) -> Any:
+    """Drain a runner's generator under Rich progress bars (on stderr); return its result.
+
+    One bar per name, after a description, a bar and a count, then ``columns``.
+    ``update(progress, tasks, p)`` applies each progress report and says whether to
+    redraw at once; otherwise the bars are redrawn from this thread at most ten times
+    a second (Rich's own refresh thread would take a core from the kernels' threads).
     """
     progress = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("chain-generations"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
+        *columns,
         console=console or err_console,
         transient=True,
         disable=quiet,
@@ -1055,15 +1040,15 @@ def _drive(steps: Any, *, quiet: bool, console: Console | None = None) -> Any:
     )
     last = 0.0
     with progress:
-        task = progress.add_task("simulating", total=None)
+        tasks = [progress.add_task(name, total=None, **fields) for name in names]
+        progress.refresh()
         while True:
             try:
                 p = next(steps)
             except StopIteration as stop:
                 return stop.value
-            progress.update(task, completed=p.done, total=p.total)
             now = time.monotonic()
-            if now - last >= 0.1 or p.done == p.total:
+            if update(progress, tasks, p) or now - last >= 0.1:
                 progress.refresh()
                 last = now
 
