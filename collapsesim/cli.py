@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,6 +70,39 @@ def _check_plot_path(plot: Path | None) -> None:
         raise UserError(f"cannot write --plot file in {parent}")
     if plot.suffix.lower() != ".png":
         raise UserError(f"--plot writes PNG; give a file ending in .png, not {plot.name!r}")
+
+
+@contextlib.contextmanager
+def _one_line_errors(out: Path | None, *extra: type[Exception]) -> Iterator[None]:
+    """Turn the package's typed errors (and ``extra``) and Ctrl-C into one line, exit 2."""
+    known: tuple[type[Exception], ...] = (UserError, ConfigError, RegimeError, RunDirError, *extra)
+    try:
+        yield
+    except known as err:
+        raise _fail(str(err)) from None
+    except KeyboardInterrupt:
+        hint = f"; continue it with --out {out} --resume" if out is not None else ""
+        raise _fail(f"interrupted{hint}") from None
+
+
+def _report(
+    as_json: bool,
+    json_text: str,
+    table: Table,
+    out: Path | None,
+    plot: Path | None,
+    where: str = "",
+) -> None:
+    """Print the JSON summary, or the table and where the results and plot went."""
+    if as_json:
+        typer.echo(json_text)
+        return
+    console = Console()
+    console.print(table)
+    if out is not None:
+        console.print(f"Results in [bold]{out}[/]{where}")
+    if plot is not None:
+        console.print(f"Plot in [bold]{plot}[/]")
 
 
 # Options every family shares, declared once.
@@ -210,7 +245,7 @@ def _execute(
     """
     from . import distributed
 
-    try:
+    with _one_line_errors(out, distributed.DistributedError):
         if resume and out is None:
             raise UserError("--resume needs --out, the directory of the run to continue")
         _check_plot_path(plot)
@@ -227,20 +262,7 @@ def _execute(
             return
         if plot is not None:
             plotter(result, plot)
-    except (UserError, ConfigError, RegimeError, RunDirError, distributed.DistributedError) as err:
-        raise _fail(str(err)) from None
-    except KeyboardInterrupt:
-        hint = f"; continue it with --out {out} --resume" if out is not None else ""
-        raise _fail(f"interrupted{hint}") from None
-    if as_json:
-        typer.echo(json.dumps(result.summary, allow_nan=False))
-        return
-    console = Console()
-    console.print(table(result.summary))
-    if out is not None:
-        console.print(f"Results in [bold]{out}[/]")
-    if plot is not None:
-        console.print(f"Plot in [bold]{plot}[/]")
+    _report(as_json, json.dumps(result.summary, allow_nan=False), table(result.summary), out, plot)
 
 
 @app.command()
@@ -751,7 +773,7 @@ def scan(
     """
     from .experiments import scan as scanner
 
-    try:
+    with _one_line_errors(out, scanner.ScanError):
         if resume and out is None:
             raise UserError("--resume needs --out, the directory of the scan to continue")
         _check_plot_path(plot)
@@ -802,20 +824,7 @@ def scan(
             from .plots import plot_scan
 
             plot_scan(result, plot)
-    except (UserError, ConfigError, RegimeError, RunDirError, scanner.ScanError) as err:
-        raise _fail(str(err)) from None
-    except KeyboardInterrupt:
-        hint = f"; continue it with --out {out} --resume" if out is not None else ""
-        raise _fail(f"interrupted{hint}") from None
-    if as_json:
-        typer.echo(scanner.to_json(result))
-        return
-    console = Console()
-    console.print(_scan_table(result))
-    if out is not None:
-        console.print(f"Results in [bold]{out}[/]")
-    if plot is not None:
-        console.print(f"Plot in [bold]{plot}[/]")
+    _report(as_json, scanner.to_json(result), _scan_table(result), out, plot)
 
 
 @app.command()
@@ -878,7 +887,7 @@ def vae(
     from .images import ImageDataError
     from .plots import plot_vae
 
-    try:
+    with _one_line_errors(out, ImageDataError):
         if resume and out is None:
             raise UserError("--resume needs --out, the directory of the run to continue")
         _check_plot_path(plot)
@@ -907,20 +916,8 @@ def vae(
         result = _drive_vae(runner.iterate(cfg, out=out, resume=resume), quiet=as_json)
         if plot is not None:
             plot_vae(result, plot)
-    except (UserError, ConfigError, RegimeError, RunDirError, ImageDataError) as err:
-        raise _fail(str(err)) from None
-    except KeyboardInterrupt:
-        hint = f"; continue it with --out {out} --resume" if out is not None else ""
-        raise _fail(f"interrupted{hint}") from None
-    if as_json:
-        typer.echo(json.dumps(result.summary, allow_nan=False))
-        return
-    console = Console()
-    console.print(_vae_table(result))
-    if out is not None:
-        console.print(f"Results in [bold]{out}[/] (sample grids in {out}/samples)")
-    if plot is not None:
-        console.print(f"Plot in [bold]{plot}[/]")
+    summary = json.dumps(result.summary, allow_nan=False)
+    _report(as_json, summary, _vae_table(result), out, plot, f" (sample grids in {out}/samples)")
 
 
 def _drive_vae(steps: Any, *, quiet: bool) -> Any:
