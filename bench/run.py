@@ -457,7 +457,7 @@ def vae_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str, f
     train, _ = images.split(data)
     x = data.images[train]
     model = models.VAE((28, 28), cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
-    trainer = models.Trainer(model, (x,), jax.random.key(0), loss="vae",
+    trainer = models.Trainer(model, (x,), jax.random.key(0), loss=models.elbo,
                              batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
     epoch = median_time(trainer.epoch, repeats)
     trainer.finish()
@@ -478,6 +478,68 @@ def vae_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str, f
             ),
             "—",
         )
+    ]
+    return rows, raw
+
+
+def lm_rows(repeats: int) -> tuple[list[tuple[str, str, str, str]], dict[str, float]]:
+    """The default `collapsesim lm` model: training and sampling tokens/s, cached vs not."""
+    import jax
+    from flax import nnx
+
+    from collapsesim.experiments.lm import LmConfig, _prepare
+    from collapsesim.models import training
+    from collapsesim.models import transformer as tm
+
+    cfg = LmConfig()
+    data = _prepare(cfg)
+    model = tm.Transformer(data.tokenizer.vocab, cfg.context, cfg.width, cfg.heads, cfg.layers,
+                           rngs=nnx.Rngs(0))  # fmt: skip
+    trainer = training.Trainer(model, (data.real,), jax.random.key(0), loss=tm.lm_loss,
+                               batch=cfg.batch_size, lr=cfg.learning_rate, clip=1.0)  # fmt: skip
+    trainer.epoch()  # compile
+    epoch = median_time(trainer.epoch, repeats)
+    trainer.finish()
+    trained = data.real.size  # tokens through the model per epoch
+    prompts = data.real[:, : cfg.block]
+
+    def draw(rows: int, cached: bool) -> Callable[[], object]:
+        keys = jax.random.split(jax.random.key(1), rows)
+        return lambda: tm.generate(model, prompts[:rows], keys, cfg.block, cached=cached)
+
+    chunk = 2048  # the runner's batch of prompts
+    draw(chunk, True)()
+    sample = median_time(draw(chunk, True), repeats)
+    small = 256
+    draw(small, True)()
+    draw(small, False)()
+    cached = median_time(draw(small, True), repeats)
+    uncached = median_time(draw(small, False), repeats)
+    device = f"{jax.default_backend()} x{len(jax.local_devices())}"
+    raw = {"lm_epoch_s": epoch, "lm_sample_s": sample, "lm_cached_s": cached,
+           "lm_uncached_s": uncached}  # fmt: skip
+    name = (f"transformer LM ({device}), pydoc chars, width {cfg.width}, {cfg.layers} layers, "
+            f"{cfg.heads} heads, context {cfg.context}")  # fmt: skip
+    rows = [
+        (
+            name,
+            "—",
+            (
+                f"training {trained / epoch:,.0f} tokens/s ({epoch:.1f} s per epoch of "
+                f"{len(data.real):,} pairs of {cfg.context} tokens, batch {cfg.batch_size}); "
+                f"sampling {chunk * cfg.block / sample:,.0f} new tokens/s ({chunk} prompts at once)"
+            ),
+            "—",
+        ),
+        (
+            (
+                f"LM sampler, key-value cache vs recomputing the context ({device}), {small} "
+                f"prompts of {cfg.block} + {cfg.block} new tokens"
+            ),
+            f"{small * cfg.block / uncached:,.0f} new tokens/s ({uncached:.2f} s), whole context per token",
+            f"{small * cfg.block / cached:,.0f} new tokens/s ({cached:.3f} s), cached",
+            f"{uncached / cached:.1f}x (target >= 10x)",
+        ),
     ]
     return rows, raw
 
@@ -507,12 +569,12 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path, help="also write the raw numbers here")
     ap.add_argument(
-        "--only", choices=["vae"], help="run one group and print its rows (no --readme)"
+        "--only", choices=["vae", "lm"], help="run one group and print its rows (no --readme)"
     )
     args = ap.parse_args()
     r = args.repeats
-    if args.only == "vae":
-        for row in vae_rows(r)[0]:
+    if args.only is not None:
+        for row in {"vae": vae_rows, "lm": lm_rows}[args.only](r)[0]:
             print("| " + " | ".join(row) + " |")
         return
     rows: list[tuple[str, str, str, str]] = []
@@ -621,6 +683,11 @@ def main() -> None:
     vae_r, vae_raw = vae_rows(r)
     rows.extend(vae_r)
     raw.update(vae_raw)
+
+    # 10. The recursive transformer LM: tokens/s, and the key-value cache's speed-up.
+    lm_r, lm_raw = lm_rows(r)
+    rows.extend(lm_r)
+    raw.update(lm_raw)
 
     table = "| benchmark | baseline | collapsesim | ratio |\n|---|---|---|---|\n"
     table += "\n".join(f"| {a} | {b} | {c_} | {d} |" for a, b, c_, d in rows) + "\n"

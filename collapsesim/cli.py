@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -88,7 +88,7 @@ def _one_line_errors(out: Path | None, *extra: type[Exception]) -> Iterator[None
 def _report(
     as_json: bool,
     json_text: str,
-    table: Table,
+    table: RenderableType,
     out: Path | None,
     plot: Path | None,
     where: str = "",
@@ -956,6 +956,202 @@ def _vae_table(res: Any) -> Table:
             str(t), *[_fmt(float(m[c][t])) for c in cols], _fmt(float(m["train_loss"][t]))
         )
     return table
+
+
+@app.command()
+def lm(
+    corpus: Annotated[
+        str,
+        typer.Option(
+            "--corpus",
+            help="pydoc (CPython's documentation topics, ~465k characters) | zipf (a synthetic language whose law is known: exact KL) | FILE of UTF-8 text.",
+        ),
+    ] = "pydoc",
+    tokenizer: Annotated[
+        str,
+        typer.Option(
+            "--tokenizer",
+            help="chars | bytes (UTF-8) | bpe (byte-pair merges of characters, learned on the corpus).",
+        ),
+    ] = "chars",
+    bpe_merges: Annotated[int, typer.Option("--bpe-merges", help="bpe: merges learned.")] = 256,
+    generations: Annotated[
+        int, typer.Option("--generations", help="Models trained: generation 0 on real text.")
+    ] = 5,
+    block: Annotated[
+        int,
+        typer.Option(
+            "--block",
+            help="Tokens per block: a prompt block, then a continuation block (context 2x).",
+        ),
+    ] = 32,
+    width: Annotated[int, typer.Option("--width", help="Model width (embedding size).")] = 64,
+    heads: Annotated[int, typer.Option("--heads", help="Attention heads (divide --width).")] = 4,
+    layers: Annotated[int, typer.Option("--layers", help="Transformer blocks.")] = 2,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per generation.")] = 3,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size (pairs).")] = 64,
+    learning_rate: Annotated[
+        float, typer.Option("--learning-rate", help="Adam's learning rate.")
+    ] = 3e-3,
+    temperature: Annotated[
+        float, typer.Option("--temperature", help="Sampling temperature (> 0).")
+    ] = 1.0,
+    top_k: Annotated[
+        int, typer.Option("--top-k", help="Sample among the k most probable tokens (0: off).")
+    ] = 0,
+    top_p: Annotated[
+        float,
+        typer.Option("--top-p", help="Nucleus sampling: the smallest set with this mass (1: off)."),
+    ] = 1.0,
+    warm_start: Annotated[
+        bool,
+        typer.Option("--warm-start", help="Continue from the last model instead of a fresh one."),
+    ] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            help="nature-10: keep 10% of the original data every generation; nature-0: none (Shumailov et al., 2024).",
+        ),
+    ] = None,
+    regime: RegimeName = "replace",
+    fresh_fraction: FreshFraction = 0.1,
+    keep_fraction: KeepFraction = 0.1,
+    train_size: Annotated[
+        int,
+        typer.Option("--train-size", help="Real training pairs (0: all of the training split)."),
+    ] = 0,
+    seed: Seed = 0,
+    out: Out = None,
+    resume: Resume = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a PNG: perplexity histograms under generation 0 and every metric over generations.",
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Train a small transformer language model generation after generation on its own text.
+
+    Generation 0 trains on real text cut into blocks; each later one on continuations
+    that the one before sampled for prompts taken from its own training text, as many
+    as the original has blocks (with real text mixed in under the fresh and
+    keep-original regimes). Metrics per generation: perplexity on held-out real text,
+    the perplexity of the synthetic text under generation 0, distinct-n, vocabulary and
+    n-gram support, repetition, and with --corpus zipf the exact KL to the true language.
+    """
+    from .experiments import lm as runner
+    from .plots import plot_lm
+    from .text import TextDataError
+
+    with _one_line_errors(out, TextDataError):
+        if resume and out is None:
+            raise UserError("--resume needs --out, the directory of the run to continue")
+        _check_plot_path(plot)
+        settings: dict[str, Any] = {"regime": regime, "keep_fraction": keep_fraction}
+        if preset is not None:
+            if preset not in runner.PRESETS:
+                raise UserError(
+                    f"unknown preset {preset!r}; choose one of {', '.join(runner.PRESETS)}"
+                )
+            fixed = runner.PRESETS[preset]
+            if regime not in ("replace", fixed["regime"]):
+                raise UserError(f"--preset {preset} sets --regime {fixed['regime']}; drop --regime")
+            settings.update(fixed)
+        cfg = runner.LmConfig(
+            corpus=corpus,
+            tokenizer=tokenizer,
+            bpe_merges=bpe_merges,
+            generations=generations,
+            block=block,
+            width=width,
+            heads=heads,
+            layers=layers,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            warm_start=warm_start,
+            fresh_fraction=fresh_fraction,
+            train_size=train_size,
+            seed=seed,
+            **settings,
+        )
+        result = _drive_lm(runner.iterate(cfg, out=out, resume=resume), quiet=as_json)
+        if plot is not None:
+            plot_lm(result, plot)
+    summary = json.dumps(result.summary, allow_nan=False)
+    _report(
+        as_json, summary, _lm_tables(result), out, plot, f" (sample texts in {out}/samples.txt)"
+    )
+
+
+def _drive_lm(steps: Any, *, quiet: bool) -> Any:
+    """Run the language-model generator under bars of generations and of the stage in progress."""
+
+    def update(progress: Progress, tasks: list[Any], p: Any) -> bool:
+        gens, stage = tasks
+        last = p.stage == "sample" and p.done == p.total
+        progress.update(gens, completed=p.generation + last, total=p.generations)
+        what = "epochs" if p.stage == "train" else "sampled"
+        progress.update(stage, description=what, completed=p.done, total=p.total,
+                        loss=f"loss {p.loss:.3f} nats/token")  # fmt: skip
+        return p.stage == "train"  # an epoch takes seconds: redraw at once
+
+    columns = (TextColumn("{task.fields[loss]}"), TimeElapsedColumn())
+    return _bars(steps, columns, ["generations", "epochs"], update, quiet=quiet, loss="")
+
+
+def _lm_tables(res: Any) -> Group:
+    s = res.summary
+    known = s.get("true_entropy_rate") is not None
+    table = Table(
+        title=f"Transformer LM on {s['corpus']}: {s['generations']} generations, {s['regime']}, "
+        f"{s['train_pairs']} training pairs of {s['block']}+{s['block']} {s['tokenizer']} "
+        f"tokens, temperature {s['temperature']:g}, seed {s['seed']} "
+        f"({_fmt(s.get('seconds'), 3)} s)",
+        caption="ppl: perplexity on held-out real text; gen-0 ppl: perplexity of the "
+        "generation's sampled continuations under generation 0 (median, 95th percentile); "
+        "dist-2: distinct word bigrams / all; words, 3-grams: distinct words and character "
+        "3-grams; rep-4: share of a continuation's character 4-grams it already used; loss: "
+        "training nats/token"
+        + ("; KL: exact KL(true || model) nats/token on held-out text" if known else ""),
+    )
+    cols = ["real_ppl", "gen0_ppl_median", "gen0_ppl_p95", "distinct_2", "word_support",
+            "char3_support", "repeat_rate"]  # fmt: skip
+    names = ["gen", "ppl", "gen-0 ppl", "p95", "dist-2", "words", "3-grams", "rep-4"]
+    if known:
+        cols.insert(1, "true_kl")
+        names.insert(2, "KL")
+    for name in [*names, "loss"]:
+        table.add_column(name, justify="right")
+
+    def cells(get: Any) -> list[str]:
+        return [
+            "—"
+            if get(c) is None
+            else f"{get(c):,.0f}"
+            if c.endswith("support")
+            else _fmt(get(c), 3)
+            for c in cols
+        ]
+
+    table.add_row("real", *cells(lambda c: s.get(f"real_{c}")), "", style="dim")
+    m = res.metrics
+    for t in range(len(m["real_ppl"])):
+        row = cells(lambda c, t=t: float(m[c][t]))
+        table.add_row(str(t), *row, _fmt(float(m["train_loss"][t]), 3))
+    texts = Table(title="The same held-out prompt, continued by each generation")
+    texts.add_column("gen", justify="right")
+    texts.add_column("text", overflow="fold")
+    texts.add_row("prompt", repr(s["prompt"]), style="dim")
+    for t, c in enumerate(s["continuations"]):
+        texts.add_row(str(t), repr(c))
+    return Group(table, texts)
 
 
 def _drive_scan(steps: Any, *, quiet: bool) -> Any:

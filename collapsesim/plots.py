@@ -390,3 +390,66 @@ def plot_vae(result: Any, path: Path) -> None:
     )
     fig.tight_layout()
     _write_png(fig, path)
+
+
+def plot_lm(result: Any, path: Path) -> None:
+    """Histograms of perplexity under generation 0 (Shumailov et al.'s Fig. 1b) and every
+    language-model metric over generations."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m, s = result.metrics, result.summary
+    gens = np.arange(len(m["real_ppl"]))
+    panels = [
+        ("real_ppl", "perplexity on held-out real text"),
+        ("gen0_ppl_median", "median perplexity under gen 0"),
+        ("distinct_2", "distinct-2 (word bigrams)"),
+        ("word_support", "distinct words"),
+        ("char3_support", "distinct character 3-grams"),
+        ("repeat_rate", "repetition (char 4-grams)"),
+        ("train_loss", "training loss (nats/token)"),
+    ]
+    if s.get("true_entropy_rate") is not None:
+        panels[-1] = ("true_kl", "exact KL(true || model), nats/token")
+    fig = plt.figure(figsize=(15, 7.5))
+    grid = fig.add_gridspec(2, 5, width_ratios=(1.6, 1, 1, 1, 1))
+    ax = fig.add_subplot(grid[:, 0])
+    every = [result.real_perplexities, *result.perplexities]
+    finite = np.concatenate([p[np.isfinite(p)] for p in every if len(p)])
+    lo, hi = np.quantile(finite, [0.001, 0.999])
+    bins = np.geomspace(max(lo, 1.0), max(hi, lo * 1.01, 1.01), 60).tolist()
+    ax.hist(result.real_perplexities, bins=bins, density=True, histtype="stepfilled",
+            color="0.8", label="held-out real")  # fmt: skip
+    cmap = plt.get_cmap("viridis")
+    for t, p in enumerate(result.perplexities):
+        ax.hist(p, bins=bins, density=True, histtype="step", lw=1.5,
+                color=cmap(t / max(len(gens) - 1, 1)), label=f"generation {t}")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("perplexity of a sequence under generation 0")
+    ax.set_ylabel("density")
+    ax.set_title("synthetic text scored by the first model", fontsize=10)
+    ax.legend(fontsize="small")
+    for i, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(grid[i // 4, 1 + i % 4])
+        ax.plot(gens, m[key], "o-", color="C0", label="generated")
+        ref = s.get(f"real_{key}")
+        if ref is not None and key not in ("real_ppl", "train_loss"):
+            ax.axhline(ref, color="C2", ls="--", label="real text")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("generation")
+        if i == 2:
+            ax.legend(fontsize="small")
+    ax = fig.add_subplot(grid[1, 4])
+    ax.axis("off")
+    lines = [f"prompt: {s['prompt'][-40:]!r}"] + [
+        f"{t}: {c[:40]!r}" for t, c in enumerate(s["continuations"][:10])
+    ]
+    ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=7)
+    fig.suptitle(
+        f"Transformer LM on {s['corpus']}, {s['regime']}: {s['generations']} generations "
+        f"({s['train_pairs']} pairs of {s['block']}+{s['block']} {s['tokenizer']} tokens)"
+    )
+    fig.tight_layout()
+    _write_png(fig, path)

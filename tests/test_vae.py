@@ -81,7 +81,7 @@ def test_classifier_features_real_against_real_and_noise() -> None:
     train, test = images.split(data)
     clf = models.Classifier((8, 8), 10, rngs=nnx.Rngs(0))
     models.fit(clf, (data.images[train], data.labels[train]), runner._key(0, 5),
-               loss="classifier", epochs=8, batch=64, lr=2e-3)  # fmt: skip
+               loss=models.classifier_loss, epochs=8, batch=64, lr=2e-3)  # fmt: skip
     accuracy = np.mean(models.predict(clf, data.images[test]) == data.labels[test])
     assert accuracy > 0.8
     f_test = models.features(clf, data.images[test])

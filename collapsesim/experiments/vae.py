@@ -328,7 +328,7 @@ def iterate(
             models.set_params(classifier, {k: z[k] for k in z.files})
     else:
         models.fit(classifier, (_as_float(real), real_labels), _key(cfg.seed, _CLASSIFIER_KEY),
-                   loss="classifier", epochs=cfg.classifier_epochs, batch=128,
+                   loss=models.classifier_loss, epochs=cfg.classifier_epochs, batch=128,
                    lr=1e-3)  # fmt: skip
         if ck is not None:
             params = models.get_params(classifier)
@@ -371,7 +371,7 @@ def iterate(
             # A copy: the last model (generation 0's encoder among them) stays as it was.
             models.set_params(fresh_model, models.get_params(model))
         trainer = models.Trainer(fresh_model, (_as_float(train),), _key(cfg.seed, t, 1),
-                                 loss="vae", batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
+                                 loss=models.elbo, batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
         losses = []
         for e in range(cfg.epochs):
             losses.append(trainer.epoch())

@@ -1,0 +1,612 @@
+"""A transformer language model trained generation after generation on its own text.
+
+The experiment of Shumailov et al. (Nature 2024, "AI models collapse when trained on
+recursively generated data", Sec. "Model collapse in language models"): the training
+text is cut into blocks; each later generation's corpus is made by prompting the
+previous model with blocks of its own training text and sampling continuations, until
+the synthetic corpus has as many blocks as the original. Here the models are trained
+from scratch (or, with ``warm_start``, continued) at a size a CPU can run.
+
+Every training example is a (prompt, continuation) pair of ``block`` tokens each; the
+loss is on the continuation. Real pairs are consecutive blocks of the corpus, every
+tenth pair held out. Model t samples continuations for prompts drawn from the
+continuations it was trained on (all of them, in order, when the counts match);
+generation t+1 trains on those pairs, mixed with real pairs under the data regime.
+
+Row t of the metrics describes model t and the corpus it generates: perplexity on
+held-out real text; the perplexities of its continuations under model 0 (the paper's
+Fig. 1b histograms); distinct-n, support and repetition of the sampled text; and for
+the ``zipf`` corpus the exact KL divergence from the true language to the model.
+
+With ``out`` each generation's parameters and synthetic corpus are stored as it ends
+(``generations/gen_NNN.npz``), so a killed run resumes at the generation in progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import store
+from .. import text as textlib
+from ..config import ConfigError
+from ..regimes import Regime, real_count
+from . import _common as common
+
+__all__ = ["METRICS", "PRESETS", "LmConfig", "LmProgress", "LmResult", "iterate", "load", "run"]
+
+METRICS = (
+    "real_ppl",
+    "true_kl",
+    "true_nll",
+    "gen0_ppl_median",
+    "gen0_ppl_p95",
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "token_support",
+    "word_support",
+    "char3_support",
+    "repeat_rate",
+    "train_loss",
+    "train_size",
+)
+"""Per-generation metrics, in the order of ``metrics.parquet``'s columns."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "nature-10": {"regime": "keep-original", "keep_fraction": 0.1},
+    "nature-0": {"regime": "replace"},
+}
+"""The Nature paper's two settings: 10% of the original data kept each generation, or none."""
+
+_SHOWN_PROMPTS = 3  # held-out prompts continued by every generation (samples.txt)
+_REPEAT_N = 4  # character n-grams for the repetition rate
+_HELD_OUT_EVERY = 10
+
+
+@dataclass(frozen=True)
+class LmConfig:
+    """One recursive language-model experiment."""
+
+    corpus: str = "pydoc"
+    tokenizer: str = "chars"
+    bpe_merges: int = 256
+    generations: int = 5
+    block: int = 32
+    width: int = 64
+    heads: int = 4
+    layers: int = 2
+    epochs: int = 3
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    warm_start: bool = False
+    regime: str = "replace"
+    fresh_fraction: float = 0.1
+    keep_fraction: float = 0.1
+    train_size: int = 0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.generations < 1:
+            raise ConfigError(f"generations must be at least 1, got {self.generations}")
+        for name in ("block", "width", "heads", "layers", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.width % self.heads:
+            raise ConfigError(f"width {self.width} is not a multiple of heads {self.heads}")
+        if self.tokenizer not in textlib.TOKENIZERS:
+            raise ConfigError(
+                f"unknown tokenizer {self.tokenizer!r}; choose {', '.join(textlib.TOKENIZERS)}"
+            )
+        if self.bpe_merges < 0:
+            raise ConfigError(f"bpe merges must be >= 0, got {self.bpe_merges}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(f"learning rate must be > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"top-k must be >= 0 (0: off), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top-p must lie in (0, 1] (1: off), got {self.top_p}")
+        if self.train_size < 0:
+            raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"seed must lie in [0, 2^63), got {self.seed}")
+        real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
+
+    @property
+    def context(self) -> int:
+        """Tokens the model sees: a prompt block and a continuation block."""
+        return 2 * self.block
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as stored in run.json."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LmConfig:
+        """Inverse of :meth:`to_dict`."""
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class LmProgress:
+    """Where a running experiment stands: after an epoch, or while sampling a corpus."""
+
+    generation: int
+    generations: int
+    stage: str  # "train" or "sample"
+    done: int  # epochs trained, or sequences sampled
+    total: int
+    loss: float
+
+
+@dataclass
+class LmResult:
+    """Per-generation metrics, perplexity histograms, sample texts and a summary."""
+
+    config: LmConfig
+    metrics: dict[str, np.ndarray]  # METRICS -> (T,)
+    reference: dict[str, float]  # the same metrics of real text
+    perplexities: list[np.ndarray]  # per generation: its continuations' perplexity under model 0
+    real_perplexities: np.ndarray  # held-out real continuations under model 0
+    texts: list[list[str]]  # per generation: continuations of the shown prompts
+    prompts: list[str]
+    summary: dict[str, Any] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _key(seed: int, *path: int) -> Any:
+    import jax
+
+    k = jax.random.fold_in(jax.random.key(seed & 0xFFFFFFFF), np.uint32(seed >> 32))
+    for p in path:
+        k = jax.random.fold_in(k, np.uint32(p))
+    return k
+
+
+def _row_keys(key: Any, lo: int, count: int) -> Any:
+    """Keys of rows lo..lo+count-1: row i's is fold_in(key, i) however rows are batched."""
+    import jax
+
+    return jax.vmap(lambda i: jax.random.fold_in(key, i))(np.arange(lo, lo + count))
+
+
+@dataclass
+class _Data:
+    """The tokenized corpus as (prompt, continuation) pairs."""
+
+    tokenizer: textlib.Tokenizer
+    pool: np.ndarray  # every real training pair (N_all, 2B)
+    real: np.ndarray  # the real training pairs of this run (N, 2B)
+    test: np.ndarray  # held-out real pairs
+    corpus: textlib.Corpus
+
+
+def _prepare(cfg: LmConfig) -> _Data:
+    corpus = textlib.load(cfg.corpus, cfg.seed)
+    tok = textlib.Tokenizer.train(cfg.tokenizer, corpus.text, cfg.bpe_merges)
+    ids = tok.encode(corpus.text)
+    b = cfg.block
+    blocks = len(ids) // b
+    if blocks < 2 * _HELD_OUT_EVERY:
+        raise textlib.TextDataError(
+            f"{corpus.source} is too short: {len(ids)} tokens make {blocks} blocks of {b}; "
+            f"need at least {2 * _HELD_OUT_EVERY} (two contexts of {2 * b} tokens per "
+            f"held-out pair)"
+        )
+    bl = ids[: blocks * b].reshape(blocks, b)
+    pairs = np.concatenate([bl[:-1], bl[1:]], axis=1)
+    held = (np.arange(1, blocks) % _HELD_OUT_EVERY) == 0
+    pool, test = pairs[~held], pairs[held]
+    if cfg.train_size > len(pool):
+        raise ConfigError(
+            f"train size {cfg.train_size} exceeds the {len(pool)} real training pairs"
+        )
+    if cfg.train_size:
+        pick = np.random.default_rng([cfg.seed, 9]).choice(len(pool), cfg.train_size, False)
+        real = pool[np.sort(pick)]
+    else:
+        real = pool
+    return _Data(tok, pool, real, test, corpus)
+
+
+def _training_set(cfg: LmConfig, t: int, data: _Data, samples: list[np.ndarray]) -> np.ndarray:
+    """Generation t's training pairs under the regime (as the VAE's, with pairs for images)."""
+    real = data.real
+    if t == 0:
+        return real
+    regime = Regime.parse(cfg.regime)
+    n = len(real)
+    rng = np.random.default_rng([cfg.seed, t, 7])
+    if regime is Regime.REPLACE:
+        return samples[t - 1]
+    if regime is Regime.ACCUMULATE:
+        return np.concatenate([real, *samples[:t]])
+    if regime is Regime.ACCUMULATE_SUBSAMPLE:
+        everything = np.concatenate([real, *samples[:t]])
+        return everything[np.sort(rng.choice(len(everything), n, replace=False))]
+    r = real_count(regime, n, cfg.fresh_fraction, cfg.keep_fraction)
+    if regime is Regime.FRESH:  # r new real pairs from the whole real training pool
+        fresh = data.pool[np.sort(rng.choice(len(data.pool), r, replace=False))]
+        return np.concatenate([fresh, samples[t - 1]])
+    keep = np.random.default_rng([cfg.seed, 8]).permutation(n)[:r]  # fixed for the run
+    return np.concatenate([real[np.sort(keep)], samples[t - 1]])
+
+
+def _num_samples(cfg: LmConfig, n: int) -> int:
+    return n - real_count(Regime.parse(cfg.regime), n, cfg.fresh_fraction, cfg.keep_fraction)
+
+
+def _prompts(cfg: LmConfig, t: int, train: np.ndarray, count: int) -> np.ndarray:
+    """Blocks of generation t's training text to prompt model t with: its continuations."""
+    b = cfg.block
+    if len(train) == count:
+        return train[:, b:]
+    rng = np.random.default_rng([cfg.seed, t, 11])
+    return train[np.sort(rng.choice(len(train), count, replace=False)), b:]
+
+
+def _texts(tok: textlib.Tokenizer, rows: np.ndarray) -> list[str]:
+    return [tok.decode(r) for r in rows]
+
+
+def _text_metrics(tok: textlib.Tokenizer, continuations: np.ndarray) -> dict[str, float]:
+    """Diversity of a set of continuations (token ids)."""
+    texts = _texts(tok, continuations)
+    out: dict[str, float] = {}
+    for n in (1, 2, 3):
+        distinct, total = textlib.word_ngrams(texts, n)
+        out[f"distinct_{n}"] = distinct / total if total else math.nan
+    out["token_support"] = float(len(np.unique(continuations)))
+    out["word_support"] = float(textlib.word_ngrams(texts, 1)[0])
+    out["char3_support"] = float(textlib.char_ngram_support(texts, 3))
+    out["repeat_rate"] = textlib.repeat_rate(texts, _REPEAT_N)
+    return out
+
+
+class _Judge:
+    """Fixed yardsticks: held-out real text, model 0, and the true language if known."""
+
+    def __init__(self, data: _Data) -> None:
+        self.data = data
+        # The truth scores tokens that are single symbols: characters or bytes, not BPE.
+        language = data.corpus.language if data.tokenizer.kind != "bpe" else None
+        self.truth = (
+            None if language is None else (language, data.tokenizer.symbols(language.alphabet))
+        )
+        self.model0: Any = None
+
+    def true_nll(self, pairs: np.ndarray) -> np.ndarray | None:
+        """-log P_true of each continuation token, or None without a known language."""
+        if self.truth is None:
+            return None
+        language, lookup = self.truth
+        return -language.target_logp(pairs, lookup)
+
+    def measure(self, model: Any, samples: np.ndarray) -> tuple[dict[str, float], np.ndarray]:
+        """Metrics of a model and its synthetic pairs; its continuations' model-0 perplexity."""
+        from ..models import transformer as tm
+
+        test_nll = tm.nll(model, self.data.test)
+        row = {
+            "real_ppl": float(np.exp(test_nll.mean())),
+            "true_kl": math.nan,
+            "true_nll": math.nan,
+        }
+        truth = self.true_nll(self.data.test)
+        if truth is not None:
+            # KL(P || Q) per token = E_P[log P - log Q], P's log-probabilities exact.
+            row["true_kl"] = float(np.mean(test_nll - truth))
+            row["true_nll"] = float(np.mean(self.true_nll(samples)))  # type: ignore[arg-type]
+        ppl = np.exp(tm.nll(self.model0, samples).mean(axis=1))
+        row["gen0_ppl_median"] = float(np.median(ppl))
+        row["gen0_ppl_p95"] = float(np.quantile(ppl, 0.95))
+        row.update(_text_metrics(self.data.tokenizer, samples[:, samples.shape[1] // 2 :]))
+        return row, ppl.astype(np.float32)
+
+    def reference(self) -> tuple[dict[str, float], np.ndarray]:
+        """The metrics of real text: held-out pairs under model 0, training text's diversity."""
+        from ..models import transformer as tm
+
+        test_nll = tm.nll(self.model0, self.data.test)
+        ppl = np.exp(test_nll.mean(axis=1))
+        row = {
+            "real_ppl": float(np.exp(test_nll.mean())),
+            "true_kl": math.nan,
+            "true_nll": math.nan,
+            "gen0_ppl_median": float(np.median(ppl)),
+            "gen0_ppl_p95": float(np.quantile(ppl, 0.95)),
+        }
+        truth = self.true_nll(self.data.test)
+        if truth is not None:
+            row["true_kl"] = 0.0
+            row["true_nll"] = float(np.mean(truth))
+        row.update(
+            _text_metrics(self.data.tokenizer, self.data.real[:, self.data.real.shape[1] // 2 :])
+        )
+        return row, ppl.astype(np.float32)
+
+
+def _save_generation(out: Path, t: int, params: dict[str, np.ndarray], samples: np.ndarray,
+                     ppl: np.ndarray, losses: list[float]) -> None:  # fmt: skip
+    (out / "generations").mkdir(exist_ok=True)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            arrays: dict[str, Any] = {f"param:{k}": v for k, v in params.items()}
+            np.savez(fh, samples=samples, gen0_ppl=ppl, losses=np.array(losses), **arrays)
+
+    store.atomic_write(out / "generations" / f"gen_{t:03d}.npz", write)
+
+
+def _load_generation(out: Path, t: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    path = out / "generations" / f"gen_{t:03d}.npz"
+    try:
+        with np.load(path) as z:
+            params = {k[6:]: z[k] for k in z.files if k.startswith("param:")}
+            return params, z["samples"], z["gen0_ppl"]
+    except (OSError, ValueError, KeyError):
+        raise store.RunDirError(f"{path} is missing or unreadable; cannot resume") from None
+
+
+def _sample(cfg: LmConfig, model: Any, prompts: np.ndarray, key: Any, chunk: int = 2048
+            ) -> Generator[int, None, np.ndarray]:  # fmt: skip
+    """Continuations of ``prompts`` (a key per row, so chunking does not matter)."""
+    from ..models import transformer as tm
+
+    parts = []
+    for lo in range(0, len(prompts), chunk):
+        rows = prompts[lo : lo + chunk]
+        pad = chunk - len(rows) if len(prompts) > chunk else 0  # one shape per run
+        rows_p = np.concatenate([rows, np.zeros((pad, rows.shape[1]), rows.dtype)])
+        got = tm.generate(model, rows_p, _row_keys(key, lo, len(rows_p)), cfg.block, temperature=cfg.temperature,
+                          top_k=cfg.top_k, top_p=cfg.top_p)  # fmt: skip
+        parts.append(got[: len(rows)].astype(np.int32))
+        yield lo + len(rows)
+    return np.concatenate(parts)
+
+
+def iterate(
+    cfg: LmConfig, *, out: Path | None = None, resume: bool = False
+) -> Generator[LmProgress, None, LmResult]:
+    """Run the recursive language-model experiment, yielding progress as it goes.
+
+    Raises:
+        ConfigError: a bad configuration.
+        text.TextDataError: the corpus cannot be read or used.
+        store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
+    """
+    from flax import nnx
+
+    from ..models import training
+    from ..models import transformer as tm
+
+    wall0 = time.perf_counter()
+    data = _prepare(cfg)
+    tok = data.tokenizer
+    if cfg.top_k > tok.vocab:
+        raise ConfigError(f"top-k {cfg.top_k} exceeds the vocabulary of {tok.vocab} tokens")
+    n = len(data.real)
+    config_dict = cfg.to_dict()
+    rows: list[dict[str, float]] = []
+    texts: list[list[str]] = []
+    meta: dict[str, Any] = {}
+    if out is not None:
+        out = Path(out)
+        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
+        if resuming:
+            state = store.read_json(out / store.RUN_FILE)
+            if state.get("corpus_sha256") != data.corpus.sha256:
+                raise store.RunDirError(
+                    f"the corpus {cfg.corpus} changed since the run in {out} began; cannot resume"
+                )
+            if common.is_complete(out):
+                return load(out)
+            rows, texts = state.get("rows", []), state.get("texts", [])
+        meta = common.start_meta(
+            out,
+            {
+                "config": config_dict,
+                "family": "lm",
+                "corpus_source": data.corpus.source,
+                "corpus_sha256": data.corpus.sha256,
+                "tokenizer": tok.to_dict(),
+                "prompts": _texts(tok, data.test[:_SHOWN_PROMPTS, : cfg.block]),
+                "rows": rows,
+                "texts": texts,
+            },
+            resuming,
+        )
+
+    def new_model(t: int) -> Any:
+        rngs = nnx.Rngs(int(np.uint32(cfg.seed + 7919 * t)))
+        return tm.Transformer(tok.vocab, cfg.context, cfg.width, cfg.heads, cfg.layers, rngs=rngs)
+
+    judge = _Judge(data)
+    shown = data.test[:_SHOWN_PROMPTS, : cfg.block]
+    samples: list[np.ndarray] = []
+    perplexities: list[np.ndarray] = []
+    model: Any = None
+    done = len(rows)
+    for t in range(done):
+        assert out is not None
+        params, s, ppl = _load_generation(out, t)
+        samples.append(s)
+        perplexities.append(ppl)
+        if t == 0 or (cfg.warm_start and t == done - 1):
+            m = new_model(t)
+            training.set_params(m, params)
+            judge.model0 = m if t == 0 else judge.model0
+            model = m
+    reference, real_ppl = judge.reference() if judge.model0 is not None else ({}, np.zeros(0))
+
+    kernel = 0.0
+    for t in range(done, cfg.generations):
+        k0 = time.perf_counter()
+        train = _training_set(cfg, t, data, samples)
+        fresh = new_model(t)
+        if cfg.warm_start and model is not None:
+            training.set_params(fresh, training.get_params(model))  # a copy: model 0 stays
+        trainer = training.Trainer(fresh, (train,), _key(cfg.seed, t, 1), loss=tm.lm_loss,
+                                   batch=cfg.batch_size, lr=cfg.learning_rate, clip=1.0)  # fmt: skip
+        losses: list[float] = []
+        for e in range(cfg.epochs):
+            losses.append(trainer.epoch())
+            yield LmProgress(t, cfg.generations, "train", e + 1, cfg.epochs, losses[-1])
+        trainer.finish()
+        model = fresh
+        if t == 0:
+            judge.model0 = model
+            reference, real_ppl = judge.reference()
+        count = _num_samples(cfg, n)
+        prompts = _prompts(cfg, t, train, count)
+        steps = _sample(cfg, model, prompts, _key(cfg.seed, t, 2))
+        while True:
+            try:
+                k = next(steps)
+            except StopIteration as stop:
+                continuations = stop.value
+                break
+            yield LmProgress(t, cfg.generations, "sample", k, count, losses[-1])
+        s = np.concatenate([prompts, continuations], axis=1)
+        samples.append(s)
+        row, ppl = judge.measure(model, s)
+        row["train_loss"] = losses[-1]
+        row["train_size"] = float(len(train))
+        rows.append(row)
+        perplexities.append(ppl)
+        shown_cont = tm.generate(model, shown, _row_keys(_key(cfg.seed, 0xFFFF), 0, len(shown)), cfg.block, temperature=cfg.temperature,
+                                 top_k=cfg.top_k, top_p=cfg.top_p)  # fmt: skip
+        texts.append(_texts(tok, shown_cont))
+        kernel += time.perf_counter() - k0
+        if out is not None:
+            _save_generation(out, t, training.get_params(model), s, ppl, losses)
+            meta["rows"] = rows
+            meta["texts"] = texts
+            store.write_json(out / store.RUN_FILE, meta)
+    result = _finish(cfg, rows, reference, perplexities, real_ppl, texts, _texts(tok, shown), data)
+    result.timings = {"seconds": time.perf_counter() - wall0, "kernel_seconds": kernel}
+    result.summary["seconds"] = result.timings["seconds"]
+    if out is not None:
+        _save(out, result, meta)
+    return result
+
+
+def _finish(
+    cfg: LmConfig,
+    rows: list[dict[str, float]],
+    reference: dict[str, float],
+    perplexities: list[np.ndarray],
+    real_ppl: np.ndarray,
+    texts: list[list[str]],
+    prompts: list[str],
+    data: _Data,
+) -> LmResult:
+    cols = {m: np.array([r.get(m, math.nan) for r in rows], np.float64) for m in METRICS}
+    s: dict[str, Any] = {
+        "corpus": cfg.corpus,
+        "generations": cfg.generations,
+        "regime": cfg.regime,
+        "tokenizer": cfg.tokenizer,
+        "block": cfg.block,
+        "temperature": cfg.temperature,
+        "top_k": cfg.top_k,
+        "top_p": cfg.top_p,
+        "seed": cfg.seed,
+    }
+    s["corpus_source"] = data.corpus.source
+    s["vocab"] = data.tokenizer.vocab
+    s["train_pairs"] = len(data.real)
+    s["test_pairs"] = len(data.test)
+    language = data.corpus.language
+    s["true_entropy_rate"] = None if language is None else language.entropy_rate
+    for m in METRICS[:-1]:
+        s[f"real_{m}"] = reference.get(m)
+        s[f"first_{m}"] = float(cols[m][0])
+        s[f"final_{m}"] = float(cols[m][-1])
+    s["prompt"] = prompts[0]
+    s["continuations"] = [g[0] for g in texts]
+    summary = {k: common.finite_or_none(v) for k, v in s.items()}
+    ref = {k: (math.nan if v is None else float(v)) for k, v in reference.items()}
+    return LmResult(cfg, cols, ref, perplexities, real_ppl, texts, prompts, summary)
+
+
+def _samples_txt(result: LmResult) -> str:
+    lines = []
+    for i, prompt in enumerate(result.prompts):
+        lines.append(f"### prompt {i} (held-out real text)\n{prompt!r}\n")
+        for t, g in enumerate(result.texts):
+            lines.append(f"generation {t}: {g[i]!r}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _save(out: Path, result: LmResult, meta: dict[str, Any]) -> None:
+    t = len(result.metrics[METRICS[0]])
+    store.write_parquet(
+        out / "metrics.parquet",
+        {"generation": np.arange(t, dtype=np.int64), **result.metrics},
+    )
+    sizes = [len(p) for p in result.perplexities]
+    store.write_parquet(
+        out / "perplexities.parquet",
+        {
+            "generation": np.repeat(
+                np.arange(-1, t, dtype=np.int64), [len(result.real_perplexities), *sizes]
+            ),
+            "sequence": np.concatenate(
+                [np.arange(k, dtype=np.int64) for k in [len(result.real_perplexities), *sizes]]
+            ),
+            "perplexity": np.concatenate([result.real_perplexities, *result.perplexities]).astype(
+                np.float64
+            ),
+        },
+    )
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(_samples_txt(result), encoding="utf-8")
+
+    store.atomic_write(out / "samples.txt", write)
+    store.write_json(out / "summary.json", result.summary)
+    common.finish_meta(out, meta, result.timings)
+
+
+def load(out: Path) -> LmResult:
+    """The result of a complete run stored in ``out``."""
+    meta = common.read_meta(out)
+    cfg = LmConfig.from_dict(meta["config"])
+    summary = store.read_json(out / "summary.json")
+    cols = store.read_parquet(out / "metrics.parquet", "SELECT * FROM t ORDER BY generation")
+    ppl = store.read_parquet(
+        out / "perplexities.parquet", "SELECT * FROM t ORDER BY generation, sequence"
+    )
+    gens = np.asarray(ppl["generation"])
+    values = np.asarray(ppl["perplexity"], np.float32)
+    reference = {m: summary.get(f"real_{m}") for m in METRICS[:-1]}
+    return LmResult(
+        cfg,
+        {m: np.asarray(cols[m], np.float64) for m in METRICS},
+        {k: (math.nan if v is None else float(v)) for k, v in reference.items()},
+        [values[gens == t] for t in range(cfg.generations)],
+        values[gens == -1],
+        meta["texts"],
+        meta["prompts"],
+        summary,
+        meta.get("timings", {}),
+    )
+
+
+def run(cfg: LmConfig, **options: Any) -> LmResult:
+    """Run :func:`iterate` to the end and return its result."""
+    return common.drain(iterate(cfg, **options))
