@@ -18,6 +18,7 @@ from collapsesim import text as textlib
 from collapsesim.cli import app
 from collapsesim.config import ConfigError
 from collapsesim.experiments import _common as common
+from collapsesim.experiments import _neural as neural
 from collapsesim.experiments import lm
 from collapsesim.models import transformer as tm
 
@@ -166,15 +167,21 @@ def test_training_sets_follow_the_regime() -> None:
     cfg = lm.LmConfig(**{**TINY, "regime": "keep-original", "keep_fraction": 0.25})
     data = lm._prepare(cfg)
     n = len(data.real)
-    syn = [np.full((lm._num_samples(cfg, n), 2 * cfg.block), 100 + t, np.int32) for t in range(3)]
+    syn = [
+        np.full((neural.synthetic_count(cfg, n), 2 * cfg.block), 100 + t, np.int32)
+        for t in range(3)
+    ]
     assert len(syn[0]) == n - 30
     for t in (1, 2):
-        train = lm._training_set(cfg, t, data, syn)
+        train = neural.training_set(cfg, t, data.real, syn, data.pool)
         assert len(train) == n
         assert (train[30:] == 100 + t - 1).all()
         assert {r.tobytes() for r in train[:30]} <= {r.tobytes() for r in data.real}
     acc = lm.LmConfig(**{**TINY, "regime": "accumulate"})
-    assert len(lm._training_set(acc, 2, data, [np.zeros((n, 16), np.int32)] * 2)) == 3 * n
+    assert (
+        len(neural.training_set(acc, 2, data.real, [np.zeros((n, 16), np.int32)] * 2, data.pool))
+        == 3 * n
+    )
 
 
 @pytest.fixture(scope="module")

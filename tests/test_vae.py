@@ -13,6 +13,7 @@ from collapsesim import images, metrics, store
 from collapsesim.cli import app
 from collapsesim.config import ConfigError
 from collapsesim.experiments import _common
+from collapsesim.experiments import _neural as neural
 from collapsesim.experiments import vae as runner
 
 cli = CliRunner()
@@ -80,7 +81,7 @@ def test_classifier_features_real_against_real_and_noise() -> None:
     data = images.load("digits")
     train, test = images.split(data)
     clf = models.Classifier((8, 8), 10, rngs=nnx.Rngs(0))
-    models.fit(clf, (data.images[train], data.labels[train]), runner._key(0, 5),
+    models.fit(clf, (data.images[train], data.labels[train]), neural.key(0, 5),
                loss=models.classifier_loss, epochs=8, batch=64, lr=2e-3)  # fmt: skip
     accuracy = np.mean(models.predict(clf, data.images[test]) == data.labels[test])
     assert accuracy > 0.8
@@ -105,7 +106,7 @@ def test_regimes_build_the_training_sets() -> None:
 
     def build(regime: str, t: int, samples: list[np.ndarray]) -> np.ndarray:
         cfg = runner.VaeConfig(regime=regime, fresh_fraction=0.2, keep_fraction=0.1)
-        return runner._training_set(cfg, t, real, samples, pool)
+        return neural.training_set(cfg, t, real, samples, pool)
 
     assert build("replace", 0, []) is real
     assert (build("replace", 2, [s0, s1]) == 251).all()
@@ -125,7 +126,7 @@ def test_regimes_build_the_training_sets() -> None:
     keep2 = build("keep-original", 2, [s0[:90], s1[:90]])
     assert (keep1[:10] == keep2[:10]).all()  # the same kept originals every generation
     assert (keep1[:10] < 100).all()
-    assert runner._num_samples(runner.VaeConfig(regime="fresh", fresh_fraction=0.2), 100) == 80
+    assert neural.synthetic_count(runner.VaeConfig(regime="fresh", fresh_fraction=0.2), 100) == 80
 
 
 def test_tiny_run_reproducible_and_stored(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from .. import text as textlib
 from ..config import ConfigError
 from ..regimes import Regime, real_count
 from . import _common as common
+from . import _neural as neural
 
 __all__ = ["METRICS", "PRESETS", "LmConfig", "LmProgress", "LmResult", "iterate", "load", "run"]
 
@@ -166,15 +167,6 @@ class LmResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _key(seed: int, *path: int) -> Any:
-    import jax
-
-    k = jax.random.fold_in(jax.random.key(seed & 0xFFFFFFFF), np.uint32(seed >> 32))
-    for p in path:
-        k = jax.random.fold_in(k, np.uint32(p))
-    return k
-
-
 def _row_keys(key: Any, lo: int, count: int) -> Any:
     """Keys of rows lo..lo+count-1: row i's is fold_in(key, i) however rows are batched."""
     import jax
@@ -219,33 +211,6 @@ def _prepare(cfg: LmConfig) -> _Data:
     else:
         real = pool
     return _Data(tok, pool, real, test, corpus)
-
-
-def _training_set(cfg: LmConfig, t: int, data: _Data, samples: list[np.ndarray]) -> np.ndarray:
-    """Generation t's training pairs under the regime (as the VAE's, with pairs for images)."""
-    real = data.real
-    if t == 0:
-        return real
-    regime = Regime.parse(cfg.regime)
-    n = len(real)
-    rng = np.random.default_rng([cfg.seed, t, 7])
-    if regime is Regime.REPLACE:
-        return samples[t - 1]
-    if regime is Regime.ACCUMULATE:
-        return np.concatenate([real, *samples[:t]])
-    if regime is Regime.ACCUMULATE_SUBSAMPLE:
-        everything = np.concatenate([real, *samples[:t]])
-        return everything[np.sort(rng.choice(len(everything), n, replace=False))]
-    r = real_count(regime, n, cfg.fresh_fraction, cfg.keep_fraction)
-    if regime is Regime.FRESH:  # r new real pairs from the whole real training pool
-        fresh = data.pool[np.sort(rng.choice(len(data.pool), r, replace=False))]
-        return np.concatenate([fresh, samples[t - 1]])
-    keep = np.random.default_rng([cfg.seed, 8]).permutation(n)[:r]  # fixed for the run
-    return np.concatenate([real[np.sort(keep)], samples[t - 1]])
-
-
-def _num_samples(cfg: LmConfig, n: int) -> int:
-    return n - real_count(Regime.parse(cfg.regime), n, cfg.fresh_fraction, cfg.keep_fraction)
 
 
 def _prompts(cfg: LmConfig, t: int, train: np.ndarray, count: int) -> np.ndarray:
@@ -338,28 +303,6 @@ class _Judge:
         return row, ppl.astype(np.float32)
 
 
-def _save_generation(out: Path, t: int, params: dict[str, np.ndarray], samples: np.ndarray,
-                     ppl: np.ndarray, losses: list[float]) -> None:  # fmt: skip
-    (out / "generations").mkdir(exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            arrays: dict[str, Any] = {f"param:{k}": v for k, v in params.items()}
-            np.savez(fh, samples=samples, gen0_ppl=ppl, losses=np.array(losses), **arrays)
-
-    store.atomic_write(out / "generations" / f"gen_{t:03d}.npz", write)
-
-
-def _load_generation(out: Path, t: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    path = out / "generations" / f"gen_{t:03d}.npz"
-    try:
-        with np.load(path) as z:
-            params = {k[6:]: z[k] for k in z.files if k.startswith("param:")}
-            return params, z["samples"], z["gen0_ppl"]
-    except (OSError, ValueError, KeyError):
-        raise store.RunDirError(f"{path} is missing or unreadable; cannot resume") from None
-
-
 def _sample(cfg: LmConfig, model: Any, prompts: np.ndarray, key: Any, chunk: int = 2048
             ) -> Generator[int, None, np.ndarray]:  # fmt: skip
     """Continuations of ``prompts`` (a key per row, so chunking does not matter)."""
@@ -441,7 +384,7 @@ def iterate(
     done = len(rows)
     for t in range(done):
         assert out is not None
-        params, s, ppl = _load_generation(out, t)
+        params, (s, ppl) = neural.load_generation(out, t, "samples", "gen0_ppl")
         samples.append(s)
         perplexities.append(ppl)
         if t == 0 or (cfg.warm_start and t == done - 1):
@@ -454,11 +397,11 @@ def iterate(
     kernel = 0.0
     for t in range(done, cfg.generations):
         k0 = time.perf_counter()
-        train = _training_set(cfg, t, data, samples)
+        train = neural.training_set(cfg, t, data.real, samples, data.pool)
         fresh = new_model(t)
         if cfg.warm_start and model is not None:
             training.set_params(fresh, training.get_params(model))  # a copy: model 0 stays
-        trainer = training.Trainer(fresh, (train,), _key(cfg.seed, t, 1), loss=tm.lm_loss,
+        trainer = training.Trainer(fresh, (train,), neural.key(cfg.seed, t, 1), loss=tm.lm_loss,
                                    batch=cfg.batch_size, lr=cfg.learning_rate, clip=1.0)  # fmt: skip
         losses: list[float] = []
         for e in range(cfg.epochs):
@@ -469,9 +412,9 @@ def iterate(
         if t == 0:
             judge.model0 = model
             reference, real_ppl = judge.reference()
-        count = _num_samples(cfg, n)
+        count = neural.synthetic_count(cfg, n)
         prompts = _prompts(cfg, t, train, count)
-        steps = _sample(cfg, model, prompts, _key(cfg.seed, t, 2))
+        steps = _sample(cfg, model, prompts, neural.key(cfg.seed, t, 2))
         while True:
             try:
                 k = next(steps)
@@ -486,12 +429,13 @@ def iterate(
         row["train_size"] = float(len(train))
         rows.append(row)
         perplexities.append(ppl)
-        shown_cont = tm.generate(model, shown, _row_keys(_key(cfg.seed, 0xFFFF), 0, len(shown)), cfg.block, temperature=cfg.temperature,
+        shown_cont = tm.generate(model, shown, _row_keys(neural.key(cfg.seed, 0xFFFF), 0, len(shown)), cfg.block, temperature=cfg.temperature,
                                  top_k=cfg.top_k, top_p=cfg.top_p)  # fmt: skip
         texts.append(_texts(tok, shown_cont))
         kernel += time.perf_counter() - k0
         if out is not None:
-            _save_generation(out, t, training.get_params(model), s, ppl, losses)
+            neural.save_generation(out, t, training.get_params(model), samples=s, gen0_ppl=ppl,
+                                   losses=np.array(losses))  # fmt: skip
             meta["rows"] = rows
             meta["texts"] = texts
             store.write_json(out / store.RUN_FILE, meta)

@@ -34,6 +34,7 @@ from .. import metrics, store
 from ..config import ConfigError
 from ..regimes import Regime, real_count
 from . import _common as common
+from . import _neural as neural
 
 __all__ = ["METRICS", "VaeConfig", "VaeProgress", "VaeResult", "iterate", "run"]
 
@@ -129,55 +130,8 @@ class VaeResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def _jax() -> Any:
-    import jax
-
-    return jax
-
-
-def _key(seed: int, *path: int) -> Any:
-    jax = _jax()
-    k = jax.random.fold_in(jax.random.key(seed & 0xFFFFFFFF), np.uint32(seed >> 32))
-    for p in path:
-        k = jax.random.fold_in(k, np.uint32(p))
-    return k
-
-
 def _as_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 255.0
-
-
-def _training_set(
-    cfg: VaeConfig,
-    t: int,
-    real: np.ndarray,
-    samples: list[np.ndarray],
-    pool: np.ndarray,
-) -> np.ndarray:
-    """Generation t's training images (uint8) under the regime."""
-    if t == 0:
-        return real
-    regime = Regime.parse(cfg.regime)
-    n = len(real)
-    rng = np.random.default_rng([cfg.seed, t, 7])
-    if regime is Regime.REPLACE:
-        return samples[t - 1]
-    if regime is Regime.ACCUMULATE:
-        return np.concatenate([real, *samples[:t]])
-    if regime is Regime.ACCUMULATE_SUBSAMPLE:
-        everything = np.concatenate([real, *samples[:t]])
-        return everything[np.sort(rng.choice(len(everything), n, replace=False))]
-    r = real_count(regime, n, cfg.fresh_fraction, cfg.keep_fraction)
-    if regime is Regime.FRESH:  # r new real images from the whole real training pool
-        fresh = pool[np.sort(rng.choice(len(pool), r, replace=False))]
-        return np.concatenate([fresh, samples[t - 1]])
-    keep = np.random.default_rng([cfg.seed, 8]).permutation(n)[:r]  # fixed for the run
-    return np.concatenate([real[np.sort(keep)], samples[t - 1]])
-
-
-def _num_samples(cfg: VaeConfig, n: int) -> int:
-    r = real_count(Regime.parse(cfg.regime), n, cfg.fresh_fraction, cfg.keep_fraction)
-    return n - r
 
 
 class _Judge:
@@ -213,28 +167,6 @@ class _Judge:
             means = self.models.encode_means(self.encoder0, x)
             out["latent_spread"] = float(np.sqrt(np.mean(np.var(means, axis=0))))
         return out, counts
-
-
-def _save_generation(out: Path, t: int, params: dict[str, np.ndarray], samples: np.ndarray,
-                     losses: list[float]) -> None:  # fmt: skip
-    (out / "generations").mkdir(exist_ok=True)
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as fh:
-            arrays: dict[str, Any] = {f"param:{k}": v for k, v in params.items()}
-            np.savez(fh, samples=samples, losses=np.array(losses), **arrays)
-
-    store.atomic_write(out / "generations" / f"gen_{t:03d}.npz", write)
-
-
-def _load_generation(out: Path, t: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    path = out / "generations" / f"gen_{t:03d}.npz"
-    try:
-        with np.load(path) as z:
-            params = {k[6:]: z[k] for k in z.files if k.startswith("param:")}
-            return params, z["samples"]
-    except (OSError, ValueError, KeyError):
-        raise store.RunDirError(f"{path} is missing or unreadable; cannot resume") from None
 
 
 def _grid_png(path: Path, imgs: np.ndarray, title: str) -> None:
@@ -327,7 +259,7 @@ def iterate(
         with np.load(ck) as z:
             models.set_params(classifier, {k: z[k] for k in z.files})
     else:
-        models.fit(classifier, (_as_float(real), real_labels), _key(cfg.seed, _CLASSIFIER_KEY),
+        models.fit(classifier, (_as_float(real), real_labels), neural.key(cfg.seed, _CLASSIFIER_KEY),
                    loss=models.classifier_loss, epochs=cfg.classifier_epochs, batch=128,
                    lr=1e-3)  # fmt: skip
         if ck is not None:
@@ -347,7 +279,7 @@ def iterate(
     done = len(rows)
     for t in range(done):
         assert out is not None
-        params, s = _load_generation(out, t)
+        params, (s,) = neural.load_generation(out, t, "samples")
         samples.append(s)
         if t == 0 or (cfg.warm_start and t == done - 1):
             m = models.VAE(shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
@@ -363,14 +295,14 @@ def iterate(
     kernel = 0.0
     for t in range(done, cfg.generations):
         k0 = time.perf_counter()
-        train = _training_set(cfg, t, real, samples, pool)
+        train = neural.training_set(cfg, t, real, samples, pool)
         fresh_model = models.VAE(
             shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(int(np.uint32(cfg.seed + 7919 * t)))
         )
         if cfg.warm_start and model is not None:
             # A copy: the last model (generation 0's encoder among them) stays as it was.
             models.set_params(fresh_model, models.get_params(model))
-        trainer = models.Trainer(fresh_model, (_as_float(train),), _key(cfg.seed, t, 1),
+        trainer = models.Trainer(fresh_model, (_as_float(train),), neural.key(cfg.seed, t, 1),
                                  loss=models.elbo, batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
         losses = []
         for e in range(cfg.epochs):
@@ -381,7 +313,7 @@ def iterate(
         if t == 0:
             judge.encoder0 = model
             reference, real_counts = judge.measure(real)  # the real images' yardstick
-        s = models.sample(model, _key(cfg.seed, t, 2), _num_samples(cfg, n),
+        s = models.sample(model, neural.key(cfg.seed, t, 2), neural.synthetic_count(cfg, n),
                           mean_pixels=cfg.pixels == "mean")  # fmt: skip
         samples.append(s)
         row, counts = judge.measure(s)
@@ -391,7 +323,9 @@ def iterate(
         class_rows.append(counts)
         kernel += time.perf_counter() - k0
         if out is not None:
-            _save_generation(out, t, models.get_params(model), s, losses)
+            neural.save_generation(
+                out, t, models.get_params(model), samples=s, losses=np.array(losses)
+            )
             (out / "samples").mkdir(exist_ok=True)
             _grid_png(out / "samples" / f"gen_{t:03d}.png", s[:64], f"generation {t}")
             meta["rows"] = rows
@@ -475,7 +409,9 @@ def load(out: Path) -> VaeResult:
     cfg = VaeConfig.from_dict(meta["config"])
     summary = store.read_json(out / "summary.json")
     cols = store.read_parquet(out / "metrics.parquet", "SELECT * FROM t ORDER BY generation")
-    grids = np.array([_load_generation(out, t)[1][:16] for t in range(cfg.generations)])
+    grids = np.array(
+        [neural.load_generation(out, t, "samples")[1][0][:16] for t in range(cfg.generations)]
+    )
     reference = {m: summary.get(f"real_{m}") for m in METRICS[:-1]}
     result = VaeResult(
         cfg,
