@@ -154,6 +154,8 @@ def filter_logits(
     if top_k:
         kth = jax.lax.top_k(x, top_k)[0][..., -1:]
         x = jnp.where(x < kth, -jnp.inf, x)
+    if isinstance(top_p, float) and top_p >= 1.0:  # known to be off when tracing: no sort
+        return x
     ordered = jnp.sort(x, axis=-1)[..., ::-1]
     probs = jax.nn.softmax(ordered, axis=-1)
     before = jnp.cumsum(probs, axis=-1) - probs  # mass of the tokens ranked above
@@ -162,17 +164,17 @@ def filter_logits(
     return jnp.where((top_p < 1.0) & (x < threshold), -jnp.inf, x)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "steps", "top_k", "cached"))
+@partial(jax.jit, static_argnames=("graphdef", "steps", "top_k", "top_p", "cached"))
 def _generate(
     graphdef: Any,
     params: Any,
     prompts: jax.Array,
     keys: jax.Array,
     temperature: jax.Array,
-    top_p: jax.Array,
     *,
     steps: int,
     top_k: int,
+    top_p: float,
     cached: bool,
 ) -> tuple[jax.Array, jax.Array]:
     model = nnx.merge(graphdef, params)
@@ -235,9 +237,9 @@ def generate(
         jnp.asarray(prompts, jnp.int32),
         keys,
         jnp.float32(temperature),
-        jnp.float32(top_p),
         steps=steps,
         top_k=top_k,
+        top_p=float(top_p),
         cached=cached,
     )
     if return_logits:
