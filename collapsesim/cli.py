@@ -173,6 +173,11 @@ Precision = Annotated[
         help="jax: float32 | float64 | auto (float64 on CPU, float32 on accelerators).",
     ),
 ]
+WarmStart = Annotated[
+    bool,
+    typer.Option("--warm-start", help="Continue from the last model instead of a fresh one."),
+]
+LearningRate = Annotated[float, typer.Option("--learning-rate", help="Adam's learning rate.")]
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print one JSON object on stdout and nothing else.")
 ]
@@ -845,17 +850,12 @@ def vae(
     ] = "16,32",
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per generation.")] = 7,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size.")] = 32,
-    learning_rate: Annotated[
-        float, typer.Option("--learning-rate", help="Adam's learning rate.")
-    ] = 2e-3,
+    learning_rate: LearningRate = 2e-3,
     pixels: Annotated[
         str,
         typer.Option("--pixels", help="mean (each pixel's Bernoulli mean) | sample (0/1 draws)."),
     ] = "mean",
-    warm_start: Annotated[
-        bool,
-        typer.Option("--warm-start", help="Continue from the last model instead of a fresh one."),
-    ] = False,
+    warm_start: WarmStart = False,
     regime: RegimeName = "replace",
     fresh_fraction: FreshFraction = 0.1,
     keep_fraction: KeepFraction = 0.1,
@@ -990,9 +990,7 @@ def lm(
     layers: Annotated[int, typer.Option("--layers", help="Transformer blocks.")] = 2,
     epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per generation.")] = 3,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Minibatch size (pairs).")] = 64,
-    learning_rate: Annotated[
-        float, typer.Option("--learning-rate", help="Adam's learning rate.")
-    ] = 3e-3,
+    learning_rate: LearningRate = 3e-3,
     temperature: Annotated[
         float, typer.Option("--temperature", help="Sampling temperature (> 0).")
     ] = 1.0,
@@ -1003,10 +1001,7 @@ def lm(
         float,
         typer.Option("--top-p", help="Nucleus sampling: the smallest set with this mass (1: off)."),
     ] = 1.0,
-    warm_start: Annotated[
-        bool,
-        typer.Option("--warm-start", help="Continue from the last model instead of a fresh one."),
-    ] = False,
+    warm_start: WarmStart = False,
     preset: Annotated[
         str | None,
         typer.Option(

@@ -233,8 +233,9 @@ def _text_metrics(tok: textlib.Tokenizer, continuations: np.ndarray) -> dict[str
     for n in (1, 2, 3):
         distinct, total = textlib.word_ngrams(texts, n)
         out[f"distinct_{n}"] = distinct / total if total else math.nan
+        if n == 1:
+            out["word_support"] = float(distinct)
     out["token_support"] = float(len(np.unique(continuations)))
-    out["word_support"] = float(textlib.word_ngrams(texts, 1)[0])
     out["char3_support"] = float(textlib.char_ngram_support(texts, 3))
     out["repeat_rate"] = textlib.repeat_rate(texts, _REPEAT_N)
     return out
