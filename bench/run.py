@@ -33,6 +33,7 @@ import numpy as np
 from collapsesim.config import GaussianConfig
 from collapsesim.experiments import gaussian as runner
 from collapsesim.kernels import gaussian as kern
+from collapsesim.regimes import Regime
 
 
 def median_time(fn: Callable[[], object], repeats: int) -> float:
@@ -106,7 +107,7 @@ def kernel_run(chains: int, n: int, generations: int, sufficient: bool) -> Calla
             out_ls,
             num_samples=n,
             ddof=0,
-            regime=kern.REPLACE,
+            regime=Regime.REPLACE.code,
             num_real=0,
             sufficient=sufficient,
             mu0=0.0,
@@ -202,7 +203,7 @@ def mixture_kernel_run(chains: int, generations: int, init: str) -> Callable[[],
             slots,
             rec,
             num_samples=MIX_N,
-            regime=mx.REPLACE,
+            regime=Regime.REPLACE.code,
             num_real=0,
             covariance_type="full",
             init=init,
@@ -322,7 +323,7 @@ def token_kernel_run(k: int, n: int, chains: int, generations: int) -> Callable[
             slots,
             rec,
             num_samples=n,
-            regime=ct.REPLACE,
+            regime=Regime.REPLACE.code,
             num_real=0,
             p0=p0,
         )

@@ -15,13 +15,27 @@
   data so far (Kazdan et al., 2024, "Collapse or thrive?").
 
 Real counts are ``round(fraction * n)`` (half to even); ``real_count`` says exactly.
+
+Each regime also has an integer ``code``, written here once: the Numba kernels
+(``collapsesim.kernels._regimes``) and the JAX chains read their constants from it.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Regime", "RegimeError", "real_count", "sufficient_allowed"]
+__all__ = [
+    "CODES",
+    "CODE_ACCUMULATE",
+    "CODE_ACCUMULATE_SUBSAMPLE",
+    "CODE_FRESH",
+    "CODE_KEEP_ORIGINAL",
+    "CODE_REPLACE",
+    "Regime",
+    "RegimeError",
+    "real_count",
+    "sufficient_allowed",
+]
 
 
 class RegimeError(ValueError):
@@ -29,7 +43,7 @@ class RegimeError(ValueError):
 
 
 class Regime(StrEnum):
-    """The data regimes, by their public names."""
+    """The data regimes, by their public names, each with the integer code the kernels use."""
 
     REPLACE = "replace"
     ACCUMULATE = "accumulate"
@@ -48,8 +62,34 @@ class Regime(StrEnum):
 
     @property
     def code(self) -> int:
-        """The integer the kernels use for this regime."""
-        return list(Regime).index(self)
+        """The integer the kernels use for this regime (see ``CODES``)."""
+        return CODES[self]
+
+    @classmethod
+    def from_code(cls, code: int) -> Regime:
+        """Return the regime whose kernel code is ``code``; raise :class:`RegimeError` otherwise."""
+        for regime, value in CODES.items():
+            if value == code:
+                return regime
+        raise RegimeError(f"unknown regime code {code}")
+
+
+# The kernels' integer code of every regime: the one definition. The Numba kernels and the
+# JAX chains import these constants (Numba freezes them into compiled code).
+CODE_REPLACE = 0
+CODE_ACCUMULATE = 1
+CODE_FRESH = 2
+CODE_KEEP_ORIGINAL = 3
+CODE_ACCUMULATE_SUBSAMPLE = 4
+
+CODES: dict[Regime, int] = {
+    Regime.REPLACE: CODE_REPLACE,
+    Regime.ACCUMULATE: CODE_ACCUMULATE,
+    Regime.FRESH: CODE_FRESH,
+    Regime.KEEP_ORIGINAL: CODE_KEEP_ORIGINAL,
+    Regime.ACCUMULATE_SUBSAMPLE: CODE_ACCUMULATE_SUBSAMPLE,
+}
+"""Every regime's kernel code."""
 
 
 def real_count(

@@ -32,13 +32,17 @@ from numba import njit, prange
 
 from . import _rng
 from ._flags import JIT, PJIT
-from .gaussian import (  # noqa: F401 - the one set of regime codes
+from ._regimes import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
-    FRESH,
     KEEP_ORIGINAL,
-    REPLACE,
+    draws_real,
+    pools,
+    subsample_front,
+    synthetic_count,
+    training_rows,
 )
+from ._streams import init_streams
 
 _U = np.uint64
 _LOW32 = _U(0xFFFFFFFF)
@@ -325,7 +329,8 @@ def _chains(
         small = np.empty(k, np.int64) if not plain else np.empty(0, np.int64)
         large = np.empty(k, np.int64) if not plain else np.empty(0, np.int64)
         fresh_new = np.empty(n, np.int32)
-        synth = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+        synth = synthetic_count(regime, n, num_real)
+        rows = tokens.reshape((tokens.shape[0], 1))
         met = np.empty(NUM_METRICS)
         for t in range(t_start, t_end):
             # Generation t's new tokens: model 0 is the original (n real tokens); model
@@ -345,32 +350,26 @@ def _chains(
                 _build_alias(q, prob, alias, small, large)
                 s0, s1 = _alias_draws(prob, alias, fresh_new, count, s0, s1)
             # Generation t's training set.
-            if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE):
+            if pools(regime):
                 tokens[cur : cur + n] = fresh_new
                 cur += n
+                # Generation 0's pool is its n tokens: nothing to subsample yet.
                 if regime == ACCUMULATE_SUBSAMPLE and t > 0:
-                    # n tokens without replacement from the pool: a partial Fisher-Yates
-                    # shuffle moves them to the front; the pool keeps every token.
-                    for i in range(n):
-                        j, s0, s1 = _rng.integer_below(_U(cur - i), s0, s1)
-                        jj = i + np.int64(j)
-                        tmp = tokens[i]
-                        tokens[i] = tokens[jj]
-                        tokens[jj] = tmp
+                    s0, s1 = subsample_front(rows, cur, n, s0, s1)
                 size[c] = cur
-                train_size = n if regime == ACCUMULATE_SUBSAMPLE else cur
             else:
                 tokens[:count] = fresh_new[:count]
                 if t == 0:
+                    # Model 0 is the original: its draws hold the real share to keep.
                     if regime == KEEP_ORIGINAL and num_real > 0:
                         kept[c] = tokens[synth:n]
                 elif num_real > 0:
-                    if regime == FRESH:
+                    if draws_real(regime, t):
                         s0, s1 = _alias_draws(a0_prob, a0_alias, tokens[synth:n], num_real, s0, s1)
                     else:  # keep-original: the kept generation-0 tokens
                         tokens[synth:n] = kept[c]
                 size[c] = n
-                train_size = n
+            train_size = training_rows(regime, tokens, cur, tokens[:n], n).shape[0]
             # Model t + 1 is fitted to the training set: is it fixed (one category)?
             first = tokens[0]
             one = True
@@ -472,9 +471,7 @@ def init_token_chains(seed: int, chains: np.ndarray, capacity: int) -> tuple[np.
         chains: global chain indices ``(B,)``.
         capacity: tokens a chain's training set can hold (n, or n (T + 1) to accumulate).
     """
-    from .gaussian import init_chains
-
-    rng, _ = init_chains(seed, chains, 0.0, 1.0)
+    rng = init_streams(seed, chains)
     b = len(chains)
     return (
         rng,
@@ -539,9 +536,7 @@ def advance_tokens(
         raise ValueError("records must be (B, R, NUM_METRICS)")
     if slots.size and slots.max() >= records.shape[1]:
         raise ValueError("a slot points past the records")
-    need = (
-        num_samples * (t_end + 1) if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE) else num_samples
-    )
+    need = num_samples * (t_end + 1) if pools(regime) else num_samples
     if train.shape[1] < need:
         raise ValueError(f"train holds {train.shape[1]} tokens per chain; this needs {need}")
     if not 0 <= num_real <= num_samples or num_samples < 1:

@@ -26,13 +26,10 @@ a binary exponent (``log sigma = log(mantissa) + exponent log 2``), so a chain o
 generations, whose sigma sinks far below the smallest double, never underflows.
 
 The pooled regimes (accumulate, fresh, keep-original) merge per-group
-(count, mean, M2) statistics exactly (Chan, Golub and LeVeque, 1979) and keep the
-variance in linear scale: their pools always hold real data, which bounds the scale
-away from zero. ``accumulate-subsample`` keeps every sample in a per-chain pool.
-
-References:
-    T. F. Chan, G. H. Golub and R. J. LeVeque, "Updating formulae and a pairwise
-    algorithm for computing sample variances", Stanford CS report STAN-CS-79-773, 1979.
+(count, mean, M2) statistics exactly (``_regimes.merge``) and keep the variance in
+linear scale: their pools always hold real data, which bounds the scale away from zero.
+``accumulate-subsample`` keeps every sample in a per-chain pool. What each regime trains
+on is assembled by the building blocks of :mod:`._regimes`.
 """
 
 from __future__ import annotations
@@ -44,13 +41,18 @@ from numba import njit, prange
 
 from . import _rng
 from ._flags import JIT, PJIT
-
-# Regime codes; collapsesim.regimes maps the public names onto them.
-REPLACE = 0
-ACCUMULATE = 1
-FRESH = 2
-KEEP_ORIGINAL = 3
-ACCUMULATE_SUBSAMPLE = 4
+from ._regimes import (
+    ACCUMULATE,
+    ACCUMULATE_SUBSAMPLE,
+    FRESH,
+    KEEP_ORIGINAL,
+    REPLACE,
+    draws_real,
+    pooled_fit,
+    subsample_front,
+    synthetic_count,
+)
+from ._streams import BITS, NUM_STREAM, S0, S1, init_streams
 
 # Columns of the per-chain float state.
 MU = 0  # mean of the current model
@@ -65,11 +67,6 @@ MEAN_VAR = 8  # replace, sufficient: sum of sigma_t^2 / n since the mean was las
 VAR = 9  # replace, sufficient: mantissa of sigma^2 = VAR * 2**VAR_EXP
 VAR_EXP = 10
 NUM_STATE = 11
-
-# Columns of the per-chain uint64 stream state.
-S0, S1 = 0, 1  # xoroshiro128++ state
-BITS = 2  # a reservoir of random bits: 3-bit chunks above a sentinel bit (1: empty)
-NUM_STREAM = 3
 
 _LN2 = math.log(2.0)
 # The mantissa is renormalised when it leaves [2**-256, 2**256]: far from the double
@@ -95,18 +92,6 @@ def _group(k: int, sufficient: bool, s0, s1):
         acc2 += z * z
     zbar = acc / k
     return zbar, max(acc2 - acc * zbar, 0.0), s0, s1
-
-
-@njit(**JIT, inline="always")
-def _merge(na: float, ma: float, m2a: float, nb: float, mb: float, m2b: float):
-    """Merge two groups' (count, mean, M2) exactly (Chan et al.)."""
-    if na == 0.0:
-        return nb, mb, m2b
-    if nb == 0.0:
-        return na, ma, m2a
-    n = na + nb
-    delta = mb - ma
-    return n, ma + delta * (nb / n), m2a + m2b + delta * delta * (na * nb / n)
 
 
 @njit(**JIT, inline="always")
@@ -225,7 +210,7 @@ def _pooled(
     mu0,
     sigma0,
 ):
-    num_synth = n - num_real
+    num_synth = synthetic_count(regime, n, num_real)
     for c in prange(state.shape[0]):
         s0 = rng[c, 0]
         s1 = rng[c, 1]
@@ -241,16 +226,13 @@ def _pooled(
             gn = float(num_synth)
             gmean = mu + sigma * zbar
             gm2 = sigma * sigma * m2z
-            if regime == FRESH or (regime == KEEP_ORIGINAL and t == 0):
-                # Real data: fresh draws every generation, or the kept share of generation 0.
+            if draws_real(regime, t):
                 rz, rm2z, s0, s1 = _group(num_real, sufficient, s0, s1)
                 kmean = mu0 + sigma0 * rz
                 km2 = sigma0 * sigma0 * rm2z
-            if regime == ACCUMULATE:
-                pn, pmean, pm2 = _merge(pn, pmean, pm2, gn, gmean, gm2)
-                tn, tmean, tm2 = pn, pmean, pm2
-            else:
-                tn, tmean, tm2 = _merge(gn, gmean, gm2, float(num_real), kmean, km2)
+            pn, pmean, pm2, tn, tmean, tm2 = pooled_fit(
+                regime, pn, pmean, pm2, gn, gmean, gm2, float(num_real), kmean, km2
+            )
             mu = tmean
             sigma = math.sqrt(tm2 / (tn - ddof))
             slot = slots[t - t_start]
@@ -281,20 +263,15 @@ def _advance_subsample(
         sigma = state[c, SIG]
         size = pool_size[c]
         row = pool[c]
+        rows = row.reshape((row.shape[0], 1))
         for t in range(t_start, t_end):
-            # Generation t's data joins the pool, then n of the pool are drawn without
-            # replacement by a partial Fisher-Yates shuffle to the front (the pool is a
-            # multiset, so permuting it loses nothing).
+            # Generation t's data joins the pool, then n of the pool, drawn without
+            # replacement, are the training set.
             for i in range(n):
                 z, s0, s1 = _rng.normal(s0, s1)
                 row[size + i] = mu + sigma * z
             size += n
-            for i in range(n):
-                j, s0, s1 = _rng.integer_below(np.uint64(size - i), s0, s1)
-                k = i + np.int64(j)
-                tmp = row[i]
-                row[i] = row[k]
-                row[k] = tmp
+            s0, s1 = subsample_front(rows, size, n, s0, s1)
             acc = 0.0
             for i in range(n):
                 acc += row[i]
@@ -315,16 +292,6 @@ def _advance_subsample(
         pool_size[c] = size
 
 
-@njit(**JIT)
-def _init_streams(seed, chains, out):
-    # Serial on purpose: hashing is ~20 ns a chain, and a parallel kernel costs
-    # ~0.3 s more to load from the cache than that saves below 10^7 chains.
-    for i in range(chains.shape[0]):
-        s0, s1 = _rng.stream_state(seed, np.uint64(chains[i]))
-        out[i, 0] = s0
-        out[i, 1] = s1
-
-
 def init_chains(
     seed: int, chains: np.ndarray, mu0: float, sigma0: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -340,15 +307,8 @@ def init_chains(
         ``(rng, state)``: uint64 ``(B, NUM_STREAM)`` stream states and float64
         ``(B, NUM_STATE)`` chain states.
     """
-    if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
-    chains = np.ascontiguousarray(chains, dtype=np.int64)
-    if chains.size and chains.min() < 0:
-        raise ValueError("chain indices must be non-negative")
-    rng = np.empty((chains.shape[0], NUM_STREAM), np.uint64)
-    _init_streams(np.uint64(seed), chains, rng)
-    rng[:, BITS] = 1  # empty reservoir
-    state = np.zeros((chains.shape[0], NUM_STATE))
+    rng = init_streams(seed, chains)
+    state = np.zeros((rng.shape[0], NUM_STATE))
     state[:, MU] = mu0
     state[:, SIG] = sigma0
     state[:, VAR] = sigma0 * sigma0
@@ -390,7 +350,7 @@ def advance(
         rec_logsig: float64 ``(B, R)`` receiving recorded log stds.
         num_samples: training-set size n per generation.
         ddof: 0 (maximum likelihood) or 1 (unbiased variance).
-        regime: one of the regime codes of this module.
+        regime: a regime code (:data:`collapsesim.regimes.CODES`).
         num_real: real samples in each training set (fresh: new draws;
             keep-original: the kept share of generation 0); 0 otherwise.
         sufficient: draw sufficient statistics instead of samples.

@@ -35,13 +35,17 @@ from . import _rng
 from ._flags import JIT, PJIT
 
 # One set of regime codes for every family (collapsesim.regimes maps the names onto them).
-from .gaussian import (  # noqa: F401 - re-exported for callers of this module
-    ACCUMULATE,
+from ._regimes import (
     ACCUMULATE_SUBSAMPLE,
     FRESH,
     KEEP_ORIGINAL,
-    REPLACE,
+    draws_real,
+    pools,
+    subsample_front,
+    synthetic_count,
+    training_rows,
 )
+from ._streams import DIRECTIONS_CHAIN, init_streams
 
 FULL = 0
 DIAG = 1
@@ -610,7 +614,7 @@ def _chains(
         cv = covs[c]
         chol = np.zeros((k_count, d, d))
         trace = np.empty(max_iter)
-        synth_n = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+        synth_n = synthetic_count(regime, n, num_real)
         own = np.empty((n, d))
         # EM scratch for the largest training set this call can see, allocated once.
         scratch = np.empty((k_count + d) * max(n, pool.shape[1]))
@@ -619,36 +623,24 @@ def _chains(
             # A covariance that stops being positive definite (not possible in exact
             # arithmetic with reg_covar > 0) marks the fit as not converged.
             healthy = True
-            if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE):
+            if pools(regime):
                 size = pool_size[c]
                 ok, s0, s1 = _draw_into(w, m, cv, pool[c, size : size + n], chol, s0, s1)
                 pool_size[c] = size + n
             else:
                 ok, s0, s1 = _draw_into(w, m, cv, own[:synth_n], chol, s0, s1)
             healthy = healthy and ok
-            if regime == FRESH and num_real > 0:
-                ok, s0, s1 = _draw_into(w0, m0, c0, own[synth_n:], chol, s0, s1)
+            if num_real > 0 and draws_real(regime, t):
+                # The real share: fresh draws every generation, or the kept share of
+                # generation 0.
+                real = own[synth_n:] if regime == FRESH else kept[c]
+                ok, s0, s1 = _draw_into(w0, m0, c0, real, chol, s0, s1)
                 healthy = healthy and ok
-            elif regime == KEEP_ORIGINAL and num_real > 0:
-                if t == 0:
-                    ok, s0, s1 = _draw_into(w0, m0, c0, kept[c], chol, s0, s1)
-                    healthy = healthy and ok
+            if regime == KEEP_ORIGINAL and num_real > 0:
                 own[synth_n:] = kept[c]
-            if regime == ACCUMULATE:
-                train = pool[c, : pool_size[c]]
-            elif regime == ACCUMULATE_SUBSAMPLE:
-                size = pool_size[c]
-                row = pool[c]
-                for i in range(n):
-                    j, s0, s1 = _rng.integer_below(np.uint64(size - i), s0, s1)
-                    jj = i + np.int64(j)
-                    for q in range(d):
-                        tmp = row[i, q]
-                        row[i, q] = row[jj, q]
-                        row[jj, q] = tmp
-                train = pool[c, :n]
-            else:
-                train = own
+            if regime == ACCUMULATE_SUBSAMPLE:
+                s0, s1 = subsample_front(pool[c], pool_size[c], n, s0, s1)
+            train = training_rows(regime, pool[c], pool_size[c], own, n)
             if init == KMEANSPP:
                 s0, s1 = _init_kmeanspp(train, cov_type, reg_covar, w, m, cv, s0, s1)
             n_iter, converged, lower, ok = _fit(
@@ -697,13 +689,11 @@ def init_mixture_chains(
         means0: original means ``(K, d)``.
         covs0: original covariances ``(K, d, d)``.
     """
-    from .gaussian import init_chains
-
     w0 = np.asarray(weights0, dtype=np.float64)
     m0 = np.asarray(means0, dtype=np.float64)
     c0 = np.asarray(covs0, dtype=np.float64)
     _check_params(w0, m0, c0)
-    rng, _ = init_chains(seed, chains, 0.0, 1.0)
+    rng = init_streams(seed, chains)
     b = len(chains)
     return (
         rng,
@@ -782,7 +772,7 @@ def advance_mixture(
     r = records["weights"].shape[1]
     if slots.size and slots.max() >= r:
         raise ValueError("a slot points past the record arrays")
-    if regime in (ACCUMULATE, ACCUMULATE_SUBSAMPLE):
+    if pools(regime):
         if pool is None or pool_size is None or pool.shape[1] < num_samples * t_end:
             raise ValueError("the accumulate regimes need a pool of n * T samples per chain")
     else:
@@ -994,7 +984,7 @@ def tail_directions(d: int, count: int, seed: int = 0) -> tuple[np.ndarray, np.n
         theta = 2 * math.pi * (np.arange(count) + 0.5) / count
         return np.stack([np.cos(theta), np.sin(theta)], axis=1), np.full(count, 1.0 / count)
     half = max(1, count // 2)
-    s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(2**64 - 2))
+    s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(DIRECTIONS_CHAIN))
     z = np.empty((half, d))
     _sample(np.ones(1), np.zeros((1, d)), np.eye(d)[None], z, np.uint64(s0), np.uint64(s1))
     z /= np.linalg.norm(z, axis=1, keepdims=True)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from collapsesim.kernels import gaussian as kern
+from collapsesim.regimes import Regime
 
 
 def final_state(
@@ -14,7 +15,7 @@ def final_state(
     n: int,
     *,
     ddof: int = 0,
-    regime: int = kern.REPLACE,
+    regime: int = Regime.REPLACE.code,
     num_real: int = 0,
     sufficient: bool = True,
     seed: int = 0,
@@ -37,7 +38,7 @@ def final_state(
     mu = np.zeros((len(ids), r))
     ls = np.zeros((len(ids), r))
     pool = pool_size = None
-    if regime == kern.ACCUMULATE_SUBSAMPLE:
+    if regime == Regime.ACCUMULATE_SUBSAMPLE.code:
         pool = np.empty((len(ids), n * (generations + 1)))
         pool_size = np.zeros(len(ids), np.int64)
     kern.advance(

@@ -17,7 +17,8 @@ import pytest
 _spec = importlib.util.spec_from_file_location(
     "golden_cases", Path(__file__).parent / "golden" / "cases.py"
 )
-assert _spec is not None and _spec.loader is not None
+assert _spec is not None
+assert _spec.loader is not None
 cases = importlib.util.module_from_spec(_spec)
 sys.modules["golden_cases"] = cases
 _spec.loader.exec_module(cases)

@@ -10,6 +10,7 @@ from scipy import stats
 from sklearn.mixture import GaussianMixture
 
 from collapsesim.kernels import mixture as mx
+from collapsesim.regimes import Regime
 
 
 def _dataset(rng: np.random.Generator, k: int, d: int, n: int) -> np.ndarray:
@@ -158,7 +159,7 @@ def _chain_run(  # type: ignore[no-untyped-def]
     *,
     k=2,
     d=2,
-    regime=mx.REPLACE,
+    regime=Regime.REPLACE.code,
     num_real=0,
     init="kmeans++",
     seed=0,
@@ -207,12 +208,19 @@ def _chain_run(  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    "regime", [mx.REPLACE, mx.ACCUMULATE, mx.FRESH, mx.KEEP_ORIGINAL, mx.ACCUMULATE_SUBSAMPLE]
+    "regime",
+    [
+        Regime.REPLACE.code,
+        Regime.ACCUMULATE.code,
+        Regime.FRESH.code,
+        Regime.KEEP_ORIGINAL.code,
+        Regime.ACCUMULATE_SUBSAMPLE.code,
+    ],
 )
 def test_mixture_chains_are_reproducible(regime: int) -> None:
     import numba
 
-    real = 10 if regime in (mx.FRESH, mx.KEEP_ORIGINAL) else 0
+    real = 10 if regime in (Regime.FRESH.code, Regime.KEEP_ORIGINAL.code) else 0
     whole = _chain_run(12, 8, 60, regime=regime, num_real=real, seed=3)
     part = _chain_run(4, 8, 60, regime=regime, num_real=real, seed=3, chains=np.arange(4, 8))
     np.testing.assert_array_equal(whole["means"][4:8], part["means"])
@@ -248,7 +256,7 @@ def test_one_component_chain_is_the_gaussian_chain() -> None:
         ls,
         num_samples=30,
         ddof=0,
-        regime=kern.REPLACE,
+        regime=Regime.REPLACE.code,
         num_real=0,
         sufficient=False,
         mu0=0.0,
@@ -259,7 +267,9 @@ def test_one_component_chain_is_the_gaussian_chain() -> None:
 
 
 def test_keeping_all_original_data_freezes_a_one_component_fit() -> None:
-    rec = _chain_run(5, 12, 40, k=1, d=2, regime=mx.KEEP_ORIGINAL, num_real=40, record_all=True)
+    rec = _chain_run(
+        5, 12, 40, k=1, d=2, regime=Regime.KEEP_ORIGINAL.code, num_real=40, record_all=True
+    )
     covs = rec["covs"][:, :, 0]
     np.testing.assert_allclose(covs, np.broadcast_to(covs[:, :1], covs.shape), rtol=1e-12)
 

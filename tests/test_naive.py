@@ -83,7 +83,7 @@ def test_sufficient_kernel_with_sparse_records_matches_naive() -> None:
             ls,
             num_samples=n,
             ddof=0,
-            regime=kern.REPLACE,
+            regime=Regime.REPLACE.code,
             num_real=0,
             sufficient=True,
             mu0=0.0,
@@ -99,7 +99,7 @@ def test_sufficient_kernel_with_sparse_records_matches_naive() -> None:
 def test_naive_detects_a_regime_mixup(run_final) -> None:
     # The comparison is sharp: accumulate is not replace.
     _mu, ls = run_final(
-        1, 10, 30, regime=kern.ACCUMULATE, sufficient=False, seed=9, record_all=True
+        1, 10, 30, regime=Regime.ACCUMULATE.code, sufficient=False, seed=9, record_all=True
     )
     _ref_mu, ref_sigma = naive.gaussian_chain(9, 0, 10, 30, regime="replace")
     assert not np.allclose(np.exp(ls[0, 2:]), ref_sigma[2:], rtol=1e-6)

@@ -10,7 +10,6 @@ from scipy import stats
 
 from collapsesim import theory
 from collapsesim.config import ConfigError, GaussianConfig
-from collapsesim.kernels import gaussian as kern
 from collapsesim.regimes import Regime, RegimeError, real_count
 
 
@@ -22,10 +21,20 @@ def test_names_and_codes() -> None:
         "keep-original",
         "accumulate-subsample",
     ]
-    assert Regime("fresh").code == kern.FRESH
-    assert Regime("accumulate-subsample").code == kern.ACCUMULATE_SUBSAMPLE
+    # Codes are stored in checkpoints: they must never move.
+    assert [r.code for r in Regime] == [0, 1, 2, 3, 4]
+    assert all(Regime.from_code(r.code) is r for r in Regime)
+    # The Numba kernels and the JAX chains compile in the same constants.
+    from collapsesim.jaxchains import _regimes as jr
+    from collapsesim.kernels import _regimes as nr
+
+    for r in Regime:
+        name = r.name
+        assert getattr(nr, name) == getattr(jr, name) == r.code
     with pytest.raises(RegimeError, match="unknown regime"):
         Regime.parse("recycle")
+    with pytest.raises(RegimeError, match="unknown regime code"):
+        Regime.from_code(5)
 
 
 def test_real_count_rounds_and_validates() -> None:
@@ -40,7 +49,13 @@ def test_real_count_rounds_and_validates() -> None:
 def test_keep_everything_freezes_the_first_fit(run_final, sufficient: bool) -> None:
     # keep-original with f = 1 trains every model on generation 0 alone.
     mu, ls = run_final(
-        50, 30, 20, regime=kern.KEEP_ORIGINAL, num_real=20, sufficient=sufficient, record_all=True
+        50,
+        30,
+        20,
+        regime=Regime.KEEP_ORIGINAL.code,
+        num_real=20,
+        sufficient=sufficient,
+        record_all=True,
     )
     np.testing.assert_array_equal(ls[:, 2:], np.broadcast_to(ls[:, [1]], ls[:, 2:].shape))
     np.testing.assert_array_equal(mu[:, 2:], np.broadcast_to(mu[:, [1]], mu[:, 2:].shape))
@@ -52,24 +67,28 @@ def test_all_fresh_never_collapses(run_final, sufficient: bool) -> None:
     # fresh with lambda = 1: every model is a fit to n new real draws, so
     # n s^2 / sigma0^2 ~ chi2(n - 1) at every generation, however late.
     n = 20
-    _, ls = run_final(20_000, 40, n, regime=kern.FRESH, num_real=n, sufficient=sufficient, seed=44)
+    _, ls = run_final(
+        20_000, 40, n, regime=Regime.FRESH.code, num_real=n, sufficient=sufficient, seed=44
+    )
     stat = n * np.exp(2 * ls)
     assert stats.kstest(stat, "chi2", args=(n - 1,)).pvalue > 1e-4
 
 
-@pytest.mark.parametrize("regime", [kern.FRESH, kern.KEEP_ORIGINAL])
+@pytest.mark.parametrize("regime", [Regime.FRESH.code, Regime.KEEP_ORIGINAL.code])
 def test_zero_real_share_is_replace(run_final, regime: int) -> None:
     a_mu, a_ls = run_final(
         20, 30, 15, regime=regime, num_real=0, sufficient=False, seed=6, record_all=True
     )
     b_mu, b_ls = run_final(
-        20, 30, 15, regime=kern.REPLACE, sufficient=False, seed=6, record_all=True
+        20, 30, 15, regime=Regime.REPLACE.code, sufficient=False, seed=6, record_all=True
     )
     np.testing.assert_allclose(a_ls, b_ls, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(a_mu, b_mu, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("regime", [kern.ACCUMULATE, kern.FRESH, kern.KEEP_ORIGINAL])
+@pytest.mark.parametrize(
+    "regime", [Regime.ACCUMULATE.code, Regime.FRESH.code, Regime.KEEP_ORIGINAL.code]
+)
 def test_pooled_sample_and_sufficient_agree(run_final, regime: int) -> None:
     a_mu, a_ls = run_final(20_000, 30, 20, regime=regime, num_real=4, sufficient=False, seed=61)
     b_mu, b_ls = run_final(20_000, 30, 20, regime=regime, num_real=4, sufficient=True, seed=62)
@@ -83,17 +102,23 @@ def test_mitigations_stop_the_collapse(run_final) -> None:
     t, n, c = 400, 20, 4000
     replace = run_final(c, t, n, seed=70)[1].mean()
     assert replace < -15  # theory: -20.5
-    for regime, real in [(kern.ACCUMULATE, 0), (kern.FRESH, 4), (kern.KEEP_ORIGINAL, 4)]:
+    for regime, real in [
+        (Regime.ACCUMULATE.code, 0),
+        (Regime.FRESH.code, 4),
+        (Regime.KEEP_ORIGINAL.code, 4),
+    ]:
         ls = run_final(c, t, n, regime=regime, num_real=real, seed=71)[1]
         assert ls.mean() > -1.0
-    sub = run_final(300, 100, n, regime=kern.ACCUMULATE_SUBSAMPLE, sufficient=False, seed=72)[1]
+    sub = run_final(
+        300, 100, n, regime=Regime.ACCUMULATE_SUBSAMPLE.code, sufficient=False, seed=72
+    )[1]
     assert sub.mean() > float(theory.mean_log_std(100, n)) + 1
 
 
 def test_accumulate_first_step_equals_replace(run_final) -> None:
     # Model 1 is fitted to generation 0 alone under every regime.
-    a = run_final(10, 1, 25, regime=kern.ACCUMULATE, sufficient=False, seed=3)
-    b = run_final(10, 1, 25, regime=kern.REPLACE, sufficient=False, seed=3)
+    a = run_final(10, 1, 25, regime=Regime.ACCUMULATE.code, sufficient=False, seed=3)
+    b = run_final(10, 1, 25, regime=Regime.REPLACE.code, sufficient=False, seed=3)
     np.testing.assert_allclose(a[1], b[1], rtol=1e-12)
 
 

@@ -9,6 +9,7 @@ import pytest
 from collapsesim.config import GaussianConfig
 from collapsesim.experiments import gaussian as runner
 from collapsesim.kernels import gaussian as kern
+from collapsesim.regimes import Regime
 
 
 def test_chain_1234_of_a_million(run_final) -> None:
@@ -22,9 +23,11 @@ def test_chain_1234_of_a_million(run_final) -> None:
 
 
 @pytest.mark.parametrize("sufficient", [True, False])
-@pytest.mark.parametrize("regime", [kern.REPLACE, kern.FRESH, kern.ACCUMULATE_SUBSAMPLE])
+@pytest.mark.parametrize(
+    "regime", [Regime.REPLACE.code, Regime.FRESH.code, Regime.ACCUMULATE_SUBSAMPLE.code]
+)
 def test_thread_count_does_not_matter(run_final, sufficient: bool, regime: int) -> None:
-    if regime == kern.ACCUMULATE_SUBSAMPLE and sufficient:
+    if regime == Regime.ACCUMULATE_SUBSAMPLE.code and sufficient:
         pytest.skip("subsampling is sample-level only")
     before = numba.get_num_threads()
     results = []
@@ -92,7 +95,7 @@ def test_advance_rejects_mismatched_arrays() -> None:
     kw = {
         "num_samples": 10,
         "ddof": 0,
-        "regime": kern.REPLACE,
+        "regime": Regime.REPLACE.code,
         "num_real": 0,
         "sufficient": True,
         "mu0": 0.0,

@@ -18,6 +18,7 @@ from collapsesim.cli import app
 from collapsesim.config import ConfigError, TokenConfig
 from collapsesim.experiments import tokens as runner
 from collapsesim.kernels import categorical as ct
+from collapsesim.regimes import Regime
 
 cli = CliRunner()
 QUICK = ["tokens", "--chains", "40", "--generations", "30", "--samples", "50", "--categories", "40"]
@@ -41,15 +42,15 @@ def _zipf(k: int, alpha: float = 1.0) -> np.ndarray:
     return p / p.sum()
 
 
-def _chains(p0, n, b, t, seed=1, regime=ct.REPLACE, num_real=0, record_all=True, **kw):  # type: ignore[no-untyped-def]
-    cap = n * (t + 1) if regime in (ct.ACCUMULATE, ct.ACCUMULATE_SUBSAMPLE) else n
+def _chains(p0, n, b, t, seed=1, regime=Regime.REPLACE.code, num_real=0, record_all=True, **kw):  # type: ignore[no-untyped-def]
+    cap = n * (t + 1) if regime in (Regime.ACCUMULATE.code, Regime.ACCUMULATE_SUBSAMPLE.code) else n
     rng, train, size, fixed = ct.init_token_chains(seed, np.arange(b), cap)
     r = t if record_all else 1
     slots = np.arange(t) if record_all else np.full(t, -1)
     if not record_all:
         slots[-1] = 0
     rec = np.zeros((b, r, ct.NUM_METRICS))
-    kept = np.zeros((b, num_real), np.int32) if regime == ct.KEEP_ORIGINAL else None
+    kept = np.zeros((b, num_real), np.int32) if regime == Regime.KEEP_ORIGINAL.code else None
     ct.advance_tokens(
         rng, train, size, fixed, 0, t, slots, rec, num_samples=n, regime=regime,
         num_real=num_real, p0=p0, kept=kept, **kw,
@@ -106,7 +107,9 @@ def test_smoothing_theory_heterozygosity_and_mass() -> None:
     assert rec[:, -1, ct.SUP].min() == len(p0)  # smoothing never loses a category
 
 
-@pytest.mark.parametrize("regime", [ct.FRESH, ct.KEEP_ORIGINAL, ct.ACCUMULATE])
+@pytest.mark.parametrize(
+    "regime", [Regime.FRESH.code, Regime.KEEP_ORIGINAL.code, Regime.ACCUMULATE.code]
+)
 def test_expected_tail_mass_is_a_martingale(regime: int) -> None:
     p0 = _zipf(50)
     rare10, _ = ct.rare_masks(p0)

@@ -33,7 +33,7 @@ def chunks(
     """
     import jax
 
-    from .gaussian import chain_keys
+    from ..keys import chain_keys
 
     devices = jax.devices()
     mesh = jax.sharding.Mesh(np.array(devices), ("chains",))

@@ -18,7 +18,21 @@ from typing import Any
 
 import numpy as np
 
-REPLACE, ACCUMULATE, FRESH, KEEP_ORIGINAL, ACCUMULATE_SUBSAMPLE = range(5)
+from ..keys import generation_key
+from ._regimes import (
+    ACCUMULATE,
+    ACCUMULATE_SUBSAMPLE,
+    KEEP_ORIGINAL,
+    REPLACE,
+    append,
+    merge_moments,
+    subsample,
+    synthetic_count,
+    training_stats,
+)
+
+__all__ = ["STATE", "advance", "init_state"]
+
 STATE = ("mu", "log_sigma", "pool_n", "pool_mean", "pool_m2", "kept_mean", "kept_m2")
 
 
@@ -26,23 +40,6 @@ def _jax() -> Any:
     import jax
 
     return jax
-
-
-def chain_keys(seed: int, chains: np.ndarray) -> Any:
-    """Keys of the given global chains: ``fold_in`` of the seed's halves and the chain's."""
-    jax = _jax()
-    base = jax.random.fold_in(
-        jax.random.fold_in(jax.random.key(0), np.uint32(seed & 0xFFFFFFFF)),
-        np.uint32(seed >> 32),
-    )
-    chains = np.asarray(chains, dtype=np.uint64)
-    lo = (chains & 0xFFFFFFFF).astype(np.uint32)
-    hi = (chains >> 32).astype(np.uint32)
-
-    def one(lo_: Any, hi_: Any) -> Any:
-        return jax.random.fold_in(jax.random.fold_in(base, lo_), hi_)
-
-    return jax.vmap(one)(lo, hi)
 
 
 def _group(key: Any, k: int, sufficient: bool, dtype: Any) -> tuple[Any, Any]:
@@ -59,14 +56,6 @@ def _group(key: Any, k: int, sufficient: bool, dtype: Any) -> tuple[Any, Any]:
     z = jax.random.normal(key, (k,), dtype)
     zbar = jnp.mean(z)
     return zbar, jnp.sum((z - zbar) ** 2)
-
-
-def _merge(na: Any, ma: Any, m2a: Any, nb: Any, mb: Any, m2b: Any) -> tuple[Any, Any, Any]:
-    jnp = _jax().numpy
-    n = na + nb
-    safe = jnp.where(n > 0, n, 1)
-    delta = mb - ma
-    return n, ma + delta * (nb / safe), m2a + m2b + delta * delta * (na * nb / safe)
 
 
 def _step(
@@ -88,18 +77,11 @@ def _step(
     jnp = jax.numpy
     k_model, k_real = jax.random.split(key)
     mu, ls = st["mu"], st["log_sigma"]
-    synth = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
     if regime == ACCUMULATE_SUBSAMPLE:
-        # The new draws join the pool; n of the pool, uniformly without replacement
-        # (the n smallest of uniform keys over the filled slots), are the training set.
+        # The new draws join the pool; n of the pool are the training set.
         new = mu + jnp.exp(ls) * jax.random.normal(k_model, (n,), dtype)
-        pool = jax.lax.dynamic_update_slice(st["pool"], new, (st["pool_size"],))
-        size = st["pool_size"] + n
-        cap = pool.shape[0]
-        u = jax.random.uniform(k_real, (cap,), dtype)
-        u = jnp.where(jnp.arange(cap) < size, u, 2.0)
-        _, idx = jax.lax.top_k(-u, n)
-        x = pool[idx]
+        pool, size = append(st["pool"], st["pool_size"], new)
+        x = pool[subsample(k_real, pool, size, n, dtype)]
         xbar = jnp.mean(x)
         m2 = jnp.sum((x - xbar) ** 2)
         return {
@@ -109,6 +91,7 @@ def _step(
             "mu": xbar,
             "log_sigma": 0.5 * jnp.log(m2 / (n - ddof)),
         }
+    synth = synthetic_count(regime, n, num_real)
     zbar, m2z = _group(k_model, synth, sufficient, dtype)
     if regime == REPLACE:
         return {
@@ -117,22 +100,26 @@ def _step(
             "log_sigma": ls + 0.5 * jnp.log(m2z / (n - ddof)),
         }
     sigma = jnp.exp(ls)
-    gn = jnp.asarray(synth, dtype)
-    gmean = mu + sigma * zbar
-    gm2 = sigma * sigma * m2z
+    own = (jnp.asarray(synth, dtype), mu + sigma * zbar, sigma * sigma * m2z)
+
+    def real() -> tuple[Any, Any, Any]:
+        rz, rm2 = _group(k_real, num_real, sufficient, dtype)
+        return jnp.asarray(num_real, dtype), mu0 + sigma0 * rz, sigma0 * sigma0 * rm2
+
+    (tn, tmean, tm2), pooled, kept = training_stats(
+        regime,
+        t,
+        own,
+        merge=merge_moments,
+        real=real,
+        pooled=(st["pool_n"], st["pool_mean"], st["pool_m2"]),
+        kept=(jnp.asarray(num_real, dtype), st["kept_mean"], st["kept_m2"]),
+    )
     out = dict(st)
     if regime == ACCUMULATE:
-        tn, tmean, tm2 = _merge(st["pool_n"], st["pool_mean"], st["pool_m2"], gn, gmean, gm2)
-        out |= {"pool_n": tn, "pool_mean": tmean, "pool_m2": tm2}
-    else:
-        rz, rm2 = _group(k_real, num_real, sufficient, dtype)
-        rmean = mu0 + sigma0 * rz
-        rm2 = sigma0 * sigma0 * rm2
-        if regime == KEEP_ORIGINAL:
-            rmean = jnp.where(t == 0, rmean, st["kept_mean"])
-            rm2 = jnp.where(t == 0, rm2, st["kept_m2"])
-            out |= {"kept_mean": rmean, "kept_m2": rm2}
-        tn, tmean, tm2 = _merge(gn, gmean, gm2, jnp.asarray(num_real, dtype), rmean, rm2)
+        out |= dict(zip(("pool_n", "pool_mean", "pool_m2"), pooled, strict=True))
+    if regime == KEEP_ORIGINAL:
+        out |= {"kept_mean": kept[1], "kept_m2": kept[2]}
     out |= {"mu": tmean, "log_sigma": 0.5 * jnp.log(tm2 / (tn - ddof))}
     return out
 
@@ -173,7 +160,7 @@ def _advance(
         # A loop with a traced trip count: segments of any length share one compilation.
         def body(i: Any, carry: dict[str, Any]) -> dict[str, Any]:
             t = t0 + i.astype(jnp.uint32)
-            return _step(carry, jax.random.fold_in(key, t), t, **params)
+            return _step(carry, generation_key(key, t), t, **params)
 
         return jax.lax.fori_loop(0, steps, body, st)
 

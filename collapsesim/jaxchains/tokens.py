@@ -15,7 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from .gaussian import ACCUMULATE, ACCUMULATE_SUBSAMPLE, FRESH, KEEP_ORIGINAL, _jax
+from ..keys import generation_key
+from ._regimes import (
+    ACCUMULATE_SUBSAMPLE,
+    KEEP_ORIGINAL,
+    append,
+    subsample,
+    synthetic_count,
+    training_stats,
+)
+from .gaussian import _jax
 
 METRICS = ("heterozygosity", "entropy", "support", "top_share", "tail10", "tail1", "tv", "kl")
 
@@ -104,7 +113,7 @@ def _advance(
     jax = _jax()
     jnp = jax.numpy
     k = p0.shape[-1]
-    synth = n - num_real if regime in (FRESH, KEEP_ORIGINAL) else n
+    synth = synthetic_count(regime, n, num_real)
 
     def model(counts: Any) -> Any:
         total = jnp.sum(counts).astype(p0.dtype)
@@ -118,28 +127,25 @@ def _advance(
         draw_from = jnp.where(first, p0, q)
         out = dict(st)
         if regime == ACCUMULATE_SUBSAMPLE:
-            # The new tokens join the pool; n of the pool, uniformly without replacement
-            # (the n smallest of uniform keys over the filled slots), are the training set.
-            new = _draw_tokens(k_model, draw_from, n)
-            pool = jax.lax.dynamic_update_slice(st["pool"], new, (st["pool_size"],))
-            size = st["pool_size"] + n
-            u = jax.random.uniform(k_real, (pool.shape[0],), p0.dtype)
-            u = jnp.where(jnp.arange(pool.shape[0]) < size, u, 2.0)
-            _, idx = jax.lax.top_k(-u, n)
+            # The new tokens join the pool; n of the pool are the training set.
+            pool, size = append(st["pool"], st["pool_size"], _draw_tokens(k_model, draw_from, n))
+            idx = subsample(k_real, pool, size, n, p0.dtype)
             out |= {"pool": pool, "pool_size": size}
             own = jnp.zeros(k, jnp.int32).at[pool[idx]].add(1)
         else:
             own = _draw(k_model, draw_from, synth)
-        if regime == ACCUMULATE:
-            counts = jnp.where(first, own, st["counts"] + own)
-        elif regime == FRESH:
-            counts = own + _draw(k_real, p0, num_real)
-        elif regime == KEEP_ORIGINAL:
-            kept = jnp.where(first, _draw(k_real, p0, num_real), st["kept"])
+        # Counts merge by addition; generation 0's accumulated pool starts empty.
+        counts, _, kept = training_stats(
+            regime,
+            t,
+            own,
+            merge=lambda a, b: a + b,
+            real=lambda: _draw(k_real, p0, num_real),
+            pooled=st["counts"],
+            kept=st["kept"],
+        )
+        if regime == KEEP_ORIGINAL:
             out["kept"] = kept
-            counts = own + kept
-        else:  # replace, accumulate-subsample
-            counts = own
         out["counts"] = counts
         one = jnp.sum(counts > 0) == 1
         if eps > 0:
@@ -151,7 +157,7 @@ def _advance(
         # A loop with a traced trip count: segments of any length share one compilation.
         def body(i: Any, carry: dict[str, Any]) -> dict[str, Any]:
             t = t0 + i.astype(jnp.int32)
-            return step(carry, jax.random.fold_in(key, t), t)
+            return step(carry, generation_key(key, t), t)
 
         st = jax.lax.fori_loop(0, steps, body, st)
         return st, _metrics(model(st["counts"]), p0, rare10, rare1)
