@@ -15,12 +15,15 @@ def _drop_stale_cache() -> None:
     """Delete Numba's on-disk cache when any kernel source changed.
 
     Numba keys a cached kernel on its own file's timestamp only, so an edit to a
-    helper it inlines from another file (the random streams in ``_rng.py``) would
-    leave stale machine code in use. One hash over every source here guards that.
+    helper it inlines from another file (the random streams in ``_rng.py``), or to the
+    regime codes it freezes in (``collapsesim/regimes.py``), would leave stale machine
+    code in use. One hash over every source here, and the regimes, guards that.
     """
     here = Path(__file__).resolve().parent
+    # Installed, the regimes sit beside this package; in a checkout, in collapsesim/.
+    regimes = (here.parent / "regimes.py", here.parent / "collapsesim" / "regimes.py")
     digest = hashlib.sha256()
-    for src in sorted(here.glob("*.py")):
+    for src in [*sorted(here.glob("*.py")), *(p for p in regimes if p.is_file())]:
         digest.update(src.name.encode())
         digest.update(src.read_bytes())
     cache = here / "__pycache__"
