@@ -25,3 +25,9 @@ if not (_here / "kernels").is_dir() and (_here.parent / "kernels" / "_rng.py").i
         _kernels = _util.module_from_spec(_spec)
         _sys.modules[_spec.name] = _kernels
         _spec.loader.exec_module(_kernels)
+
+# After the kernels are findable: the runners that run() imports need them. results itself
+# imports only numpy and the store, so `import collapsesim` loads neither Numba nor JAX.
+from .results import Result, UnknownTableError, load, run
+
+__all__ = ["Result", "UnknownTableError", "__version__", "load", "run"]

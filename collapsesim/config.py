@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -33,6 +34,136 @@ _MAX_RECORD_BYTES = 4 * 2**30
 
 class ConfigError(ValueError):
     """Raised for a configuration that cannot run; the message is one line."""
+
+
+# Panels of a command's --help, in the order they are shown.
+RUN = "Run size"
+MODEL = "Model"
+REGIME = "Data regime"
+DECODING = "Decoding"
+OUTPUT = "Output"
+BACKEND = "Backend and cluster"
+GROUPS = (RUN, MODEL, REGIME, DECODING, OUTPUT, BACKEND)
+
+
+def opt(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    group: str = MODEL,
+    when: tuple[str, tuple[Any, ...]] | None = None,
+    parse: Callable[[str], Any] | None = None,
+    show: Callable[[Any], str] | None = None,
+    cli: bool = True,
+) -> Any:
+    """A configuration field with its help text and command-line declaration beside it.
+
+    Args:
+        default: the field's default value.
+        help: one sentence for ``--help``.
+        flag: the option's name (default: ``--`` and the field name with dashes).
+        group: the ``--help`` panel (one of :data:`GROUPS`).
+        when: ``(field, values)``: the option matters only while that field holds one of
+            the values; given otherwise, the command line warns that it is ignored.
+        parse: turns the option's text into the field's value (the option is then text).
+        show: the default as the option's text, for ``--help``.
+        cli: False for fields that are not options (set from other inputs).
+    """
+    meta: dict[str, Any] = {"help": help, "flag": flag, "group": group, "when": when}
+    meta |= {"parse": parse, "show": show, "cli": cli}
+    return field(default=default, metadata=meta)
+
+
+def opt_chains(default: int) -> Any:
+    """The ``num_chains`` field of a chain family."""
+    return opt(default, "Independent chains (Monte Carlo replicates).", flag="--chains", group=RUN)
+
+
+def opt_generations(
+    default: int, help: str = "Generations T: models fitted after the original."
+) -> Any:
+    """The ``num_generations`` field."""
+    return opt(default, help, flag="--generations", group=RUN)
+
+
+def opt_samples(default: int, help: str) -> Any:
+    """The ``num_samples`` field: n, the training-set size of every generation."""
+    return opt(default, help, flag="--samples", group=RUN)
+
+
+def opt_regime(default: str = "replace") -> Any:
+    """The ``regime`` field (see :mod:`collapsesim.regimes`)."""
+    return opt(
+        default,
+        "What each generation trains on: " + " | ".join(r.value for r in Regime) + ".",
+        group=REGIME,
+    )
+
+
+def opt_fresh_fraction(default: float = 0.1) -> Any:
+    """The ``fresh_fraction`` field of the fresh regime."""
+    return opt(
+        default,
+        "fresh: share of each training set drawn anew from the original.",
+        group=REGIME,
+        when=("regime", (Regime.FRESH.value,)),
+    )
+
+
+def opt_keep_fraction(default: float = 0.1) -> Any:
+    """The ``keep_fraction`` field of the keep-original regime."""
+    return opt(
+        default,
+        "keep-original: share of generation 0 kept in every training set.",
+        group=REGIME,
+        when=("regime", (Regime.KEEP_ORIGINAL.value,)),
+    )
+
+
+def opt_seed(help: str = "Seed in [0, 2^64): with the chain index it fixes every draw.") -> Any:
+    """The ``seed`` field."""
+    return opt(0, help, group=RUN)
+
+
+def opt_record_every() -> Any:
+    """The ``record_every`` field of a chain family."""
+    return opt(
+        0,
+        "Record every k-th generation (0: automatic, at most 1001 records and 10^7 held values).",
+        group=OUTPUT,
+    )
+
+
+def opt_keep_chains() -> Any:
+    """The ``keep_chains`` field of a chain family."""
+    return opt(100, "Chains whose whole trajectories are stored with --out.", group=OUTPUT)
+
+
+def opt_backend() -> Any:
+    """The ``backend`` field of a family with a JAX backend."""
+    return opt(
+        "numba",
+        "numba (CPU kernels) | jax (all local JAX devices; other random streams, "
+        "the same distributions).",
+        group=BACKEND,
+    )
+
+
+def opt_precision() -> Any:
+    """The ``precision`` field of a family with a JAX backend."""
+    return opt(
+        "auto",
+        "jax: float32 | float64 | auto (float64 on CPU, float32 on accelerators).",
+        group=BACKEND,
+        when=("backend", ("jax",)),
+    )
+
+
+def check_seed(seed_: int) -> None:
+    """ConfigError unless ``0 <= seed < 2**64``."""
+    if not 0 <= seed_ < 2**64:
+        raise ConfigError(f"seed must lie in [0, 2**64), got {seed_}")
 
 
 def _resolve_precision(precision: str) -> str:
@@ -126,7 +257,13 @@ class _Recorded:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
-        """Rebuild a configuration from :meth:`to_dict` output, ignoring unknown keys."""
+        """Rebuild a configuration from :meth:`to_dict` output, ignoring unknown keys.
+
+        Fields renamed since a run was stored (``RENAMED``: old name -> new) are read
+        under their old names too.
+        """
+        renamed: dict[str, str] = getattr(cls, "RENAMED", {})
+        data = {renamed.get(k, k): v for k, v in data.items()}
         names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -135,21 +272,25 @@ class _Recorded:
 class GaussianConfig(_Recorded):
     """The Gaussian chain: fit N(mu, sigma^2) to n samples, sample, refit, T times."""
 
-    num_chains: int = 1000  # independent chains (Monte Carlo replicates)
-    num_generations: int = 1000  # T: models fitted after the original
-    num_samples: int = 1000  # n: training-set size of every generation
-    ddof: int = 0  # 0: maximum-likelihood std; 1: unbiased variance
-    method: str = "auto"  # auto | sample | sufficient (auto: sufficient where exact)
-    regime: str = "replace"  # see collapsesim.regimes
-    fresh_fraction: float = 0.1  # fresh: share of each training set drawn anew from the original
-    keep_fraction: float = 0.1  # keep-original: share of generation 0 kept in every training set
-    mu0: float = 0.0  # mean of the original distribution
-    sigma0: float = 1.0  # std of the original distribution
-    seed: int = 0  # with the chain index, determines every draw
-    record_every: int = 0  # stride of recorded generations; 0 picks one (see record_stride)
-    keep_chains: int = 100  # chains whose whole trajectories are stored (the first ones)
-    backend: str = "numba"  # numba | jax (other random streams, the same distributions)
-    precision: str = "auto"  # jax: float32 | float64 | auto (float64 on CPU, else float32)
+    num_chains: int = opt_chains(1000)
+    num_generations: int = opt_generations(1000)
+    num_samples: int = opt_samples(1000, "Training-set size n of every generation (>= 2).")
+    ddof: int = opt(0, "0: maximum-likelihood std; 1: unbiased variance.")
+    method: str = opt(
+        "auto",
+        "auto | sample | sufficient. [b]sufficient[/] draws the mean and chi-square statistic "
+        "directly (exact in distribution); auto uses it wherever it is exact.",
+    )
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    mu0: float = opt(0.0, "Mean of the original Gaussian.")
+    sigma0: float = opt(1.0, "Std of the original Gaussian.")
+    seed: int = opt_seed()
+    record_every: int = opt_record_every()
+    keep_chains: int = opt_keep_chains()
+    backend: str = opt_backend()
+    precision: str = opt_precision()
 
     def __post_init__(self) -> None:
         checks = [
@@ -337,27 +478,37 @@ def _nested_tuple(a: Any) -> Any:
 class MixtureConfig(_Recorded):
     """The Gaussian-mixture chain: fit K components by EM to n samples, sample, refit."""
 
-    num_chains: int = 100  # independent chains (Monte Carlo replicates)
-    num_generations: int = 2000  # T: models fitted after the original
-    num_samples: int = 1000  # n: training-set size of every generation
-    num_components: int = 2  # K: components of every fit
-    dim: int = 2  # d: dimension of the data
-    covariance: str = "full"  # full | diag
-    init: str = "kmeans++"  # kmeans++ (on each generation's data) | warm (previous fit)
-    original: str = "standard"  # the original mixture: a name of ORIGINALS or a JSON file
-    weights0: tuple[float, ...] = ()  # its parameters; () resolves the name in ``original``
-    means0: tuple[tuple[float, ...], ...] = ()
-    covs0: tuple[tuple[tuple[float, ...], ...], ...] = ()
-    regime: str = "replace"  # see collapsesim.regimes
-    fresh_fraction: float = 0.1
-    keep_fraction: float = 0.1
-    seed: int = 0
-    tol: float = 1e-3  # EM stops when the mean log-likelihood changes by less
-    max_iter: int = 100  # EM iteration cap
-    reg_covar: float = 1e-6  # added to every covariance diagonal (scikit-learn's default)
-    heldout: int = 1000  # size of the fixed held-out sample of the original
-    record_every: int = 0  # stride of recorded generations; 0 picks one
-    keep_chains: int = 100  # chains whose whole trajectories are stored
+    num_chains: int = opt_chains(100)
+    num_generations: int = opt_generations(2000)
+    num_samples: int = opt_samples(1000, "Training-set size n of every generation (>= K).")
+    num_components: int = opt(2, "Components K of every fit.", flag="--components")
+    dim: int = opt(2, "Dimension d (taken from the --original file when it is one).")
+    covariance: str = opt("full", "full | diag.")
+    init: str = opt(
+        "kmeans++",
+        "EM start: kmeans++ (scikit-learn's, on each generation's data) | warm (the previous fit).",
+    )
+    original: str = opt(
+        "standard",
+        "The original mixture: " + " | ".join(ORIGINALS) + ", or a JSON file "
+        '{"weights": [...], "means": [[...]], "covs": [[[...]]]}.',
+    )
+    # The original's parameters; () resolves the name in ``original``.
+    weights0: tuple[float, ...] = opt((), "", cli=False)
+    means0: tuple[tuple[float, ...], ...] = opt((), "", cli=False)
+    covs0: tuple[tuple[tuple[float, ...], ...], ...] = opt((), "", cli=False)
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    seed: int = opt_seed()
+    tol: float = opt(1e-3, "EM stops when the mean log-likelihood changes by less.")
+    max_iter: int = opt(100, "EM iteration cap.")
+    reg_covar: float = opt(
+        1e-6, "Added to every covariance diagonal, > 0 (scikit-learn's default)."
+    )
+    heldout: int = opt(1000, "Size of the fixed held-out sample of the original.")
+    record_every: int = opt_record_every()
+    keep_chains: int = opt_keep_chains()
 
     def __post_init__(self) -> None:
         checks = [
@@ -427,7 +578,7 @@ class MixtureConfig(_Recorded):
 
 # --- Token chains ---------------------------------------------------------------------
 
-TOKEN_INITS = ("zipf", "uniform")
+TOKEN_ORIGINALS = ("zipf", "uniform")
 
 
 def token_original(init: str, categories: int, zipf_alpha: float) -> np.ndarray:
@@ -463,7 +614,7 @@ def token_original(init: str, categories: int, zipf_alpha: float) -> np.ndarray:
 
 def _token_file(path: Path) -> np.ndarray:
     if not path.is_file():
-        raise ConfigError(f"--init {str(path)!r} is neither uniform, zipf nor a file")
+        raise ConfigError(f"--original {str(path)!r} is neither uniform, zipf nor a file")
     try:
         if path.suffix == ".npy":
             return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64).ravel()
@@ -500,25 +651,38 @@ def file_digest(path: str) -> str:
 class TokenConfig(_Recorded):
     """Token chains: a categorical distribution over K categories, sampled and refitted."""
 
-    num_chains: int = 1000
-    num_generations: int = 1000
-    num_samples: int = 1000  # n: tokens drawn per generation
-    categories: int = 1000  # K (a file's length when init is a file)
-    init: str = "zipf"  # zipf | uniform | a file of weights or text
-    init_sha256: str = ""  # digest of the init file (set automatically)
-    zipf_alpha: float = 1.0
-    temperature: float = 1.0
-    top_k: int = 0  # 0: off
-    top_p: float = 1.0  # 1: off
-    smoothing: float = 0.0  # additive eps of the fit
-    regime: str = "replace"
-    fresh_fraction: float = 0.1
-    keep_fraction: float = 0.1
-    seed: int = 0
-    record_every: int = 0
-    keep_chains: int = 100
-    backend: str = "numba"  # numba | jax
-    precision: str = "auto"  # jax: float32 | float64 | auto (float64 on CPU)
+    RENAMED: ClassVar[dict[str, str]] = {"init": "original", "init_sha256": "original_sha256"}
+
+    num_chains: int = opt_chains(1000)
+    num_generations: int = opt_generations(1000)
+    num_samples: int = opt_samples(1000, "Tokens n drawn per generation.")
+    categories: int = opt(
+        1000, "Categories K (set by the file with a file --original).",
+        when=("original", TOKEN_ORIGINALS),
+    )  # fmt: skip
+    original: str = opt(
+        "zipf",
+        "The original distribution: zipf | uniform | a file of weights (numbers, a JSON list, "
+        ".npy) or of text (word frequencies).",
+    )
+    original_sha256: str = opt("", "", cli=False)  # digest of the original's file (set here)
+    zipf_alpha: float = opt(
+        1.0, "zipf: p_i proportional to i^-alpha.", when=("original", ("zipf",))
+    )
+    temperature: float = opt(1.0, "Decoding temperature tau > 0 (p^(1/tau)).", group=DECODING)
+    top_k: int = opt(0, "Sample only the k most likely categories (0: off).", group=DECODING)
+    top_p: float = opt(
+        1.0, "Nucleus: the fewest top categories with mass >= p (1: off).", group=DECODING
+    )
+    smoothing: float = opt(0.0, "Additive smoothing eps of each fit (0: none).")
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    seed: int = opt_seed()
+    record_every: int = opt_record_every()
+    keep_chains: int = opt_keep_chains()
+    backend: str = opt_backend()
+    precision: str = opt_precision()
 
     def __post_init__(self) -> None:
         checks = [
@@ -540,19 +704,23 @@ class TokenConfig(_Recorded):
                 f"smoothing must be >= 0, got {self.smoothing}",
             ),
         ]
-        if self.init in TOKEN_INITS:
+        if self.original in TOKEN_ORIGINALS:
             checks.insert(
                 0, (self.categories >= 2, f"categories must be at least 2, got {self.categories}")
             )
         self._validate(checks)
-        if self.init not in TOKEN_INITS:
-            p0 = token_original(self.init, self.categories, self.zipf_alpha)
-            digest = file_digest(self.init)
-            if self.init_sha256 and self.init_sha256 != digest:
-                raise ConfigError(f"{self.init} changed since the run started (SHA-256 differs)")
-            object.__setattr__(self, "init_sha256", digest)
+        if self.original not in TOKEN_ORIGINALS:
+            p0 = token_original(self.original, self.categories, self.zipf_alpha)
+            digest = file_digest(self.original)
+            if self.original_sha256 and self.original_sha256 != digest:
+                raise ConfigError(
+                    f"{self.original} changed since the run started (SHA-256 differs)"
+                )
+            object.__setattr__(self, "original_sha256", digest)
             object.__setattr__(self, "categories", len(p0))
-        elif self.init == "zipf" and not (math.isfinite(self.zipf_alpha) and self.zipf_alpha >= 0):
+        elif self.original == "zipf" and not (
+            math.isfinite(self.zipf_alpha) and self.zipf_alpha >= 0
+        ):
             raise ConfigError(f"zipf-alpha must be >= 0 and finite, got {self.zipf_alpha}")
         if self.categories >= 2**31:
             raise ConfigError(f"categories must be below 2**31, got {self.categories}")
@@ -584,6 +752,6 @@ class TokenConfig(_Recorded):
         """Whether sampling applies a decoding transform."""
         return self.temperature != 1.0 or 0 < self.top_k < self.categories or self.top_p < 1.0
 
-    def original(self) -> np.ndarray:
+    def p0(self) -> np.ndarray:
         """The original distribution p0 (K,)."""
-        return token_original(self.init, self.categories, self.zipf_alpha)
+        return token_original(self.original, self.categories, self.zipf_alpha)

@@ -11,6 +11,7 @@ __all__ = [
     "GAUSSIAN_METRICS",
     "STATS",
     "aggregate",
+    "decay_rate",
     "frechet_distance",
     "gaussian_metrics",
     "mixture_l2",
@@ -25,6 +26,28 @@ STATS = ("mean", "stderr", "std", "min", "q05", "q25", "q50", "q75", "q95", "max
 """Statistics across chains stored for every recorded generation and metric."""
 
 _QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def decay_rate(log_start: float, log_end: np.ndarray, generations: int) -> tuple[float, float]:
+    """The rate of decay ``(log_start - mean(log_end)) / T`` and its standard error.
+
+    The collapse rate of a chain family: with ``log_end`` each chain's log std (or log
+    of another scale) at generation T, it estimates ``-dE[log scale]/dT``.
+
+    Args:
+        log_start: the log scale at generation 0 (the same for every chain).
+        log_end: each chain's log scale at generation T, shape ``(C,)``.
+        generations: T.
+
+    Returns:
+        ``(rate, stderr)``; NaN where T is 0 (and the error where C < 2).
+    """
+    c = len(log_end)
+    if generations <= 0 or c == 0:
+        return math.nan, math.nan
+    rate = (log_start - float(np.mean(log_end))) / generations
+    se = float(np.std(log_end, ddof=1)) / math.sqrt(c) / generations if c > 1 else math.nan
+    return rate, se
 
 
 def gaussian_metrics(

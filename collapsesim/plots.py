@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from .experiments.mixture import MixtureResult
     from .experiments.tokens import TokenResult
 
-__all__ = ["plot_gaussian", "plot_mixture", "plot_scan", "plot_tokens", "plot_vae"]
+__all__ = ["plot_gaussian", "plot_lm", "plot_mixture", "plot_scan", "plot_tokens", "plot_vae"]
 
 _SHOWN_CHAINS = 8
 
@@ -248,7 +248,7 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
     _band(bx, gens, result.aggregates["support"], "tab:blue", "support")
     with contextlib.suppress(theory.NoClosedForm, ValueError):
         if cfg.regime == "replace" and cfg.smoothing == 0 and not cfg.transformed:
-            sup, _ = theory.token_support_fixation(gens, cfg.num_samples, cfg.original())
+            sup, _ = theory.token_support_fixation(gens, cfg.num_samples, cfg.p0())
             bx.plot(gens, sup, "k--", lw=1.2, label="exact E[support]")
     bx.set_yscale("log")
     bx.set_xlabel("generation t")

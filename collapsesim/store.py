@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "CHECKPOINT_FILE",
+    "RUN_FILE",
     "RunDirError",
     "atomic_write",
     "git_commit",
@@ -129,9 +131,20 @@ def read_parquet(path: Path, query: str = "SELECT * FROM t") -> dict[str, np.nda
     try:
         source = str(path).replace("'", "''")
         con.execute(f"CREATE VIEW t AS SELECT * FROM read_parquet('{source}')")
-        return {k: np.asarray(v) for k, v in con.execute(query).fetchnumpy().items()}
+        return {k: _unmasked(v) for k, v in con.execute(query).fetchnumpy().items()}
     finally:
         con.close()
+
+
+def _unmasked(column: Any) -> np.ndarray:
+    """A fetched column as a plain array, NULL floats as NaN.
+
+    DuckDB stores the NaNs of the written float columns as NULL and fetches NULLs as a
+    masked array, whose data under the mask is 0: unmasked naively, a NaN would load as 0.
+    """
+    if isinstance(column, np.ma.MaskedArray) and column.dtype.kind == "f":
+        return np.asarray(column.filled(np.nan))
+    return np.asarray(column)
 
 
 def git_commit(start: Path | None = None) -> str | None:

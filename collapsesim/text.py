@@ -26,11 +26,15 @@ import numpy as np
 __all__ = [
     "TOKENIZERS",
     "ZIPF",
+    "ZIPF_LENGTH",
     "Corpus",
     "MarkovLanguage",
     "TextDataError",
     "Tokenizer",
+    "char_ngram_support",
     "load",
+    "repeat_rate",
+    "word_ngrams",
 ]
 
 TOKENIZERS = ("chars", "bytes", "bpe")

@@ -138,3 +138,35 @@ def test_every_subpackage_is_installed() -> None:
         "collapsesim." + p.parent.name for p in (root / "collapsesim").glob("*/__init__.py")
     } | {"collapsesim", "collapsesim.kernels"}
     assert found <= listed, found - listed
+
+
+def test_options_given_override_a_preset_in_every_family() -> None:
+    from collapsesim.families import FAMILIES
+
+    lm = FAMILIES["lm"]
+    values = {"regime": "fresh", "keep_fraction": 0.1}
+    cfg = lm.make_config(values, {"regime"}, "nature-10")
+    assert (cfg.regime, cfg.keep_fraction) == ("fresh", 0.1)
+    cfg = lm.make_config({"regime": "replace"}, set(), "nature-10")  # the default loses
+    assert cfg.regime == "keep-original"
+    mix = FAMILIES["mixture"]
+    cfg = mix.make_config({"num_generations": 7}, {"num_generations"}, "nature-2024-keep10")
+    assert (cfg.num_generations, cfg.regime, cfg.keep_fraction) == (7, "keep-original", 0.1)
+
+
+def test_version_and_help_defaults() -> None:
+    from collapsesim import __version__
+
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0
+    assert res.output.strip() == f"collapsesim {__version__}"
+    res = runner.invoke(app, ["mixture", "--help"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    for shown in ("[default: 2000]", "[default: kmeans++]", "[default: 1e-06]", "Data regime"):
+        assert shown in res.output, shown
+
+
+def test_an_ignored_option_warns_on_stderr() -> None:
+    res = runner.invoke(app, [*QUICK, "--keep-fraction", "0.3"])
+    assert res.exit_code == 0
+    assert "--keep-fraction is ignored: it applies only with --regime keep-original" in res.output

@@ -204,7 +204,7 @@ def test_cli_preset_and_original_file(tmp_path: Path) -> None:
         (["--components", "3", "--samples", "2"], "at least the number of components"),
         (["--covariance", "tied"], "unknown covariance"),
         (["--init", "random"], "unknown init"),
-        (["--original", "nowhere"], "neither a preset"),
+        (["--original", "nowhere"], "neither a named mixture"),
         (["--preset", "nope"], "unknown preset"),
         (["--reg-covar", "0"], "reg-covar must be positive"),
         (["--dim", "3", "--original", "BAD"], "not JSON"),

@@ -200,16 +200,16 @@ def test_store_resume_mid_batch(tmp_path: Path, regime: str) -> None:
 def test_init_files_weights_and_text(tmp_path: Path) -> None:
     w = tmp_path / "w.txt"
     w.write_text("5 3 2\n0\n")
-    cfg = TokenConfig(init=str(w))
+    cfg = TokenConfig(original=str(w))
     assert cfg.categories == 4
-    np.testing.assert_allclose(cfg.original(), [0.5, 0.3, 0.2, 0.0])
+    np.testing.assert_allclose(cfg.p0(), [0.5, 0.3, 0.2, 0.0])
     corpus = tmp_path / "c.txt"
     corpus.write_text("the cat saw the dog and the cat ran")
-    cfg = TokenConfig(init=str(corpus))
-    np.testing.assert_allclose(cfg.original(), np.array([3, 2, 1, 1, 1, 1]) / 9)
+    cfg = TokenConfig(original=str(corpus))
+    np.testing.assert_allclose(cfg.p0(), np.array([3, 2, 1, 1, 1, 1]) / 9)
     w.write_text("1 -2 3")
     with pytest.raises(ConfigError, match="non-negative"):
-        TokenConfig(init=str(w))
+        TokenConfig(original=str(w))
 
 
 def test_cli_table_json_plot(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import distributed, store
 from ..config import ConfigError
+from ..results import Result
 
 R = TypeVar("R")
 
@@ -151,44 +152,20 @@ def drain(gen: Generator[Any, None, R]) -> R:
             return stop.value
 
 
-def save_tables(
-    out: Path,
-    generations: np.ndarray,
-    names: tuple[str, ...] | list[str],
-    aggregates: dict[str, dict[str, np.ndarray]],
-    trajectories: dict[str, np.ndarray],
-    final: dict[str, np.ndarray],
-    num_generations: int,
-) -> None:
-    """Write aggregates.parquet, trajectories.parquet and final.parquet of a run.
+def save_tables(out: Path, result: Result) -> None:
+    """Write each of ``result``'s stored tables to ``<name>.parquet`` in ``out``.
 
-    ``aggregates`` and ``trajectories`` are keyed by the metric ``names``; ``final``
-    holds one array per column over all chains.
+    The columns come from :meth:`Result.columns`, which ``to_pandas()`` uses too.
     """
-    from .. import metrics
+    for name in result.stored_tables:
+        store.write_parquet(out / f"{name}.parquet", result.columns(name))
 
-    r = len(generations)
-    agg_cols: dict[str, np.ndarray] = {
-        "generation": np.tile(generations, len(names)),
-        "metric": np.repeat(np.array(names, dtype=object), r),
-    }
-    for stat in metrics.STATS:
-        agg_cols[stat] = np.concatenate([aggregates[m][stat] for m in names])
-    store.write_parquet(out / "aggregates.parquet", agg_cols)
-    kc = trajectories[names[0]].shape[0]
-    traj_cols: dict[str, np.ndarray] = {
-        "chain": np.repeat(np.arange(kc, dtype=np.int64), r),
-        "generation": np.tile(generations, kc),
-    }
-    traj_cols.update({m: trajectories[m].reshape(-1) for m in names})
-    store.write_parquet(out / "trajectories.parquet", traj_cols)
-    c = len(next(iter(final.values())))
-    final_cols: dict[str, np.ndarray] = {
-        "chain": np.arange(c, dtype=np.int64),
-        "generation": np.full(c, num_generations, np.int64),
-    }
-    final_cols.update(final)
-    store.write_parquet(out / "final.parquet", final_cols)
+
+def save_result(out: Path, result: Result, meta: dict[str, Any]) -> None:
+    """Store a finished run: its tables, summary.json, and run.json marked complete."""
+    save_tables(out, result)
+    store.write_json(out / "summary.json", result.summary)
+    finish_meta(out, meta, result.timings)
 
 
 def load_tables(

@@ -63,14 +63,25 @@ def synthetic_count(cfg: RegimeSettings, n: int) -> int:
     return n - real_count(Regime.parse(cfg.regime), n, cfg.fresh_fraction, cfg.keep_fraction)
 
 
-def key(seed: int, *path: int) -> Any:
-    """A JAX key from a 63-bit seed and a path of 32-bit indices (fold_in)."""
-    import jax
+# What a generation's key draws (see collapsesim.keys): a neural run is chain 0 of its seed,
+# generation t's key is folded with one of these; draws that belong to the whole run (the
+# VAE's feature classifier, the LM's shown prompts) come from the reserved chain RUN_CHAIN.
+INIT, TRAIN, SAMPLE = 0, 1, 2
+RUN_CHAIN = 2**64 - 1
 
-    k = jax.random.fold_in(jax.random.key(seed & 0xFFFFFFFF), np.uint32(seed >> 32))
-    for p in path:
-        k = jax.random.fold_in(k, np.uint32(p))
-    return k
+
+def generation_key(seed: int, t: int, purpose: int) -> Any:
+    """The JAX key of generation t's ``purpose`` (INIT, TRAIN or SAMPLE), for any 64-bit seed."""
+    from .. import keys
+
+    return keys.subkey(keys.generation_key(keys.chain_key(seed, 0), t), purpose)
+
+
+def run_key(seed: int, purpose: int) -> Any:
+    """The JAX key of a run-wide draw named by ``purpose``."""
+    from .. import keys
+
+    return keys.subkey(keys.chain_key(seed, RUN_CHAIN), purpose)
 
 
 def save_generation(out: Path, t: int, params: dict[str, np.ndarray], **arrays: Any) -> None:

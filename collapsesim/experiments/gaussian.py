@@ -13,7 +13,7 @@ import math
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from .. import metrics, store, theory
 from ..config import GaussianConfig
 from ..kernels import gaussian as kern
 from ..regimes import Regime
+from ..results import Result
 from . import _common as common
 
 __all__ = ["GaussianProgress", "GaussianResult", "iterate", "load", "run"]
@@ -37,9 +38,10 @@ GaussianProgress = common.Progress
 
 
 @dataclass
-class GaussianResult:
-    """What a Gaussian experiment produced."""
+class GaussianResult(Result):
+    """What a Gaussian experiment produced; its tables are :class:`Result`'s three."""
 
+    family: ClassVar[str] = "gaussian"
     config: GaussianConfig
     generations: np.ndarray  # (R,) recorded generations
     aggregates: dict[str, dict[str, np.ndarray]]  # metric -> stat -> (R,)
@@ -162,7 +164,7 @@ def iterate(
             make_plan,
             load,
             lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
-            _save,
+            common.save_result,
             out=out,
             resume=resume,
             threads=threads,
@@ -308,6 +310,8 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
     s["theory_stderr_log_final_std"] = slog / math.sqrt(c) if slog is not None else None
     s["theory_var_final_mean"] = vmu
     s["theory_collapse_rate"] = rate
+    s["collapse_rate"], s["stderr_collapse_rate"] = metrics.decay_rate(math.log(cfg.sigma0), ls, t)
+    s["z_collapse_rate"] = common.z(s["collapse_rate"], rate, s["stderr_collapse_rate"])
     s["z_mean_final_std"] = common.z(s["mean_final_std"], e1, s["theory_stderr_final_std"])
     s["z_mean_log_final_std"] = common.z(
         s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"]
@@ -333,20 +337,6 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         s[f"stderr_{key}"] = sim * se_log if sim else None
         s[f"z_{key}"] = (math.log(sim) - math.log(qs[k])) / se_log if sim and sim > 0 else None
     return {k: common.finite_or_none(v) for k, v in s.items()}
-
-
-def _save(out: Path, result: GaussianResult, meta: dict[str, Any]) -> None:
-    common.save_tables(
-        out,
-        result.generations,
-        list(result.aggregates),
-        result.aggregates,
-        result.trajectories,
-        result.final,
-        result.config.num_generations,
-    )
-    store.write_json(out / "summary.json", result.summary)
-    common.finish_meta(out, meta, result.timings)
 
 
 def load(out: Path) -> GaussianResult:

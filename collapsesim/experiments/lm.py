@@ -27,17 +27,29 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import store
 from .. import text as textlib
-from ..config import ConfigError
+from ..config import (
+    DECODING,
+    RUN,
+    ConfigError,
+    check_seed,
+    opt,
+    opt_fresh_fraction,
+    opt_generations,
+    opt_keep_fraction,
+    opt_regime,
+    opt_seed,
+)
 from ..regimes import Regime, real_count
+from ..results import Columns, NeuralResult
 from . import _common as common
 from . import _neural as neural
 
@@ -67,39 +79,53 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 """The Nature paper's two settings: 10% of the original data kept each generation, or none."""
 
+_SHOWN_KEY = 0  # run-wide key of the shown prompts' continuations (neural.run_key)
 _SHOWN_PROMPTS = 3  # held-out prompts continued by every generation (samples.txt)
 _REPEAT_N = 4  # character n-grams for the repetition rate
 _HELD_OUT_EVERY = 10
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LmConfig:
     """One recursive language-model experiment."""
 
-    corpus: str = "pydoc"
-    tokenizer: str = "chars"
-    bpe_merges: int = 256
-    generations: int = 5
-    block: int = 32
-    width: int = 64
-    heads: int = 4
-    layers: int = 2
-    epochs: int = 3
-    batch_size: int = 64
-    learning_rate: float = 3e-3
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    warm_start: bool = False
-    regime: str = "replace"
-    fresh_fraction: float = 0.1
-    keep_fraction: float = 0.1
-    train_size: int = 0
-    seed: int = 0
+    RENAMED: ClassVar[dict[str, str]] = {"generations": "num_generations"}
+
+    corpus: str = opt(
+        "pydoc",
+        "pydoc (CPython's documentation topics, ~465k characters) | zipf (a synthetic language "
+        "whose law is known: exact KL) | FILE of UTF-8 text.",
+    )
+    tokenizer: str = opt(
+        "chars",
+        "chars | bytes (UTF-8) | bpe (byte-pair merges of characters, learned on the corpus).",
+    )
+    bpe_merges: int = opt(256, "bpe: merges learned.", when=("tokenizer", ("bpe",)))
+    num_generations: int = opt_generations(5, "Models trained: generation 0 on real text.")
+    block: int = opt(
+        32, "Tokens per block: a prompt block, then a continuation block (context 2x)."
+    )
+    width: int = opt(64, "Model width (embedding size).")
+    heads: int = opt(4, "Attention heads (divide --width).")
+    layers: int = opt(2, "Transformer blocks.")
+    epochs: int = opt(3, "Training epochs per generation.")
+    batch_size: int = opt(64, "Minibatch size (pairs).")
+    learning_rate: float = opt(3e-3, "Adam's learning rate.")
+    temperature: float = opt(1.0, "Sampling temperature (> 0).", group=DECODING)
+    top_k: int = opt(0, "Sample among the k most probable tokens (0: off).", group=DECODING)
+    top_p: float = opt(
+        1.0, "Nucleus sampling: the smallest set with this mass (1: off).", group=DECODING
+    )
+    warm_start: bool = opt(False, "Continue from the last model instead of a fresh one.")
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    train_size: int = opt(0, "Real training pairs (0: all of the training split).", group=RUN)
+    seed: int = opt_seed()
 
     def __post_init__(self) -> None:
-        if self.generations < 1:
-            raise ConfigError(f"generations must be at least 1, got {self.generations}")
+        if self.num_generations < 1:
+            raise ConfigError(f"generations must be at least 1, got {self.num_generations}")
         for name in ("block", "width", "heads", "layers", "epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -121,8 +147,7 @@ class LmConfig:
             raise ConfigError(f"top-p must lie in (0, 1] (1: off), got {self.top_p}")
         if self.train_size < 0:
             raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must lie in [0, 2^63), got {self.seed}")
+        check_seed(self.seed)
         real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
 
     @property
@@ -136,8 +161,8 @@ class LmConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LmConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**d)
+        """Inverse of :meth:`to_dict` (and of earlier runs' field names)."""
+        return cls(**{cls.RENAMED.get(k, k): v for k, v in d.items()})
 
 
 @dataclass(frozen=True)
@@ -153,9 +178,15 @@ class LmProgress:
 
 
 @dataclass
-class LmResult:
-    """Per-generation metrics, perplexity histograms, sample texts and a summary."""
+class LmResult(NeuralResult):
+    """Per-generation metrics, perplexity histograms, sample texts and a summary.
 
+    A :class:`~collapsesim.results.NeuralResult`: ``aggregates``, ``trajectories`` and
+    ``final`` are ``metrics`` as one chain. Its stored tables are ``metrics`` and
+    ``perplexities`` (generation, sequence, perplexity; generation -1 is real text).
+    """
+
+    family: ClassVar[str] = "lm"
     config: LmConfig
     metrics: dict[str, np.ndarray]  # METRICS -> (T,)
     reference: dict[str, float]  # the same metrics of real text
@@ -165,6 +196,19 @@ class LmResult:
     prompts: list[str]
     summary: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    def _stored(self) -> dict[str, Callable[[], Columns]]:
+        return {**super()._stored(), "perplexities": self._perplexity_table}
+
+    def _perplexity_table(self) -> Columns:
+        """Long table of the perplexities under model 0: real text (generation -1), then each."""
+        sizes = [len(self.real_perplexities), *(len(p) for p in self.perplexities)]
+        every = [self.real_perplexities, *self.perplexities]
+        return {
+            "generation": np.repeat(np.arange(-1, len(self.perplexities), dtype=np.int64), sizes),
+            "sequence": np.concatenate([np.arange(k, dtype=np.int64) for k in sizes]),
+            "perplexity": np.concatenate(every).astype(np.float64),
+        }
 
 
 def _row_keys(key: Any, lo: int, count: int) -> Any:
@@ -374,7 +418,7 @@ def iterate(
         )
 
     def new_model(t: int) -> Any:
-        rngs = nnx.Rngs(int(np.uint32(cfg.seed + 7919 * t)))
+        rngs = nnx.Rngs(neural.generation_key(cfg.seed, t, neural.INIT))
         return tm.Transformer(tok.vocab, cfg.context, cfg.width, cfg.heads, cfg.layers, rngs=rngs)
 
     judge = _Judge(data)
@@ -396,18 +440,18 @@ def iterate(
     reference, real_ppl = judge.reference() if judge.model0 is not None else ({}, np.zeros(0))
 
     kernel = 0.0
-    for t in range(done, cfg.generations):
+    for t in range(done, cfg.num_generations):
         k0 = time.perf_counter()
         train = neural.training_set(cfg, t, data.real, samples, data.pool)
         fresh = new_model(t)
         if cfg.warm_start and model is not None:
             training.set_params(fresh, training.get_params(model))  # a copy: model 0 stays
-        trainer = training.Trainer(fresh, (train,), neural.key(cfg.seed, t, 1), loss=tm.lm_loss,
+        trainer = training.Trainer(fresh, (train,), neural.generation_key(cfg.seed, t, neural.TRAIN), loss=tm.lm_loss,
                                    batch=cfg.batch_size, lr=cfg.learning_rate, clip=1.0)  # fmt: skip
         losses: list[float] = []
         for e in range(cfg.epochs):
             losses.append(trainer.epoch())
-            yield LmProgress(t, cfg.generations, "train", e + 1, cfg.epochs, losses[-1])
+            yield LmProgress(t, cfg.num_generations, "train", e + 1, cfg.epochs, losses[-1])
         trainer.finish()
         model = fresh
         if t == 0:
@@ -415,14 +459,14 @@ def iterate(
             reference, real_ppl = judge.reference()
         count = neural.synthetic_count(cfg, n)
         prompts = _prompts(cfg, t, train, count)
-        steps = _sample(cfg, model, prompts, neural.key(cfg.seed, t, 2))
+        steps = _sample(cfg, model, prompts, neural.generation_key(cfg.seed, t, neural.SAMPLE))
         while True:
             try:
                 k = next(steps)
             except StopIteration as stop:
                 continuations = stop.value
                 break
-            yield LmProgress(t, cfg.generations, "sample", k, count, losses[-1])
+            yield LmProgress(t, cfg.num_generations, "sample", k, count, losses[-1])
         s = np.concatenate([prompts, continuations], axis=1)
         samples.append(s)
         row, ppl = judge.measure(model, s)
@@ -430,7 +474,7 @@ def iterate(
         row["train_size"] = float(len(train))
         rows.append(row)
         perplexities.append(ppl)
-        shown_cont = tm.generate(model, shown, _row_keys(neural.key(cfg.seed, 0xFFFF), 0, len(shown)), cfg.block, temperature=cfg.temperature,
+        shown_cont = tm.generate(model, shown, _row_keys(neural.run_key(cfg.seed, _SHOWN_KEY), 0, len(shown)), cfg.block, temperature=cfg.temperature,
                                  top_k=cfg.top_k, top_p=cfg.top_p)  # fmt: skip
         texts.append(_texts(tok, shown_cont))
         kernel += time.perf_counter() - k0
@@ -461,7 +505,7 @@ def _finish(
     cols = {m: np.array([r.get(m, math.nan) for r in rows], np.float64) for m in METRICS}
     s: dict[str, Any] = {
         "corpus": cfg.corpus,
-        "generations": cfg.generations,
+        "generations": cfg.num_generations,
         "regime": cfg.regime,
         "tokenizer": cfg.tokenizer,
         "block": cfg.block,
@@ -498,38 +542,23 @@ def _samples_txt(result: LmResult) -> str:
 
 
 def _save(out: Path, result: LmResult, meta: dict[str, Any]) -> None:
-    t = len(result.metrics[METRICS[0]])
-    store.write_parquet(
-        out / "metrics.parquet",
-        {"generation": np.arange(t, dtype=np.int64), **result.metrics},
-    )
-    sizes = [len(p) for p in result.perplexities]
-    store.write_parquet(
-        out / "perplexities.parquet",
-        {
-            "generation": np.repeat(
-                np.arange(-1, t, dtype=np.int64), [len(result.real_perplexities), *sizes]
-            ),
-            "sequence": np.concatenate(
-                [np.arange(k, dtype=np.int64) for k in [len(result.real_perplexities), *sizes]]
-            ),
-            "perplexity": np.concatenate([result.real_perplexities, *result.perplexities]).astype(
-                np.float64
-            ),
-        },
-    )
-
     def write(tmp: Path) -> None:
         tmp.write_text(_samples_txt(result), encoding="utf-8")
 
     store.atomic_write(out / "samples.txt", write)
-    store.write_json(out / "summary.json", result.summary)
-    common.finish_meta(out, meta, result.timings)
+    common.save_result(out, result, meta)
 
 
 def load(out: Path) -> LmResult:
-    """The result of a complete run stored in ``out``."""
+    """The result of a complete run stored in ``out``.
+
+    Raises:
+        store.RunDirError: the directory holds no complete language-model run.
+    """
+    out = Path(out)
     meta = common.read_meta(out)
+    if meta.get("family") != "lm":
+        raise store.RunDirError(f"{out} holds a run of another family, not a language-model run")
     cfg = LmConfig.from_dict(meta["config"])
     summary = store.read_json(out / "summary.json")
     cols = store.read_parquet(out / "metrics.parquet", "SELECT * FROM t ORDER BY generation")
@@ -543,7 +572,7 @@ def load(out: Path) -> LmResult:
         cfg,
         {m: np.asarray(cols[m], np.float64) for m in METRICS},
         {k: (math.nan if v is None else float(v)) for k, v in reference.items()},
-        [values[gens == t] for t in range(cfg.generations)],
+        [values[gens == t] for t in range(cfg.num_generations)],
         values[gens == -1],
         meta["texts"],
         meta["prompts"],

@@ -24,10 +24,10 @@ are stored in ``components.parquet``, components sorted by weight (largest first
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +35,7 @@ from .. import metrics, store
 from ..config import ConfigError, MixtureConfig
 from ..kernels import mixture as kern
 from ..regimes import Regime
+from ..results import Columns, Result
 from . import _common as common
 from ._common import Progress
 
@@ -65,9 +66,10 @@ _COST_PER_POINT = 4e-8  # rough seconds per training point and component, to siz
 
 
 @dataclass
-class MixtureResult:
-    """What a mixture experiment produced."""
+class MixtureResult(Result):
+    """What a mixture experiment produced; its tables are :class:`Result`'s and ``components``."""
 
+    family: ClassVar[str] = "mixture"
     config: MixtureConfig
     generations: np.ndarray  # (R,) recorded generations
     aggregates: dict[str, dict[str, np.ndarray]]  # metric -> stat -> (R,)
@@ -77,6 +79,9 @@ class MixtureResult:
     components: dict[str, np.ndarray]
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+
+    def _stored(self) -> dict[str, Callable[[], Columns]]:
+        return {**super()._stored(), "components": lambda: _component_table(self)}
 
 
 def _accumulates(cfg: MixtureConfig) -> bool:
@@ -221,7 +226,7 @@ def iterate(
             make_plan,
             load,
             lambda: _finish(cfg, record_gens, rec),
-            _save,
+            common.save_result,
             out=out,
             resume=resume,
             threads=threads,
@@ -415,7 +420,7 @@ def summarize(
     return {key: common.finite_or_none(v) for key, v in s.items()}
 
 
-def _component_table(result: MixtureResult) -> dict[str, np.ndarray]:
+def _component_table(result: MixtureResult) -> Columns:
     """Long table of the kept chains' components (sorted by weight within each fit)."""
     comp = result.components
     kc, r, k = comp["weights"].shape
@@ -435,21 +440,6 @@ def _component_table(result: MixtureResult) -> dict[str, np.ndarray]:
     cols["cov_det"] = np.linalg.det(cv).reshape(-1)
     cols["std"] = component_scales(cv).reshape(-1)
     return cols
-
-
-def _save(out: Path, result: MixtureResult, meta: dict[str, Any]) -> None:
-    common.save_tables(
-        out,
-        result.generations,
-        METRICS,
-        result.aggregates,
-        result.trajectories,
-        result.final,
-        result.config.num_generations,
-    )
-    store.write_parquet(out / "components.parquet", _component_table(result))
-    store.write_json(out / "summary.json", result.summary)
-    common.finish_meta(out, meta, result.timings)
 
 
 def load(out: Path) -> MixtureResult:

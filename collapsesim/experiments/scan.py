@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import typing
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,29 +37,13 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from .. import metrics, store, theory
-from ..config import ConfigError, GaussianConfig, TokenConfig
+from .. import store
+from ..config import ConfigError
+from ..results import Result
 from . import _common as common
 
-__all__ = ["PARAMETERS", "ScanError", "ScanProgress", "ScanResult", "iterate", "parse_grid"]
+__all__ = ["ScanError", "ScanProgress", "ScanResult", "iterate", "parse_grid"]
 
-PARAMETERS: dict[str, dict[str, str]] = {
-    "gaussian": {
-        "samples": "num_samples",
-        "fresh-fraction": "fresh_fraction",
-        "keep-fraction": "keep_fraction",
-        "ddof": "ddof",
-    },
-    "tokens": {
-        "samples": "num_samples",
-        "fresh-fraction": "fresh_fraction",
-        "keep-fraction": "keep_fraction",
-        "temperature": "temperature",
-    },
-}
-"""Scannable parameters per family: CLI name -> configuration field."""
-
-_INTS = {"num_samples", "ddof"}
 _Z95 = 1.959963984540054
 
 
@@ -93,9 +78,7 @@ def parse_grid(family: str, specs: dict[str, str]) -> list[tuple[str, list[float
         ScanError: an unknown family or parameter, an empty or malformed list, a
             negative or repeated value, or other than one or two parameters.
     """
-    if family not in PARAMETERS:
-        raise ScanError(f"unknown family {family!r}; choose {' or '.join(PARAMETERS)}")
-    known = PARAMETERS[family]
+    known = _family(family).scan
     grid = []
     for name, text in specs.items():
         if name not in known:
@@ -109,7 +92,7 @@ def parse_grid(family: str, specs: dict[str, str]) -> list[tuple[str, list[float
             raise ScanError(f"--{name}: {text!r} is not a list of numbers") from None
         if any(not math.isfinite(v) or v < 0 for v in values):
             raise ScanError(f"--{name}: values must be finite and non-negative, got {text!r}")
-        if known[name] in _INTS and any(v != int(v) for v in values):
+        if _is_int(family, known[name]) and any(v != int(v) for v in values):
             raise ScanError(f"--{name}: values must be integers, got {text!r}")
         if len(set(values)) != len(values):
             raise ScanError(f"--{name}: values repeat in {text!r}")
@@ -119,21 +102,34 @@ def parse_grid(family: str, specs: dict[str, str]) -> list[tuple[str, list[float
     return grid
 
 
+def _family(name: str) -> Any:
+    """The scannable family called ``name``; ScanError otherwise."""
+    from ..families import FAMILIES
+
+    scannable = [f.name for f in FAMILIES.values() if f.measure is not None]
+    if name not in scannable:
+        raise ScanError(f"unknown family {name!r}; choose {', '.join(scannable)}")
+    return FAMILIES[name]
+
+
+def _is_int(family: str, field_: str) -> bool:
+    return bool(typing.get_type_hints(_family(family).config)[field_] is int)
+
+
 def _configs(
     family: str, base: dict[str, Any], grid: list[tuple[str, list[float]]]
 ) -> list[tuple[dict[str, float], Any]]:
     """Every grid point's parameters and configuration (validated up front)."""
-    cls = GaussianConfig if family == "gaussian" else TokenConfig
+    fam = _family(family)
     names = [name for name, _ in grid]
     out = []
     for combo in itertools.product(*(values for _, values in grid)):
         params = dict(zip(names, combo, strict=True))
         fields = {
-            PARAMETERS[family][k]: int(v) if PARAMETERS[family][k] in _INTS else v
-            for k, v in params.items()
+            fam.scan[k]: int(v) if _is_int(family, fam.scan[k]) else v for k, v in params.items()
         }
         try:
-            cfg = cls(**{**base, **fields})
+            cfg = fam.config(**{**base, **fields})
         except ConfigError as err:
             point = ", ".join(f"{k}={v:g}" for k, v in params.items())
             raise ScanError(f"grid point {point}: {err}") from None
@@ -142,43 +138,17 @@ def _configs(
 
 
 def measure(family: str, cfg: Any, result: Any) -> dict[str, Any]:
-    """The point's collapse rate (with its 95% interval), level and exact rate."""
-    t = cfg.num_generations
-    c = cfg.num_chains
-    if family == "gaussian":
-        ls = result.final["log_sigma"]
-        sig = result.final["sigma"]
-        rate = (math.log(cfg.sigma0) - float(ls.mean())) / t if t else math.nan
-        se = float(ls.std(ddof=1)) / math.sqrt(c) / t if t and c > 1 else math.nan
-        level, level_se = (
-            float(sig.mean()),
-            float(sig.std(ddof=1) / math.sqrt(c)) if c > 1 else math.nan,
-        )
-        try:
-            exact = theory.collapse_rate(cfg.num_samples, cfg.ddof, cfg.regime)
-        except theory.NoClosedForm:
-            exact = None
-    else:
-        h = result.final["heterozygosity"]
-        h0 = float(result.aggregates["heterozygosity"]["mean"][0])
-        mean_h = float(h.mean())
-        se_h = float(h.std(ddof=1) / math.sqrt(c)) if c > 1 else math.nan
-        if t and mean_h > 0:
-            rate = -math.log(mean_h / h0) / t
-            se = se_h / mean_h / t
-        else:
-            rate, se = math.nan, math.nan
-        level, level_se = mean_h, se_h
-        plain = cfg.regime == "replace" and cfg.smoothing == 0 and not cfg.transformed
-        exact = -math.log1p(-1.0 / cfg.num_samples) if plain and cfg.num_samples > 1 else None
+    """The point's collapse rate with its 95% interval, level and exact rate (the family's)."""
+    m = _family(family).measure(cfg, result)
+    rate, se = m["rate"], m["rate_se"]
     return {
         "rate": rate,
         "rate_se": se,
         "rate_lo": rate - _Z95 * se,
         "rate_hi": rate + _Z95 * se,
-        "level": level,
-        "level_se": level_se,
-        "theory_rate": exact,
+        "level": m["level"],
+        "level_se": m["level_se"],
+        "theory_rate": m["theory_rate"],
         "seconds": result.timings.get("seconds"),
     }
 
@@ -258,11 +228,8 @@ def iterate(
         ScanError: a grid point whose configuration is invalid (checked before any run).
         store.RunDirError: ``out`` cannot take this scan.
     """
-    from . import gaussian as gaussian_runner
-    from . import tokens as tokens_runner
-
     points = _configs(family, base, grid)
-    run_iter = gaussian_runner.iterate if family == "gaussian" else tokens_runner.iterate
+    run_iter = _family(family).iterate
     ident = {"family": family, "base": base, "grid": [[n, v] for n, v in grid]}
     if out is not None:
         out = Path(out)
@@ -306,18 +273,11 @@ def iterate(
     return res
 
 
-def _save_point(path: Path, params: dict[str, float], result: Any) -> None:
-    gens = result.generations
-    names = list(result.aggregates)
-    r = len(gens)
-    cols: dict[str, np.ndarray] = {
-        **{k: np.full(r * len(names), v, float) for k, v in params.items()},
-        "generation": np.tile(gens, len(names)),
-        "metric": np.repeat(np.array(names, dtype=object), r),
-    }
-    for stat in metrics.STATS:
-        cols[stat] = np.concatenate([result.aggregates[m][stat] for m in names])
-    store.write_parquet(path, cols)
+def _save_point(path: Path, params: dict[str, float], result: Result) -> None:
+    """Write a point's aggregates, its parameters as leading constant columns."""
+    agg = result.columns("aggregates")
+    rows = len(agg["generation"])
+    store.write_parquet(path, {**{k: np.full(rows, v, float) for k, v in params.items()}, **agg})
 
 
 def to_json(res: ScanResult) -> str:

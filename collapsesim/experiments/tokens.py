@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .. import metrics, store, theory
 from ..config import ConfigError, TokenConfig
 from ..kernels import categorical as kern
 from ..regimes import Regime
+from ..results import Columns, Result
 from . import _common as common
 from ._common import Progress
 
@@ -43,9 +44,10 @@ _SNAPSHOTS = 6
 
 
 @dataclass
-class TokenResult:
-    """What a token experiment produced."""
+class TokenResult(Result):
+    """What a token experiment produced; its tables are :class:`Result`'s and ``snapshots``."""
 
+    family: ClassVar[str] = "tokens"
     config: TokenConfig
     generations: np.ndarray  # (R,) recorded generations
     aggregates: dict[str, dict[str, np.ndarray]]  # metric -> stat -> (R,)
@@ -55,6 +57,18 @@ class TokenResult:
     snapshots: np.ndarray  # (S, K) chain 0's distribution
     summary: dict[str, Any]
     timings: dict[str, float] = field(default_factory=dict)
+
+    def _stored(self) -> dict[str, Callable[[], Columns]]:
+        return {**super()._stored(), "snapshots": self._snapshot_table}
+
+    def _snapshot_table(self) -> Columns:
+        """Long table of chain 0's whole distribution at the snapshot generations."""
+        s, k = self.snapshots.shape
+        return {
+            "generation": np.repeat(self.snapshot_generations, k),
+            "category": np.tile(np.arange(k, dtype=np.int64), s),
+            "p": self.snapshots.reshape(-1),
+        }
 
 
 def _accumulates(cfg: TokenConfig) -> bool:
@@ -120,7 +134,7 @@ def iterate(
     arrays: dict[str, np.ndarray] = {}
 
     def make_plan() -> common.Plan:
-        p0 = cfg.original()
+        p0 = cfg.p0()
         rec = np.empty((c, len(record_gens), kern.NUM_METRICS))
         rec[:, 0] = _original_metrics(p0)
         snaps = np.empty((len(snap_gens), len(p0)))
@@ -198,7 +212,7 @@ def iterate(
                 snap_gens,
                 arrays["snaps"],
             ),
-            _save,
+            common.save_result,
             out=out,
             resume=resume,
             threads=threads,
@@ -320,7 +334,8 @@ def summarize(
         "generations": t,
         "samples": n,
         "categories": len(p0),
-        "init": cfg.init,
+        "original": cfg.original,
+        "init": cfg.original,  # the option's old name, kept for one release
         "regime": cfg.regime,
         "backend": cfg.backend,
         "temperature": cfg.temperature,
@@ -384,30 +399,6 @@ def summarize(
         s["mean_final_tail1_mass"], m1, s["stderr_final_tail1_mass"]
     )
     return {key: common.finite_or_none(v) for key, v in s.items()}
-
-
-def _save(out: Path, result: TokenResult, meta: dict[str, Any]) -> None:
-    cfg = result.config
-    common.save_tables(
-        out,
-        result.generations,
-        METRICS,
-        result.aggregates,
-        result.trajectories,
-        result.final,
-        cfg.num_generations,
-    )
-    s, k = result.snapshots.shape
-    store.write_parquet(
-        out / "snapshots.parquet",
-        {
-            "generation": np.repeat(result.snapshot_generations, k),
-            "category": np.tile(np.arange(k, dtype=np.int64), s),
-            "p": result.snapshots.reshape(-1),
-        },
-    )
-    store.write_json(out / "summary.json", result.summary)
-    common.finish_meta(out, meta, result.timings)
 
 
 def load(out: Path) -> TokenResult:

