@@ -30,8 +30,8 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from collapsesim.config import GaussianConfig
 from collapsesim.experiments import gaussian as runner
+from collapsesim.families.gaussian import GaussianConfig
 from collapsesim.kernels import gaussian as kern
 from collapsesim.regimes import Regime
 

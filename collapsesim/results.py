@@ -23,12 +23,14 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
-    from .config import GaussianConfig, MixtureConfig, TokenConfig
     from .experiments.gaussian import GaussianResult
     from .experiments.lm import LmConfig, LmResult
     from .experiments.mixture import MixtureResult
     from .experiments.tokens import TokenResult
     from .experiments.vae import VaeConfig, VaeResult
+    from .families.gaussian import GaussianConfig
+    from .families.mixture import MixtureConfig
+    from .families.tokens import TokenConfig
 
 __all__ = [
     "NeuralResult",

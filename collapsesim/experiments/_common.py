@@ -238,7 +238,8 @@ class Plan:
     like); every checkpoint holds them. A batch's state is a dict of arrays: ``start``
     makes it at model 0 for chains ``[lo, hi)``, ``advance`` moves it from model ``g``
     to ``g_end``, ``snapshot`` returns what a checkpoint must hold of it at model ``g``
-    and ``restore`` rebuilds the state from that.
+    and ``restore`` rebuilds the state from that. ``finish`` builds the run's result
+    from the filled arrays once every batch has reached the last generation.
     """
 
     family: str
@@ -248,6 +249,7 @@ class Plan:
     start: Callable[[int, int], dict[str, Any]]
     advance: Callable[[dict[str, Any], int, int, int, int], None]
     block: Callable[[int, int], int]
+    finish: Callable[[], Any]
     snapshot: Callable[[dict[str, Any], int], dict[str, Any]] = field(
         default=lambda state, g: state
     )
@@ -263,6 +265,7 @@ class Finished:
     kernel_seconds: float
     meta: dict[str, Any]
     wall0: float
+    plan: Plan
 
     def timings(self) -> dict[str, float]:
         """Kernel and wall seconds of this process's part of the run."""
@@ -378,7 +381,7 @@ def drive(
         if out is not None and b + 1 < num_batches:
             checkpoint(b + 1, 0, {})
             last_ck = time.perf_counter()
-    return Finished(kernel_seconds, meta, wall0)
+    return Finished(kernel_seconds, meta, wall0, plan)
 
 
 def complete(
@@ -397,20 +400,53 @@ def complete(
     return result
 
 
-def execute(
+def run_chains(
     cfg: Any,
     make_plan: Callable[[], Plan],
     load: Callable[[Path], R],
-    finish: Callable[[], R],
-    save: Callable[[Path, R, dict[str, Any]], None],
-    **options: Any,
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    batch_chains: int | None = None,
+    block_generations: int | None = None,
+    checkpoint_seconds: float = 30.0,
 ) -> Generator[Progress, None, R]:
-    """:func:`drive` a family's run, then build its result with ``finish`` and store it.
+    """Run a chain family's experiment, yielding progress; return its result.
 
-    ``options`` are :func:`drive`'s keyword arguments. A complete run found in ``out``
-    is loaded and returned as it is.
+    Every chain family's ``iterate`` is this generator over its plan: :func:`drive` runs
+    the plan's chains, then the plan's ``finish`` builds the result, which is stamped
+    with its timings and, with ``out``, stored (tables, summary.json, run.json).
+
+    Args:
+        cfg: the experiment's configuration.
+        make_plan: builds the family's :class:`Plan` (only when there is work to do).
+        load: reads a complete run back (a complete run found in ``out`` is returned).
+        out: a run directory to store results, checkpoints and provenance in.
+        resume: continue the run stored in ``out``.
+        threads: Numba threads; None keeps Numba's setting.
+        batch_chains: chains advanced together (default: the plan's).
+        block_generations: generations per kernel call (default: the plan's blocks).
+        checkpoint_seconds: write a checkpoint at most this often (and after each batch).
+
+    Yields:
+        A :class:`Progress` after each block of generations.
+
+    Raises:
+        ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
+        store.RunDirError: ``out`` cannot take this run.
     """
-    done = yield from drive(cfg, make_plan, load, **options)
+    done = yield from drive(
+        cfg,
+        make_plan,
+        load,
+        out=out,
+        resume=resume,
+        threads=threads,
+        batch_chains=batch_chains,
+        block_generations=block_generations,
+        checkpoint_seconds=checkpoint_seconds,
+    )
     if not isinstance(done, Finished):
         return done
-    return complete(finish(), done, options.get("out"), save)
+    return complete(done.plan.finish(), done, out, save_result)

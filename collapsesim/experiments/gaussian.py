@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import metrics, store, theory
-from ..config import GaussianConfig
+from ..families.gaussian import GaussianConfig
 from ..kernels import gaussian as kern
 from ..regimes import Regime
 from ..results import Result
@@ -67,111 +67,76 @@ def _block_size(cfg: GaussianConfig, batch: int) -> int:
 
 
 def iterate(
-    cfg: GaussianConfig,
-    *,
-    out: Path | None = None,
-    resume: bool = False,
-    threads: int | None = None,
-    batch_chains: int | None = None,
-    block_generations: int | None = None,
-    checkpoint_seconds: float = 30.0,
+    cfg: GaussianConfig, **options: Any
 ) -> Generator[GaussianProgress, None, GaussianResult]:
     """Run the Gaussian experiment, yielding progress; return its result.
 
-    Args:
-        cfg: the experiment.
-        out: a run directory to store results, checkpoints and provenance in.
-        resume: continue the run stored in ``out`` (a complete one is loaded).
-        threads: Numba threads; None keeps Numba's setting.
-        batch_chains: chains advanced together (default: all, up to 2^20; fewer
-            for accumulate-subsample, whose pools must fit in 1 GiB).
-        block_generations: generations per kernel call (default: about 0.25 s of work).
-        checkpoint_seconds: write a checkpoint at most this often (and after each batch).
-
-    Yields:
-        A :class:`GaussianProgress` after each block of generations.
-
-    Returns:
-        The :class:`GaussianResult`.
-
-    Raises:
-        ConfigError: bad ``threads`` or ``batch_chains``.
-        store.RunDirError: ``out`` cannot take this run.
+    ``options`` are :func:`._common.run_chains`'s (``out``, ``resume``, ``threads``,
+    ``batch_chains`` (default: all chains, up to 2^20; fewer for accumulate-subsample,
+    whose pools must fit in 1 GiB), ``block_generations``, ``checkpoint_seconds``).
     """
+    return common.run_chains(cfg, lambda: _plan(cfg), load, **options)
+
+
+def _plan(cfg: GaussianConfig) -> common.Plan:
+    """Chains of the Numba (or JAX) kernel recording mu and log sigma where asked."""
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
-    subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
-    sufficient = cfg.resolved_method == "sufficient"
     rec_mu = np.empty((c, len(record_gens)))
     rec_ls = np.empty((c, len(record_gens)))
+    rec_mu[:, 0] = cfg.mu0
+    rec_ls[:, 0] = math.log(cfg.sigma0)
+    if cfg.backend == "jax":
+        return _jax_plan(cfg, record_gens, rec_mu, rec_ls)
+    subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
+    sufficient = cfg.resolved_method == "sufficient"
 
-    def make_plan() -> common.Plan:
-        rec_mu[:, 0] = cfg.mu0
-        rec_ls[:, 0] = math.log(cfg.sigma0)
-        if cfg.backend == "jax":
-            return _jax_plan(cfg, record_gens, rec_mu, rec_ls)
+    def start(lo: int, hi: int) -> dict[str, Any]:
+        rng, state = kern.init_chains(
+            cfg.seed, np.arange(lo, hi, dtype=np.int64), cfg.mu0, cfg.sigma0
+        )
+        out_state: dict[str, Any] = {"rng": rng, "state": state}
+        if subsample:
+            # Generation t - 1's draws fill the pool to n * t samples.
+            out_state |= {
+                "pool": np.empty((hi - lo, n * t)),
+                "pool_size": np.zeros(hi - lo, np.int64),
+            }
+        return out_state
 
-        def start(lo: int, hi: int) -> dict[str, Any]:
-            rng, state = kern.init_chains(
-                cfg.seed, np.arange(lo, hi, dtype=np.int64), cfg.mu0, cfg.sigma0
-            )
-            out_state: dict[str, Any] = {"rng": rng, "state": state}
-            if subsample:
-                # Generation t - 1's draws fill the pool to n * t samples.
-                out_state |= {
-                    "pool": np.empty((hi - lo, n * t)),
-                    "pool_size": np.zeros(hi - lo, np.int64),
-                }
-            return out_state
-
-        def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
-            kern.advance(
-                st["rng"],
-                st["state"],
-                g,
-                g_end,
-                common.slots(record_gens, g, g_end),
-                rec_mu[lo:hi],
-                rec_ls[lo:hi],
-                num_samples=n,
-                ddof=cfg.ddof,
-                regime=Regime(cfg.regime).code,
-                num_real=cfg.num_real,
-                sufficient=sufficient,
-                mu0=cfg.mu0,
-                sigma0=cfg.sigma0,
-                pool=st.get("pool"),
-                pool_size=st.get("pool_size"),
-            )
-
-        return common.Plan(
-            family="gaussian",
-            meta={
-                "method": cfg.resolved_method,
-                "num_real": cfg.num_real,
-                "record_generations": len(record_gens),
-            },
-            arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
-            default_batch=_batch_size(cfg),
-            start=start,
-            advance=advance,
-            block=lambda batch, g: _block_size(cfg, batch),
+    def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+        kern.advance(
+            st["rng"],
+            st["state"],
+            g,
+            g_end,
+            common.slots(record_gens, g, g_end),
+            rec_mu[lo:hi],
+            rec_ls[lo:hi],
+            num_samples=n,
+            ddof=cfg.ddof,
+            regime=Regime(cfg.regime).code,
+            num_real=cfg.num_real,
+            sufficient=sufficient,
+            mu0=cfg.mu0,
+            sigma0=cfg.sigma0,
+            pool=st.get("pool"),
+            pool_size=st.get("pool_size"),
         )
 
-    return (
-        yield from common.execute(
-            cfg,
-            make_plan,
-            load,
-            lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
-            common.save_result,
-            out=out,
-            resume=resume,
-            threads=threads,
-            batch_chains=batch_chains,
-            block_generations=block_generations,
-            checkpoint_seconds=checkpoint_seconds,
-        )
+    return common.Plan(
+        family="gaussian",
+        meta={
+            "method": cfg.resolved_method,
+            "num_real": cfg.num_real,
+            "record_generations": len(record_gens),
+        },
+        arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
+        default_batch=_batch_size(cfg),
+        start=start,
+        advance=advance,
+        block=lambda batch, g: _block_size(cfg, batch),
+        finish=lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
     )
 
 
@@ -228,6 +193,7 @@ def _jax_plan(
         ),
         advance=blocks.timed(advance),
         block=blocks.size,
+        finish=lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
     )
 
 

@@ -32,7 +32,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import metrics, store
-from ..config import ConfigError, MixtureConfig
+from ..config import ConfigError
+from ..families.mixture import MixtureConfig
 from ..kernels import mixture as kern
 from ..regimes import Regime
 from ..results import Columns, Result
@@ -111,43 +112,25 @@ def heldout_sample(cfg: MixtureConfig) -> np.ndarray:
     return kern.sample_mixture(w0, m0, c0, cfg.heldout, cfg.seed, HELDOUT_CHAIN)
 
 
-def iterate(
-    cfg: MixtureConfig,
-    *,
-    out: Path | None = None,
-    resume: bool = False,
-    threads: int | None = None,
-    batch_chains: int | None = None,
-    block_generations: int | None = None,
-    checkpoint_seconds: float = 30.0,
-) -> Generator[Progress, None, MixtureResult]:
+def iterate(cfg: MixtureConfig, **options: Any) -> Generator[Progress, None, MixtureResult]:
     """Run the mixture experiment, yielding progress; return its result.
 
-    Args:
-        cfg: the experiment.
-        out: a run directory to store results, checkpoints and provenance in.
-        resume: continue the run stored in ``out`` (a complete one is loaded).
-        threads: Numba threads; None keeps Numba's setting.
-        batch_chains: chains advanced together (default: all, up to 2^16; fewer for
-            the accumulate regimes, whose pools must fit in 1 GiB).
-        block_generations: generations per kernel call (default: about 0.25 s of work).
-        checkpoint_seconds: write a checkpoint at most this often (and after each batch).
-
-    Yields:
-        A :class:`Progress` after each block of generations.
-
-    Returns:
-        The :class:`MixtureResult`.
+    ``options`` are :func:`._common.run_chains`'s (``batch_chains`` defaults to all
+    chains, up to 2^16; fewer for the accumulate regimes, whose pools must fit in 1 GiB).
 
     Raises:
-        ConfigError: bad ``threads`` or sizes, or pools too large for memory.
-        store.RunDirError: ``out`` cannot take this run.
+        ConfigError: pools too large for memory (at once), or bad options.
     """
     if _accumulates(cfg) and _pool_bytes(cfg) > _POOL_LIMIT_BYTES:
         raise ConfigError(
             f"regime {cfg.regime} keeps {_pool_bytes(cfg) / 2**30:.1f} GiB of samples per "
             "chain (n x T points); reduce --samples or --generations"
         )
+    return common.run_chains(cfg, lambda: _plan(cfg), load, **options)
+
+
+def _plan(cfg: MixtureConfig) -> common.Plan:
+    """Chains of the EM kernel recording each fit where asked."""
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     k, d = cfg.num_components, cfg.dim
     w0, m0, c0 = cfg.original_params()
@@ -207,33 +190,17 @@ def iterate(
             kept=st.get("kept"),
         )
 
-    def make_plan() -> common.Plan:
-        return common.Plan(
-            family="mixture",
-            meta={"num_real": num_real, "record_generations": len(record_gens)},
-            arrays=rec,
-            default_batch=_batch_size(cfg),
-            start=start,
-            advance=advance,
-            block=lambda batch, g: _block_size(cfg, batch, g),
-            snapshot=snapshot,
-            restore=restore,
-        )
-
-    return (
-        yield from common.execute(
-            cfg,
-            make_plan,
-            load,
-            lambda: _finish(cfg, record_gens, rec),
-            common.save_result,
-            out=out,
-            resume=resume,
-            threads=threads,
-            batch_chains=batch_chains,
-            block_generations=block_generations,
-            checkpoint_seconds=checkpoint_seconds,
-        )
+    return common.Plan(
+        family="mixture",
+        meta={"num_real": num_real, "record_generations": len(record_gens)},
+        arrays=rec,
+        default_batch=_batch_size(cfg),
+        start=start,
+        advance=advance,
+        block=lambda batch, g: _block_size(cfg, batch, g),
+        finish=lambda: _finish(cfg, record_gens, rec),
+        snapshot=snapshot,
+        restore=restore,
     )
 
 

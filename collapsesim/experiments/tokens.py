@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import metrics, store, theory
-from ..config import ConfigError, TokenConfig
+from ..config import ConfigError
+from ..families.tokens import TokenConfig
 from ..kernels import categorical as kern
 from ..regimes import Regime
 from ..results import Columns, Result
@@ -103,123 +104,95 @@ def snapshot_generations(cfg: TokenConfig) -> np.ndarray:
     return np.concatenate([[0], gens])
 
 
-def iterate(
-    cfg: TokenConfig,
-    *,
-    out: Path | None = None,
-    resume: bool = False,
-    threads: int | None = None,
-    batch_chains: int | None = None,
-    block_generations: int | None = None,
-    checkpoint_seconds: float = 30.0,
-) -> Generator[Progress, None, TokenResult]:
+def iterate(cfg: TokenConfig, **options: Any) -> Generator[Progress, None, TokenResult]:
     """Run the token experiment, yielding progress; return its result.
 
-    Arguments as for :func:`collapsesim.experiments.gaussian.iterate`.
+    ``options`` are :func:`._common.run_chains`'s.
 
     Raises:
-        ConfigError: bad ``threads`` or sizes, or a pool too large for memory.
-        store.RunDirError: ``out`` cannot take this run.
+        ConfigError: a pool too large for memory (at once), or bad options.
     """
     if 4 * _capacity(cfg) > _POOL_LIMIT_BYTES:
         raise ConfigError(
             f"regime {cfg.regime} keeps {4 * _capacity(cfg) / 2**30:.1f} GiB of tokens per "
             "chain; reduce --samples or --generations"
         )
+    return common.run_chains(cfg, lambda: _plan(cfg), load, **options)
+
+
+def _plan(cfg: TokenConfig) -> common.Plan:
+    """Chains of the categorical kernel recording metrics (and chain 0's model) where asked."""
     c, n = cfg.num_chains, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
     snap_gens = snapshot_generations(cfg)
     regime = Regime(cfg.regime)
     num_real = cfg.num_real
-    arrays: dict[str, np.ndarray] = {}
+    p0 = cfg.p0()
+    rec = np.empty((c, len(record_gens), kern.NUM_METRICS))
+    rec[:, 0] = _original_metrics(p0)
+    snaps = np.empty((len(snap_gens), len(p0)))
+    snaps[0] = p0
+    arrays = {"rec": rec, "fixed_at": np.full(c, -1, np.int64), "snaps": snaps}
 
-    def make_plan() -> common.Plan:
-        p0 = cfg.p0()
-        rec = np.empty((c, len(record_gens), kern.NUM_METRICS))
-        rec[:, 0] = _original_metrics(p0)
-        snaps = np.empty((len(snap_gens), len(p0)))
-        snaps[0] = p0
-        arrays.update(p0=p0, rec=rec, fixed_at=np.full(c, -1, np.int64), snaps=snaps)
+    def finish() -> TokenResult:
+        return _finish(cfg, p0, record_gens, rec, arrays["fixed_at"], snap_gens, snaps)
 
-        if cfg.backend == "jax":
-            return _jax_plan(cfg, p0, record_gens, snap_gens, arrays)
+    if cfg.backend == "jax":
+        return _jax_plan(cfg, p0, record_gens, snap_gens, arrays, finish)
 
-        def start(lo: int, hi: int) -> dict[str, Any]:
-            rng, train, size, _ = kern.init_token_chains(
-                cfg.seed, np.arange(lo, hi, dtype=np.int64), _capacity(cfg)
-            )
-            st: dict[str, Any] = {"rng": rng, "train": train, "size": size}
-            if regime is Regime.KEEP_ORIGINAL and num_real > 0:
-                st["kept"] = np.zeros((hi - lo, num_real), np.int32)
-            return st
+    def start(lo: int, hi: int) -> dict[str, Any]:
+        rng, train, size, _ = kern.init_token_chains(
+            cfg.seed, np.arange(lo, hi, dtype=np.int64), _capacity(cfg)
+        )
+        st: dict[str, Any] = {"rng": rng, "train": train, "size": size}
+        if regime is Regime.KEEP_ORIGINAL and num_real > 0:
+            st["kept"] = np.zeros((hi - lo, num_real), np.int32)
+        return st
 
-        def snapshot(st: dict[str, Any], g: int) -> dict[str, Any]:
-            held = int(st["size"].max()) if _accumulates(cfg) else n
-            return {**st, "train": st["train"][:, :held]}
+    def snapshot(st: dict[str, Any], g: int) -> dict[str, Any]:
+        held = int(st["size"].max()) if _accumulates(cfg) else n
+        return {**st, "train": st["train"][:, :held]}
 
-        def restore(saved: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
-            train = np.zeros((hi - lo, _capacity(cfg)), np.int32)
-            train[:, : saved["train"].shape[1]] = saved["train"]
-            return {**saved, "train": train}
+    def restore(saved: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+        train = np.zeros((hi - lo, _capacity(cfg)), np.int32)
+        train[:, : saved["train"].shape[1]] = saved["train"]
+        return {**saved, "train": train}
 
-        def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
-            kern.advance_tokens(
-                st["rng"],
-                st["train"],
-                st["size"],
-                arrays["fixed_at"][lo:hi],
-                g,
-                g_end,
-                common.slots(record_gens, g, g_end),
-                rec[lo:hi],
-                num_samples=n,
-                regime=regime.code,
-                num_real=num_real,
-                p0=p0,
-                smoothing=cfg.smoothing,
-                temperature=cfg.temperature,
-                top_k=cfg.top_k,
-                top_p=cfg.top_p,
-                kept=st.get("kept"),
-                snap_slots=common.slots(snap_gens, g, g_end),
-                snaps=snaps,
-                snap_row=0 if lo == 0 else -1,
-            )
-
-        return common.Plan(
-            family="tokens",
-            meta={"num_real": num_real, "record_generations": len(record_gens)},
-            arrays={k: v for k, v in arrays.items() if k != "p0"},
-            default_batch=_batch_size(cfg),
-            start=start,
-            advance=advance,
-            block=lambda batch, g: _block_size(cfg, batch, g),
-            snapshot=snapshot,
-            restore=restore,
+    def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+        kern.advance_tokens(
+            st["rng"],
+            st["train"],
+            st["size"],
+            arrays["fixed_at"][lo:hi],
+            g,
+            g_end,
+            common.slots(record_gens, g, g_end),
+            rec[lo:hi],
+            num_samples=n,
+            regime=regime.code,
+            num_real=num_real,
+            p0=p0,
+            smoothing=cfg.smoothing,
+            temperature=cfg.temperature,
+            top_k=cfg.top_k,
+            top_p=cfg.top_p,
+            kept=st.get("kept"),
+            snap_slots=common.slots(snap_gens, g, g_end),
+            snaps=snaps,
+            snap_row=0 if lo == 0 else -1,
         )
 
-    return (
-        yield from common.execute(
-            cfg,
-            make_plan,
-            load,
-            lambda: _finish(
-                cfg,
-                arrays["p0"],
-                record_gens,
-                arrays["rec"],
-                arrays["fixed_at"],
-                snap_gens,
-                arrays["snaps"],
-            ),
-            common.save_result,
-            out=out,
-            resume=resume,
-            threads=threads,
-            batch_chains=batch_chains,
-            block_generations=block_generations,
-            checkpoint_seconds=checkpoint_seconds,
-        )
+    return common.Plan(
+        family="tokens",
+        meta={"num_real": num_real, "record_generations": len(record_gens)},
+        arrays=arrays,
+        default_batch=_batch_size(cfg),
+        start=start,
+        advance=advance,
+        block=lambda batch, g: _block_size(cfg, batch, g),
+        finish=finish,
+        snapshot=snapshot,
+        restore=restore,
     )
 
 
@@ -229,6 +202,7 @@ def _jax_plan(
     record_gens: np.ndarray,
     snap_gens: np.ndarray,
     arrays: dict[str, np.ndarray],
+    finish: Callable[[], TokenResult],
 ) -> common.Plan:
     """The same chains on the JAX backend (all local devices; keys from fold_in)."""
     from ..jaxchains import tokens as jt
@@ -270,7 +244,7 @@ def _jax_plan(
             "backend": "jax",
             "precision": precision,
         },
-        arrays={k: v for k, v in arrays.items() if k != "p0"},
+        arrays=arrays,
         default_batch=max(
             1,
             min(
@@ -284,6 +258,7 @@ def _jax_plan(
         ),
         advance=blocks.timed(advance),
         block=blocks.size,
+        finish=finish,
     )
 
 

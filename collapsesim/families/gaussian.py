@@ -3,15 +3,115 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .. import metrics, theory
-from ..config import GaussianConfig
+from ..config import (
+    BACKENDS,
+    METHODS,
+    PRECISIONS,
+    ChainConfig,
+    ConfigError,
+    opt,
+    opt_backend,
+    opt_chains,
+    opt_fresh_fraction,
+    opt_generations,
+    opt_keep_chains,
+    opt_keep_fraction,
+    opt_precision,
+    opt_record_every,
+    opt_regime,
+    opt_samples,
+    opt_seed,
+    resolve_precision,
+)
+from ..regimes import Regime, real_count, sufficient_allowed
 from ._family import Family
 from ._show import fmt, frame, ztext
 
 __all__ = ["FAMILY", "GaussianConfig", "measure", "table"]
+
+
+@dataclass(frozen=True, slots=True)
+class GaussianConfig(ChainConfig):
+    """The Gaussian chain: fit N(mu, sigma^2) to n samples, sample, refit, T times."""
+
+    num_chains: int = opt_chains(1000)
+    num_generations: int = opt_generations(1000)
+    num_samples: int = opt_samples(1000, "Training-set size n of every generation (>= 2).")
+    ddof: int = opt(0, "0: maximum-likelihood std; 1: unbiased variance.")
+    method: str = opt(
+        "auto",
+        "auto | sample | sufficient. [b]sufficient[/] draws the mean and chi-square statistic "
+        "directly (exact in distribution); auto uses it wherever it is exact.",
+    )
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    mu0: float = opt(0.0, "Mean of the original Gaussian.")
+    sigma0: float = opt(1.0, "Std of the original Gaussian.")
+    seed: int = opt_seed()
+    record_every: int = opt_record_every()
+    keep_chains: int = opt_keep_chains()
+    backend: str = opt_backend()
+    precision: str = opt_precision()
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_samples >= 2, f"samples must be at least 2, got {self.num_samples}"),
+            (self.ddof in (0, 1), f"ddof must be 0 or 1, got {self.ddof}"),
+            (
+                self.method in METHODS,
+                f"unknown method {self.method!r}; choose auto, sample or sufficient",
+            ),
+            (math.isfinite(self.mu0), f"mu0 must be finite, got {self.mu0}"),
+            (
+                math.isfinite(self.sigma0) and self.sigma0 > 0,
+                f"sigma0 must be positive and finite, got {self.sigma0}",
+            ),
+        ]
+        regime = self._validate(checks)
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r}; choose numba or jax")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"unknown precision {self.precision!r}; choose auto, float32 or float64"
+            )
+        if self.method == "sufficient" and not sufficient_allowed(regime):
+            raise ConfigError(
+                f"method 'sufficient' cannot run regime {regime.value!r}: "
+                "subsampling a pool needs the samples themselves (use --method sample)"
+            )
+        self._check_held(16)
+
+    @property
+    def resolved_method(self) -> str:
+        """``sample`` or ``sufficient``: auto takes sufficient wherever it is exact."""
+        if self.method != "auto":
+            return self.method
+        return "sufficient" if sufficient_allowed(Regime(self.regime)) else "sample"
+
+    @property
+    def num_real(self) -> int:
+        """Real samples in each training set (0 for replace and accumulate)."""
+        return real_count(
+            Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
+        )
+
+    def resolved_precision(self) -> str:
+        """float32 or float64: auto takes float64 on CPU and float32 on accelerators."""
+        return resolve_precision(self.precision)
+
+    @property
+    def values_per_record(self) -> int:
+        """Held values counted per chain and recorded generation when choosing a stride.
+
+        One, so that the default 1000 x 1000 experiment records every generation.
+        """
+        return 1
 
 
 def table(result: Any) -> Any:

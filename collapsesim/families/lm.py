@@ -2,14 +2,117 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..experiments.lm import PRESETS, LmConfig
+from .. import text as textlib
+from ..config import (
+    DECODING,
+    RUN,
+    ConfigError,
+    check_seed,
+    opt,
+    opt_fresh_fraction,
+    opt_generations,
+    opt_keep_fraction,
+    opt_regime,
+    opt_seed,
+)
+from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import fmt
 
-__all__ = ["FAMILY", "LmConfig", "table"]
+__all__ = ["FAMILY", "PRESETS", "LmConfig", "table"]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "nature-10": {"regime": "keep-original", "keep_fraction": 0.1},
+    "nature-0": {"regime": "replace"},
+}
+"""The Nature paper's two settings: 10% of the original data kept each generation, or none."""
+
+
+@dataclass(frozen=True, slots=True)
+class LmConfig:
+    """One recursive language-model experiment."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"generations": "num_generations"}
+
+    corpus: str = opt(
+        "pydoc",
+        "pydoc (CPython's documentation topics, ~465k characters) | zipf (a synthetic language "
+        "whose law is known: exact KL) | FILE of UTF-8 text.",
+    )
+    tokenizer: str = opt(
+        "chars",
+        "chars | bytes (UTF-8) | bpe (byte-pair merges of characters, learned on the corpus).",
+    )
+    bpe_merges: int = opt(256, "bpe: merges learned.", when=("tokenizer", ("bpe",)))
+    num_generations: int = opt_generations(5, "Models trained: generation 0 on real text.")
+    block: int = opt(
+        32, "Tokens per block: a prompt block, then a continuation block (context 2x)."
+    )
+    width: int = opt(64, "Model width (embedding size).")
+    heads: int = opt(4, "Attention heads (divide --width).")
+    layers: int = opt(2, "Transformer blocks.")
+    epochs: int = opt(3, "Training epochs per generation.")
+    batch_size: int = opt(64, "Minibatch size (pairs).")
+    learning_rate: float = opt(3e-3, "Adam's learning rate.")
+    temperature: float = opt(1.0, "Sampling temperature (> 0).", group=DECODING)
+    top_k: int = opt(0, "Sample among the k most probable tokens (0: off).", group=DECODING)
+    top_p: float = opt(
+        1.0, "Nucleus sampling: the smallest set with this mass (1: off).", group=DECODING
+    )
+    warm_start: bool = opt(False, "Continue from the last model instead of a fresh one.")
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    train_size: int = opt(0, "Real training pairs (0: all of the training split).", group=RUN)
+    seed: int = opt_seed()
+
+    def __post_init__(self) -> None:
+        if self.num_generations < 1:
+            raise ConfigError(f"generations must be at least 1, got {self.num_generations}")
+        for name in ("block", "width", "heads", "layers", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.width % self.heads:
+            raise ConfigError(f"width {self.width} is not a multiple of heads {self.heads}")
+        if self.tokenizer not in textlib.TOKENIZERS:
+            raise ConfigError(
+                f"unknown tokenizer {self.tokenizer!r}; choose {', '.join(textlib.TOKENIZERS)}"
+            )
+        if self.bpe_merges < 0:
+            raise ConfigError(f"bpe merges must be >= 0, got {self.bpe_merges}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(f"learning rate must be > 0, got {self.learning_rate}")
+        if not (math.isfinite(self.temperature) and self.temperature > 0):
+            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"top-k must be >= 0 (0: off), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"top-p must lie in (0, 1] (1: off), got {self.top_p}")
+        if self.train_size < 0:
+            raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
+        check_seed(self.seed)
+        real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
+
+    @property
+    def context(self) -> int:
+        """Tokens the model sees: a prompt block and a continuation block."""
+        return 2 * self.block
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as stored in run.json."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> LmConfig:
+        """Inverse of :meth:`to_dict` (and of earlier runs' field names)."""
+        return cls(**{cls.RENAMED.get(k, k): v for k, v in d.items()})
 
 
 def table(result: Any) -> Any:

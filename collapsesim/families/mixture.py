@@ -2,18 +2,251 @@
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import metrics
-from ..config import ORIGINALS, PRESETS, ConfigError, MixtureConfig, load_original
+from ..config import (
+    ChainConfig,
+    ConfigError,
+    opt,
+    opt_chains,
+    opt_fresh_fraction,
+    opt_generations,
+    opt_keep_chains,
+    opt_keep_fraction,
+    opt_record_every,
+    opt_regime,
+    opt_samples,
+    opt_seed,
+)
+from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import fmt, frame
 
 __all__ = ["FAMILY", "MixtureConfig", "measure", "prepare", "table"]
+
+
+COVARIANCES = ("full", "diag")
+INITS = ("kmeans++", "warm")
+
+ORIGINALS: dict[str, str] = {
+    "standard": "N(0, I_d), the original of Shumailov et al. (Nature 2024)'s mixture experiment",
+    "two-modes": "equal mixture of N(-2 e_1, I) and N(2 e_1, I)",
+    "rare-mode": "0.9 N(0, I) + 0.1 N(4 e_1, I / 4): a rare mode to watch disappear",
+}
+"""Original mixtures by name (``--original``), in any dimension d."""
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "nature-2024": {
+        "dim": 2,
+        "num_components": 2,
+        "original": "standard",
+        "num_samples": 1000,
+        "num_generations": 2000,
+        "covariance": "full",
+        "init": "kmeans++",
+        "regime": "replace",
+    },
+    "nature-2024-keep10": {
+        "dim": 2,
+        "num_components": 2,
+        "original": "standard",
+        "num_samples": 1000,
+        "num_generations": 2000,
+        "covariance": "full",
+        "init": "kmeans++",
+        "regime": "keep-original",
+        "keep_fraction": 0.1,
+    },
+}
+"""Experiment presets (``--preset``). ``nature-2024`` is the Gaussian-mixture experiment of
+Shumailov et al., "AI models collapse when trained on recursively generated data",
+Nature 631 (2024): d = 2, K = 2, the original N(0, I), n = 1000 samples per generation,
+2000 generations, fully synthetic data. ``nature-2024-keep10`` keeps 10% of the original
+data in every training set, the paper's mitigation for its language models."""
+
+
+def original_mixture(name: str, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return ``(weights, means, covs)`` of the named original mixture in ``dim`` dimensions.
+
+    Raises:
+        ConfigError: an unknown name or a dimension below 1.
+    """
+    if dim < 1:
+        raise ConfigError(f"dim must be at least 1, got {dim}")
+    eye = np.eye(dim)
+    e1 = eye[0]
+    if name == "standard":
+        return np.ones(1), np.zeros((1, dim)), eye[None].copy()
+    if name == "two-modes":
+        return np.array([0.5, 0.5]), np.stack([-2 * e1, 2 * e1]), np.stack([eye, eye])
+    if name == "rare-mode":
+        return np.array([0.9, 0.1]), np.stack([0 * e1, 4 * e1]), np.stack([eye, eye / 4])
+    known = ", ".join(ORIGINALS)
+    raise ConfigError(f"unknown original mixture {name!r}; choose one of {known} or a JSON file")
+
+
+def load_original(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read an original mixture from a JSON file ``{"weights", "means", "covs"}``.
+
+    ``weights`` is a list of K positive numbers summing to 1 (within 1e-9), ``means`` K
+    lists of d numbers, ``covs`` K symmetric positive-definite d x d matrices.
+
+    Raises:
+        ConfigError: an unreadable file or parameters that are not a mixture.
+    """
+    try:
+        data = json.loads(Path(path).read_text())
+    except OSError as err:
+        raise ConfigError(f"cannot read original mixture {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file of JSON") from None
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{path} is not JSON: {err.msg} (line {err.lineno})") from None
+    if not isinstance(data, dict) or not {"weights", "means", "covs"} <= set(data):
+        raise ConfigError(f"{path} must hold an object with keys weights, means and covs")
+    try:
+        w = np.asarray(data["weights"], dtype=np.float64)
+        m = np.asarray(data["means"], dtype=np.float64)
+        c = np.asarray(data["covs"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{path}: weights, means and covs must be numeric arrays") from None
+    return check_mixture(w, m, c, where=str(path))
+
+
+def check_mixture(
+    w: np.ndarray, m: np.ndarray, c: np.ndarray, *, where: str = "original mixture"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Validate mixture parameters; return them as float64 arrays.
+
+    Raises:
+        ConfigError: shapes that disagree, weights that are not a distribution, or a
+            covariance that is not symmetric positive definite.
+    """
+    w, m, c = (np.asarray(a, dtype=np.float64) for a in (w, m, c))
+    if w.ndim != 1 or m.ndim != 2 or len(w) < 1 or m.shape[0] != len(w) or m.shape[1] < 1:
+        raise ConfigError(f"{where}: need weights (K,) and means (K, d) with K, d >= 1")
+    k, d = m.shape
+    if c.shape != (k, d, d):
+        raise ConfigError(f"{where}: covs must be {k} matrices of {d} x {d}, got shape {c.shape}")
+    if not (np.all(np.isfinite(w)) and np.all(np.isfinite(m)) and np.all(np.isfinite(c))):
+        raise ConfigError(f"{where}: parameters must be finite")
+    if np.any(w <= 0) or abs(w.sum() - 1) > 1e-9:
+        raise ConfigError(f"{where}: weights must be positive and sum to 1, got {w.tolist()}")
+    if not np.allclose(c, np.swapaxes(c, 1, 2), rtol=1e-12, atol=0):
+        raise ConfigError(f"{where}: covariances must be symmetric")
+    if np.any(np.linalg.eigvalsh(c) <= 0):
+        raise ConfigError(f"{where}: covariances must be positive definite")
+    return w / w.sum(), m, c
+
+
+def _nested_tuple(a: Any) -> Any:
+    if isinstance(a, list | tuple | np.ndarray):
+        return tuple(_nested_tuple(v) for v in a)
+    return float(a)
+
+
+@dataclass(frozen=True, slots=True)
+class MixtureConfig(ChainConfig):
+    """The Gaussian-mixture chain: fit K components by EM to n samples, sample, refit."""
+
+    num_chains: int = opt_chains(100)
+    num_generations: int = opt_generations(2000)
+    num_samples: int = opt_samples(1000, "Training-set size n of every generation (>= K).")
+    num_components: int = opt(2, "Components K of every fit.", flag="--components")
+    dim: int = opt(2, "Dimension d (taken from the --original file when it is one).")
+    covariance: str = opt("full", "full | diag.")
+    init: str = opt(
+        "kmeans++",
+        "EM start: kmeans++ (scikit-learn's, on each generation's data) | warm (the previous fit).",
+    )
+    original: str = opt(
+        "standard",
+        "The original mixture: " + " | ".join(ORIGINALS) + ", or a JSON file "
+        '{"weights": [...], "means": [[...]], "covs": [[[...]]]}.',
+    )
+    # The original's parameters; () resolves the name in ``original``.
+    weights0: tuple[float, ...] = opt((), "", cli=False)
+    means0: tuple[tuple[float, ...], ...] = opt((), "", cli=False)
+    covs0: tuple[tuple[tuple[float, ...], ...], ...] = opt((), "", cli=False)
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    seed: int = opt_seed()
+    tol: float = opt(1e-3, "EM stops when the mean log-likelihood changes by less.")
+    max_iter: int = opt(100, "EM iteration cap.")
+    reg_covar: float = opt(
+        1e-6, "Added to every covariance diagonal, > 0 (scikit-learn's default)."
+    )
+    heldout: int = opt(1000, "Size of the fixed held-out sample of the original.")
+    record_every: int = opt_record_every()
+    keep_chains: int = opt_keep_chains()
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.num_components >= 1, f"components must be at least 1, got {self.num_components}"),
+            (1 <= self.dim <= 64, f"dim must lie in [1, 64], got {self.dim}"),
+            (
+                self.num_samples >= max(2, self.num_components),
+                (
+                    f"samples must be at least 2 and at least the number of components "
+                    f"({self.num_components}), got {self.num_samples}"
+                ),
+            ),
+            (
+                self.covariance in COVARIANCES,
+                f"unknown covariance {self.covariance!r}; choose full or diag",
+            ),
+            (self.init in INITS, f"unknown init {self.init!r}; choose kmeans++ or warm"),
+            (math.isfinite(self.tol) and self.tol >= 0, f"tol must be >= 0, got {self.tol}"),
+            (self.max_iter >= 1, f"max-iter must be at least 1, got {self.max_iter}"),
+            (
+                math.isfinite(self.reg_covar) and self.reg_covar > 0,
+                (
+                    f"reg-covar must be positive (it keeps collapsed components finite), "
+                    f"got {self.reg_covar}"
+                ),
+            ),
+            (self.heldout >= 1, f"heldout must be at least 1, got {self.heldout}"),
+        ]
+        self._validate(checks)
+        if not self.weights0:
+            w, m, c = original_mixture(self.original, self.dim)
+        else:
+            w, m, c = check_mixture(
+                np.asarray(self.weights0), np.asarray(self.means0), np.asarray(self.covs0)
+            )
+        if m.shape[1] != self.dim:
+            raise ConfigError(
+                f"the original mixture is {m.shape[1]}-dimensional but dim is {self.dim}"
+            )
+        object.__setattr__(self, "weights0", _nested_tuple(w))
+        object.__setattr__(self, "means0", _nested_tuple(m))
+        object.__setattr__(self, "covs0", _nested_tuple(c))
+        self._check_held(8 * self.values_per_record)
+
+    @property
+    def values_per_record(self) -> int:
+        """Numbers held per chain and recorded generation: the fit and three diagnostics."""
+        k, d = self.num_components, self.dim
+        return k * (1 + d + d * d) + 3
+
+    @property
+    def num_real(self) -> int:
+        """Real samples in each training set (0 for replace and accumulate)."""
+        return real_count(
+            Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
+        )
+
+    def original_params(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return the original mixture's ``(weights, means, covs)`` as float64 arrays."""
+        return np.array(self.weights0), np.array(self.means0), np.array(self.covs0)
 
 
 def table(result: Any) -> Any:

