@@ -280,6 +280,8 @@ def _metrics_sparse(counts, touched, num, total, p0, log_p0, rare10, rare1, out)
     out[KL] = kl
 
 
+# Kept whole: the hot loop of every token run (draws, the regime's training set, the fit
+# and the metrics of one generation share their per-chain buffers).
 @njit(**PJIT)
 def _chains(
     rng,
