@@ -143,7 +143,7 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
             kw[field_] = value
             given.add(field_)
     out: Path | None = run["out"]
-    with one_line_errors(out, distributed.DistributedError, *family.errors()):
+    with one_line_errors(out, distributed.DistributedError, *family.error_types()):
         if run["resume"] and out is None:
             raise UserError("--resume needs --out, the directory of the run to continue")
         check_plot_path(run["plot"])
@@ -170,7 +170,7 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
         if not writer:
             return
         if run["plot"] is not None:
-            family.plot(result, run["plot"])
+            family.draw(result, run["plot"])
     text = json.dumps(result.summary, allow_nan=False)
     where = f" ({family.stored} too)" if family.stored else ""
     report(run["as_json"], text, family.table(result), out, run["plot"], where)

@@ -168,6 +168,32 @@ def save_result(out: Path, result: Result, meta: dict[str, Any]) -> None:
     finish_meta(out, meta, result.timings)
 
 
+def load_chains(out: Path, family: str, names: tuple[str, ...] | list[str]) -> tuple[Any, ...]:
+    """Read a complete chain run of ``family``: ``(config dict, result fields)``.
+
+    The result fields are the keyword arguments every chain family's result takes:
+    ``generations``, ``aggregates``, ``trajectories``, ``final``, ``summary`` and
+    ``timings``, read from the tables :func:`save_tables` wrote.
+
+    Raises:
+        store.RunDirError: ``out`` holds no complete run of ``family``.
+    """
+    out = Path(out)
+    meta = read_meta(out)
+    if meta.get("family", "gaussian") != family:  # early Gaussian runs stored no family
+        raise store.RunDirError(f"{out} holds a run of another family, not a {family} run")
+    gens, aggregates, trajectories, final = load_tables(out, names)
+    fields = {
+        "generations": gens,
+        "aggregates": aggregates,
+        "trajectories": trajectories,
+        "final": final,
+        "summary": store.read_json(out / "summary.json"),
+        "timings": meta.get("timings", {}),
+    }
+    return meta["config"], fields
+
+
 def load_tables(
     out: Path, names: tuple[str, ...] | list[str]
 ) -> tuple[

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import metrics, store, theory
+from .. import metrics, theory
 from ..families.gaussian import GaussianConfig
 from ..kernels import gaussian as kern
 from ..regimes import Regime
@@ -311,20 +311,8 @@ def load(out: Path) -> GaussianResult:
     Raises:
         store.RunDirError: the directory holds no complete run.
     """
-    out = Path(out)
-    meta = common.read_meta(out)
-    if meta.get("family", "gaussian") != "gaussian":
-        raise store.RunDirError(f"{out} holds a run of another family, not a Gaussian run")
-    gens, aggregates, trajectories, final = common.load_tables(out, metrics.GAUSSIAN_METRICS)
-    return GaussianResult(
-        config=GaussianConfig.from_dict(meta["config"]),
-        generations=gens,
-        aggregates=aggregates,
-        final=final,
-        trajectories=trajectories,
-        summary=store.read_json(out / "summary.json"),
-        timings=meta.get("timings", {}),
-    )
+    config, fields = common.load_chains(out, "gaussian", metrics.GAUSSIAN_METRICS)
+    return GaussianResult(config=GaussianConfig.from_dict(config), **fields)
 
 
 def run(cfg: GaussianConfig, **kwargs: Any) -> GaussianResult:

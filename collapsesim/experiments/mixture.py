@@ -416,13 +416,10 @@ def load(out: Path) -> MixtureResult:
         store.RunDirError: the directory holds no complete mixture run.
     """
     out = Path(out)
-    meta = common.read_meta(out)
-    if meta.get("family") != "mixture":
-        raise store.RunDirError(f"{out} holds a run of another family, not a mixture run")
-    cfg = MixtureConfig.from_dict(meta["config"])
-    gens, aggregates, trajectories, final = common.load_tables(out, METRICS)
-    r = len(gens)
-    kc = trajectories[METRICS[0]].shape[0]
+    config, fields = common.load_chains(out, "mixture", METRICS)
+    cfg = MixtureConfig.from_dict(config)
+    r = len(fields["generations"])
+    kc = fields["trajectories"][METRICS[0]].shape[0]
     comp = store.read_parquet(
         out / "components.parquet", "SELECT * FROM t ORDER BY chain, generation, component"
     )
@@ -433,20 +430,12 @@ def load(out: Path) -> MixtureResult:
         for b in range(a + 1):
             v = comp[f"cov_{a}{b}" if d <= 10 else f"cov_{a}_{b}"]
             covs[:, a, b] = covs[:, b, a] = v
-    return MixtureResult(
-        config=cfg,
-        generations=gens,
-        aggregates=aggregates,
-        final=final,
-        trajectories=trajectories,
-        components={
-            "weights": comp["weight"].reshape(kc, r, k),
-            "means": means,
-            "covs": covs.reshape(kc, r, k, d, d),
-        },
-        summary=store.read_json(out / "summary.json"),
-        timings=meta.get("timings", {}),
-    )
+    components = {
+        "weights": comp["weight"].reshape(kc, r, k),
+        "means": means,
+        "covs": covs.reshape(kc, r, k, d, d),
+    }
+    return MixtureResult(config=cfg, components=components, **fields)
 
 
 def run(cfg: MixtureConfig, **kwargs: Any) -> MixtureResult:

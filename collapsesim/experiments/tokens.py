@@ -383,24 +383,16 @@ def load(out: Path) -> TokenResult:
         store.RunDirError: the directory holds no complete token run.
     """
     out = Path(out)
-    meta = common.read_meta(out)
-    if meta.get("family") != "tokens":
-        raise store.RunDirError(f"{out} holds a run of another family, not a token run")
-    gens, aggregates, trajectories, final = common.load_tables(out, METRICS)
+    config, fields = common.load_chains(out, "tokens", METRICS)
     snap = store.read_parquet(
         out / "snapshots.parquet", "SELECT * FROM t ORDER BY generation, category"
     )
     snap_gens = np.unique(snap["generation"])
     return TokenResult(
-        config=TokenConfig.from_dict(meta["config"]),
-        generations=gens,
-        aggregates=aggregates,
-        final=final,
-        trajectories=trajectories,
+        config=TokenConfig.from_dict(config),
         snapshot_generations=snap_gens,
         snapshots=snap["p"].reshape(len(snap_gens), -1),
-        summary=store.read_json(out / "summary.json"),
-        timings=meta.get("timings", {}),
+        **fields,
     )
 
 

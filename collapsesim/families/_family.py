@@ -35,7 +35,8 @@ class Family:
         kind: ``chains`` (Monte Carlo chains through the shared driver, with threads and
             checkpoints) or ``neural`` (one model trained per generation).
         table: the result as a Rich renderable for the terminal.
-        plot: writes the result's figure to a PNG path.
+        plot: ``module:function`` of the function that writes the result's figure to a
+            PNG path (imported when a figure is asked for: it brings matplotlib).
         plot_help: what ``--plot`` draws.
         presets: named settings; options given beside a preset override it.
         preset_help: what the presets are.
@@ -47,7 +48,7 @@ class Family:
         stored: where the run directory holds more than the Parquet tables (``--out``).
         progress: the progress bars the runner's reports drive (``chains``, ``vae``, ``lm``).
         seed_help: what ``--seed`` fixes, where a family's draws are not per chain.
-        errors: the family's own typed errors for bad input (imported on demand), which
+        errors: ``module:Class`` of the family's own typed errors for bad input, which
             the command line reports as one line.
         deprecated: old option names -> (field, message) kept for one release.
     """
@@ -58,7 +59,7 @@ class Family:
     help: str
     kind: str
     table: Callable[[Any], Any]
-    plot: Callable[[Any, Path], None]
+    plot: str
     plot_help: str
     presets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     preset_help: str = ""
@@ -69,8 +70,16 @@ class Family:
     stored: str = ""
     progress: str = "chains"
     seed_help: str = ""
-    errors: Callable[[], tuple[type[Exception], ...]] = tuple
+    errors: tuple[str, ...] = ()
     deprecated: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+    def draw(self, result: Any, path: Path) -> None:
+        """Write the result's figure to the PNG ``path``."""
+        _named(self.plot)(result, path)
+
+    def error_types(self) -> tuple[type[Exception], ...]:
+        """The family's own typed errors (see ``errors``)."""
+        return tuple(_named(name) for name in self.errors)
 
     def module(self) -> Any:
         """The runner module (imported on first use: it brings Numba or JAX)."""
@@ -106,3 +115,9 @@ class Family:
         if self.prepare is not None:
             merged = self.prepare(merged, given)
         return self.config(**merged)
+
+
+def _named(name: str) -> Any:
+    """The object ``module:attribute`` names."""
+    module, _, attribute = name.partition(":")
+    return getattr(importlib.import_module(module), attribute)

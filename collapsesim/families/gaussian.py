@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .. import metrics, theory
@@ -160,12 +159,6 @@ def measure(cfg: GaussianConfig, result: Any) -> dict[str, Any]:
             "theory_rate": exact}  # fmt: skip
 
 
-def _plot(result: Any, path: Path) -> None:
-    from ..plots import plot_gaussian
-
-    plot_gaussian(result, path)
-
-
 FAMILY = Family(
     name="gaussian",
     config=GaussianConfig,
@@ -176,7 +169,7 @@ With no options this is the 1000 x 1000 experiment: 1000 chains of 1000 generati
 with n = 1000, whose std collapses (E\\[sigma_1000] = 0.4721 exactly for the MLE fit).""",
     kind="chains",
     table=table,
-    plot=_plot,
+    plot="collapsesim.plots:plot_gaussian",
     plot_help="sigma over generations and the histogram of final log sigma",
     scan={
         "samples": "num_samples",

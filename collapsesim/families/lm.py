@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from .. import text as textlib
@@ -163,18 +162,6 @@ def table(result: Any) -> Any:
     return Group(out, texts)
 
 
-def _plot(result: Any, path: Path) -> None:
-    from ..plots import plot_lm
-
-    plot_lm(result, path)
-
-
-def _errors() -> tuple[type[Exception], ...]:
-    from ..text import TextDataError
-
-    return (TextDataError,)
-
-
 FAMILY = Family(
     name="lm",
     config=LmConfig,
@@ -189,7 +176,7 @@ the perplexity of the synthetic text under generation 0, distinct-n, vocabulary 
 n-gram support, repetition, and with --corpus zipf the exact KL to the true language.""",
     kind="neural",
     table=table,
-    plot=_plot,
+    plot="collapsesim.plots:plot_lm",
     plot_help="perplexity histograms under generation 0 and every metric over generations",
     presets=PRESETS,
     preset_help="[b]nature-10[/]: keep 10% of the original data every generation; "
@@ -198,5 +185,5 @@ n-gram support, repetition, and with --corpus zipf the exact KL to the true lang
     progress="lm",
     seed_help="Seed in [0, 2^64): it fixes the corpus split, every model's initial weights, "
     "minibatch order and samples, and the regime's real draws.",
-    errors=_errors,
+    errors=("collapsesim.text:TextDataError",),
 )

@@ -42,28 +42,19 @@ ORIGINALS: dict[str, str] = {
 }
 """Original mixtures by name (``--original``), in any dimension d."""
 
+_NATURE_2024: dict[str, Any] = {
+    "dim": 2,
+    "num_components": 2,
+    "original": "standard",
+    "num_samples": 1000,
+    "num_generations": 2000,
+    "covariance": "full",
+    "init": "kmeans++",
+    "regime": "replace",
+}
 PRESETS: dict[str, dict[str, Any]] = {
-    "nature-2024": {
-        "dim": 2,
-        "num_components": 2,
-        "original": "standard",
-        "num_samples": 1000,
-        "num_generations": 2000,
-        "covariance": "full",
-        "init": "kmeans++",
-        "regime": "replace",
-    },
-    "nature-2024-keep10": {
-        "dim": 2,
-        "num_components": 2,
-        "original": "standard",
-        "num_samples": 1000,
-        "num_generations": 2000,
-        "covariance": "full",
-        "init": "kmeans++",
-        "regime": "keep-original",
-        "keep_fraction": 0.1,
-    },
+    "nature-2024": _NATURE_2024,
+    "nature-2024-keep10": {**_NATURE_2024, "regime": "keep-original", "keep_fraction": 0.1},
 }
 """Experiment presets (``--preset``). ``nature-2024`` is the Gaussian-mixture experiment of
 Shumailov et al., "AI models collapse when trained on recursively generated data",
@@ -305,12 +296,6 @@ def prepare(values: dict[str, Any], given: set[str]) -> dict[str, Any]:
     return {**values, "weights0": w0.tolist(), "means0": m0.tolist(), "covs0": c0.tolist()}
 
 
-def _plot(result: Any, path: Path) -> None:
-    from ..plots import plot_mixture
-
-    plot_mixture(result, path)
-
-
 FAMILY = Family(
     name="mixture",
     config=MixtureConfig,
@@ -321,7 +306,7 @@ With no options this is the setting of Shumailov et al. (Nature 2024): d = 2, K 
 the original N(0, I), n = 1000, 2000 generations, here over 100 chains.""",
     kind="chains",
     table=table,
-    plot=_plot,
+    plot="collapsesim.plots:plot_mixture",
     plot_help="component scales and L2 distance over generations, and samples of chain 0 "
     "at a few generations",
     presets=PRESETS,

@@ -274,12 +274,6 @@ def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
     return {"rate": rate, "rate_se": se, "level": mean_h, "level_se": se_h, "theory_rate": exact}
 
 
-def _plot(result: Any, path: Path) -> None:
-    from ..plots import plot_tokens
-
-    plot_tokens(result, path)
-
-
 FAMILY = Family(
     name="tokens",
     config=TokenConfig,
@@ -290,7 +284,7 @@ Under replace with no decoding this is the Wright-Fisher model: rare tokens vani
 for ever, and each chain ends on a single token.""",
     kind="chains",
     table=table,
-    plot=_plot,
+    plot="collapsesim.plots:plot_tokens",
     plot_help="rank-frequency curves at several generations, entropy and support over generations",
     scan={
         "samples": "num_samples",

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..config import (
@@ -125,18 +124,6 @@ def table(result: Any) -> Any:
     return out
 
 
-def _plot(result: Any, path: Path) -> None:
-    from ..plots import plot_vae
-
-    plot_vae(result, path)
-
-
-def _errors() -> tuple[type[Exception], ...]:
-    from ..images import ImageDataError
-
-    return (ImageDataError,)
-
-
 FAMILY = Family(
     name="vae",
     config=VaeConfig,
@@ -150,11 +137,11 @@ Frechet distance and precision/recall against held-out real images, the class
 histogram and its entropy, and the spread of generation 0's encoder means.""",
     kind="neural",
     table=table,
-    plot=_plot,
+    plot="collapsesim.plots:plot_vae",
     plot_help="every metric over generations and samples of each generation",
     stored="sample grids in samples/",
     progress="vae",
     seed_help="Seed in [0, 2^64): it fixes the training split, every model's initial weights, "
     "minibatch order and samples, and the regime's real draws.",
-    errors=_errors,
+    errors=("collapsesim.images:ImageDataError",),
 )
