@@ -30,4 +30,32 @@ if not (_here / "kernels").is_dir() and (_here.parent / "kernels" / "_rng.py").i
 # imports only numpy and the store, so `import collapsesim` loads neither Numba nor JAX.
 from .results import Result, UnknownTableError, load, run
 
-__all__ = ["Result", "UnknownTableError", "__version__", "load", "run"]
+__all__ = [
+    "GaussianConfig",
+    "LmConfig",
+    "MixtureConfig",
+    "Result",
+    "TokenConfig",
+    "UnknownTableError",
+    "VaeConfig",
+    "__version__",
+    "load",
+    "run",
+]
+
+_CONFIGS = {
+    "GaussianConfig": "gaussian",
+    "MixtureConfig": "mixture",
+    "TokenConfig": "tokens",
+    "VaeConfig": "vae",
+    "LmConfig": "lm",
+}
+
+
+def __getattr__(name: str) -> object:
+    # The families' configurations, imported on first use (``import collapsesim`` stays light).
+    if name in _CONFIGS:
+        import importlib
+
+        return getattr(importlib.import_module(f".families.{_CONFIGS[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,13 +8,18 @@ the rows earlier models generated, under the data regime.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
 from .. import store
 from ..regimes import Regime, real_count
+
+R = TypeVar("R")
 
 
 class RegimeSettings(Protocol):
@@ -107,3 +112,124 @@ def load_generation(
             return params, [z[name] for name in names]
     except (OSError, ValueError, KeyError):
         raise store.RunDirError(f"{path} is missing or unreadable; cannot resume") from None
+
+
+@dataclass
+class Trained:
+    """What one neural generation produced: its log entries, parameters and stored arrays."""
+
+    logs: dict[str, Any]  # one JSON-ready entry per per-generation log (``rows``, ...)
+    params: dict[str, np.ndarray]  # the model's parameters
+    arrays: dict[str, np.ndarray]  # arrays stored beside them in generations/gen_NNN.npz
+    write: Callable[[Path], None] | None = None  # more files of the generation in ``out``
+
+
+@dataclass
+class NeuralPlan:
+    """What a neural family gives :func:`run_generations`.
+
+    ``meta`` goes into run.json beside the configuration; ``logs`` names the
+    per-generation lists run.json carries (the first holds one entry per finished
+    generation); ``check`` vets a resumed run.json; ``setup`` runs once the run
+    directory is ready (it may keep files there); ``restore(t, params, arrays)`` takes
+    back a stored generation (its arrays named by ``stored``); ``generation(t)`` trains
+    and samples generation t, yielding progress, and returns :class:`Trained`;
+    ``finish(logs)`` builds the result and ``save`` stores it.
+    """
+
+    family: str
+    meta: dict[str, Any]
+    logs: tuple[str, ...]
+    stored: tuple[str, ...]
+    setup: Callable[[Path | None], None]
+    restore: Callable[[int, dict[str, np.ndarray], list[np.ndarray]], None]
+    generation: Callable[[int], Generator[Any, None, Trained]]
+    finish: Callable[[dict[str, list[Any]]], Any]
+    save: Callable[[Path, Any, dict[str, Any]], None]
+    check: Callable[[dict[str, Any]], None] = lambda state: None
+
+
+def run_generations(
+    cfg: Any, plan: NeuralPlan, load: Callable[[Path], R], *, out: Path | None, resume: bool
+) -> Generator[Any, None, R]:
+    """Train a neural family generation after generation, storing each as it ends.
+
+    With ``out`` every finished generation is kept (``generations/gen_NNN.npz`` and the
+    logs in run.json), so a killed run resumes at the generation in progress; a complete
+    run found there is loaded and returned as it is.
+
+    Raises:
+        store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
+    """
+    from . import _common as common
+
+    wall0 = time.perf_counter()
+    logs: dict[str, list[Any]] = {name: [] for name in plan.logs}
+    meta: dict[str, Any] = {}
+    if out is not None:
+        out = Path(out)
+        config = cfg.to_dict()
+        resuming = store.prepare_run_dir(out, config, resume=resume)
+        if resuming:
+            state = store.read_json(out / store.RUN_FILE)
+            plan.check(state)
+            if common.is_complete(out):
+                return load(out)
+            logs = {name: list(state.get(name, [])) for name in plan.logs}
+        meta = {"config": config, "family": plan.family, **plan.meta, **logs}
+        meta = common.start_meta(out, meta, resuming)
+    plan.setup(out)
+    done = len(logs[plan.logs[0]])
+    for t in range(done):
+        assert out is not None
+        params, arrays = load_generation(out, t, *plan.stored)
+        plan.restore(t, params, arrays)
+    kernel = 0.0
+    for t in range(done, cfg.num_generations):
+        k0 = time.perf_counter()
+        trained = yield from plan.generation(t)
+        for name, entry in trained.logs.items():
+            logs[name].append(entry)
+        kernel += time.perf_counter() - k0
+        if out is not None:
+            save_generation(out, t, trained.params, **trained.arrays)
+            if trained.write is not None:
+                trained.write(out)
+            meta.update(logs)
+            store.write_json(out / store.RUN_FILE, meta)
+    result = plan.finish(logs)
+    result.timings = {"seconds": time.perf_counter() - wall0, "kernel_seconds": kernel}
+    result.summary["seconds"] = result.timings["seconds"]
+    if out is not None:
+        plan.save(out, result, meta)
+    return result
+
+
+def train(
+    model: Any,
+    last: Any,
+    data: tuple[np.ndarray, ...],
+    key: Any,
+    *,
+    warm_start: bool,
+    epochs: int,
+    progress: Callable[[int, float], Any],
+    **trainer: Any,
+) -> Generator[Any, None, list[float]]:
+    """Train a fresh ``model`` (or, warm, a copy of ``last``) for ``epochs``; yield progress.
+
+    ``trainer`` are :class:`collapsesim.models.training.Trainer`'s options (loss, batch,
+    lr, clip). Returns the epochs' mean losses.
+    """
+    from ..models import training
+
+    if warm_start and last is not None:
+        # A copy: the last model (generation 0's among them) stays as it was.
+        training.set_params(model, training.get_params(last))
+    fit = training.Trainer(model, data, key, **trainer)
+    losses: list[float] = []
+    for e in range(epochs):
+        losses.append(fit.epoch())
+        yield progress(e + 1, losses[-1])
+    fit.finish()
+    return losses

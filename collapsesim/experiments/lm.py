@@ -25,7 +25,6 @@ With ``out`` each generation's parameters and synthetic corpus are stored as it 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,88 +276,62 @@ def iterate(
         text.TextDataError: the corpus cannot be read or used.
         store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
     """
+    return neural.run_generations(cfg, _plan(cfg), load, out=out, resume=resume)
+
+
+def _plan(cfg: LmConfig) -> neural.NeuralPlan:
     from flax import nnx
 
     from ..models import training
     from ..models import transformer as tm
 
-    wall0 = time.perf_counter()
     data = _prepare(cfg)
     tok = data.tokenizer
     if cfg.top_k > tok.vocab:
         raise ConfigError(f"top-k {cfg.top_k} exceeds the vocabulary of {tok.vocab} tokens")
     n = len(data.real)
-    config_dict = cfg.to_dict()
-    rows: list[dict[str, float]] = []
-    texts: list[list[str]] = []
-    meta: dict[str, Any] = {}
-    if out is not None:
-        out = Path(out)
-        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
-        if resuming:
-            state = store.read_json(out / store.RUN_FILE)
-            if state.get("corpus_sha256") != data.corpus.sha256:
-                raise store.RunDirError(
-                    f"the corpus {cfg.corpus} changed since the run in {out} began; cannot resume"
-                )
-            if common.is_complete(out):
-                return load(out)
-            rows, texts = state.get("rows", []), state.get("texts", [])
-        meta = common.start_meta(
-            out,
-            {
-                "config": config_dict,
-                "family": "lm",
-                "corpus_source": data.corpus.source,
-                "corpus_sha256": data.corpus.sha256,
-                "tokenizer": tok.to_dict(),
-                "prompts": _texts(tok, data.test[:_SHOWN_PROMPTS, : cfg.block]),
-                "rows": rows,
-                "texts": texts,
-            },
-            resuming,
-        )
+    judge = _Judge(data)
+    shown = data.test[:_SHOWN_PROMPTS, : cfg.block]
+    samples: list[np.ndarray] = []
+    perplexities: list[np.ndarray] = []
+    held: dict[str, Any] = {"model": None, "reference": {}, "real_ppl": np.zeros(0)}
 
     def new_model(t: int) -> Any:
         rngs = nnx.Rngs(neural.generation_key(cfg.seed, t, neural.INIT))
         return tm.Transformer(tok.vocab, cfg.context, cfg.width, cfg.heads, cfg.layers, rngs=rngs)
 
-    judge = _Judge(data)
-    shown = data.test[:_SHOWN_PROMPTS, : cfg.block]
-    samples: list[np.ndarray] = []
-    perplexities: list[np.ndarray] = []
-    model: Any = None
-    done = len(rows)
-    for t in range(done):
-        assert out is not None
-        params, (s, ppl) = neural.load_generation(out, t, "samples", "gen0_ppl")
-        samples.append(s)
-        perplexities.append(ppl)
-        if t == 0 or (cfg.warm_start and t == done - 1):
-            m = new_model(t)
-            training.set_params(m, params)
-            judge.model0 = m if t == 0 else judge.model0
-            model = m
-    reference, real_ppl = judge.reference() if judge.model0 is not None else ({}, np.zeros(0))
+    def model_zero(model: Any) -> None:
+        judge.model0 = model
+        held["reference"], held["real_ppl"] = judge.reference()
 
-    kernel = 0.0
-    for t in range(done, cfg.num_generations):
-        k0 = time.perf_counter()
-        train = neural.training_set(cfg, t, data.real, samples, data.pool)
-        fresh = new_model(t)
-        if cfg.warm_start and model is not None:
-            training.set_params(fresh, training.get_params(model))  # a copy: model 0 stays
-        trainer = training.Trainer(fresh, (train,), neural.generation_key(cfg.seed, t, neural.TRAIN), loss=tm.lm_loss,
-                                   batch=cfg.batch_size, lr=cfg.learning_rate, clip=1.0)  # fmt: skip
-        losses: list[float] = []
-        for e in range(cfg.epochs):
-            losses.append(trainer.epoch())
-            yield LmProgress(t, cfg.num_generations, "train", e + 1, cfg.epochs, losses[-1])
-        trainer.finish()
-        model = fresh
+    def restore(t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray]) -> None:
+        samples.append(arrays[0])
+        perplexities.append(arrays[1])
+        m = new_model(t)
+        training.set_params(m, params)
         if t == 0:
-            judge.model0 = model
-            reference, real_ppl = judge.reference()
+            model_zero(m)
+        held["model"] = m  # warm starts continue from the last one
+
+    def check(state: dict[str, Any]) -> None:
+        if state.get("corpus_sha256") != data.corpus.sha256:
+            raise store.RunDirError(
+                f"the corpus {cfg.corpus} changed since the run began; cannot resume"
+            )
+
+    def generation(t: int) -> Generator[LmProgress, None, neural.Trained]:
+        train = neural.training_set(cfg, t, data.real, samples, data.pool)
+        model = new_model(t)
+        losses = yield from neural.train(
+            model, held["model"], (train,), neural.generation_key(cfg.seed, t, neural.TRAIN),
+            warm_start=cfg.warm_start, epochs=cfg.epochs, loss=tm.lm_loss, batch=cfg.batch_size,
+            lr=cfg.learning_rate, clip=1.0,
+            progress=lambda e, loss: LmProgress(t, cfg.num_generations, "train", e, cfg.epochs,
+                                                loss),
+        )  # fmt: skip
+        held["model"] = model
+        if t == 0:
+            model_zero(model)
         count = neural.synthetic_count(cfg, n)
         prompts = _prompts(cfg, t, train, count)
         steps = _sample(cfg, model, prompts, neural.generation_key(cfg.seed, t, neural.SAMPLE))
@@ -372,26 +345,39 @@ def iterate(
         s = np.concatenate([prompts, continuations], axis=1)
         samples.append(s)
         row, ppl = judge.measure(model, s)
-        row["train_loss"] = losses[-1]
-        row["train_size"] = float(len(train))
-        rows.append(row)
+        row |= {"train_loss": losses[-1], "train_size": float(len(train))}
         perplexities.append(ppl)
-        shown_cont = tm.generate(model, shown, _row_keys(neural.run_key(cfg.seed, _SHOWN_KEY), 0, len(shown)), cfg.block, temperature=cfg.temperature,
+        keys = _row_keys(neural.run_key(cfg.seed, _SHOWN_KEY), 0, len(shown))
+        shown_cont = tm.generate(model, shown, keys, cfg.block, temperature=cfg.temperature,
                                  top_k=cfg.top_k, top_p=cfg.top_p)  # fmt: skip
-        texts.append(_texts(tok, shown_cont))
-        kernel += time.perf_counter() - k0
-        if out is not None:
-            neural.save_generation(out, t, training.get_params(model), samples=s, gen0_ppl=ppl,
-                                   losses=np.array(losses))  # fmt: skip
-            meta["rows"] = rows
-            meta["texts"] = texts
-            store.write_json(out / store.RUN_FILE, meta)
-    result = _finish(cfg, rows, reference, perplexities, real_ppl, texts, _texts(tok, shown), data)
-    result.timings = {"seconds": time.perf_counter() - wall0, "kernel_seconds": kernel}
-    result.summary["seconds"] = result.timings["seconds"]
-    if out is not None:
-        _save(out, result, meta)
-    return result
+        return neural.Trained(
+            logs={"rows": row, "texts": _texts(tok, shown_cont)},
+            params=training.get_params(model),
+            arrays={"samples": s, "gen0_ppl": ppl, "losses": np.array(losses)},
+        )
+
+    def finish(logs: dict[str, list[Any]]) -> LmResult:
+        return _finish(cfg, logs["rows"], held["reference"], perplexities, held["real_ppl"],
+                       logs["texts"], _texts(tok, shown), data)  # fmt: skip
+
+    meta = {
+        "corpus_source": data.corpus.source,
+        "corpus_sha256": data.corpus.sha256,
+        "tokenizer": tok.to_dict(),
+        "prompts": _texts(tok, shown),
+    }
+    return neural.NeuralPlan(
+        family="lm",
+        meta=meta,
+        logs=("rows", "texts"),
+        stored=("samples", "gen0_ppl"),
+        setup=lambda out: None,
+        restore=restore,
+        generation=generation,
+        finish=finish,
+        save=_save,
+        check=check,
+    )
 
 
 def _finish(

@@ -20,7 +20,6 @@ epoch; :func:`run` drains it.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,11 +168,11 @@ def iterate(
         images.ImageDataError: the dataset cannot be read or used.
         store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
     """
-    from flax import nnx
+    return neural.run_generations(cfg, _plan(cfg), load, out=out, resume=resume)
 
-    from ..models import vae as models
 
-    wall0 = time.perf_counter()
+def _data(cfg: VaeConfig) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(dataset, real training pool, chosen real images, their labels, held-out images)``."""
     data = image_data.load(cfg.data)
     train_idx, test_idx = image_data.split(data)
     if cfg.train_size > len(train_idx):
@@ -186,133 +185,121 @@ def iterate(
         if cfg.train_size
         else np.arange(len(pool))
     )
-    real = pool[chosen]
-    real_labels = data.labels[train_idx][chosen]
     test = data.images[test_idx]
-    shape = (int(data.images.shape[1]), int(data.images.shape[2]))
-    classes = data.num_classes
-    n = len(real)
-    if n <= 3 or len(test) <= 3:
+    if len(chosen) <= 3 or len(test) <= 3:
         raise ConfigError("too few images: need more than 3 for training and held out")
+    return data, pool, pool[chosen], data.labels[train_idx][chosen], test_idx
 
-    config_dict = cfg.to_dict()
-    resuming = False
-    meta: dict[str, Any] = {}
-    rows: list[dict[str, float]] = []
-    class_rows: list[np.ndarray] = []
-    if out is not None:
-        out = Path(out)
-        resuming = store.prepare_run_dir(out, config_dict, resume=resume)
-        if resuming and common.is_complete(out):
-            return load(out)
-        if resuming:
-            state = store.read_json(out / store.RUN_FILE)
-            rows = state.get("rows", [])
-            class_rows = [np.array(c) for c in state.get("class_rows", [])]
-        meta = common.start_meta(
-            out,
-            {
-                "config": config_dict,
-                "family": "vae",
-                "data_source": data.source,
-                "rows": rows,
-                "class_rows": [c.tolist() for c in class_rows],
-            },
-            resuming,
-        )
 
-    # The classifier whose features every metric uses: trained once on the real images.
-    classifier = models.Classifier(
-        shape, classes, rngs=nnx.Rngs(neural.run_key(cfg.seed, _CLASSIFIER_INIT))
-    )
+def _classifier(cfg: VaeConfig, data: Any, real: np.ndarray, labels: np.ndarray,
+                out: Path | None) -> Any:  # fmt: skip
+    """The classifier whose features every metric uses: trained once on the real images."""
+    from flax import nnx
+
+    from ..models import vae as models
+
+    shape = (int(data.images.shape[1]), int(data.images.shape[2]))
+    rngs = nnx.Rngs(neural.run_key(cfg.seed, _CLASSIFIER_INIT))
+    classifier = models.Classifier(shape, data.num_classes, rngs=rngs)
     ck = out / "classifier.npz" if out is not None else None
     if ck is not None and ck.is_file():
         with np.load(ck) as z:
             models.set_params(classifier, {k: z[k] for k in z.files})
-    else:
-        models.fit(classifier, (_as_float(real), real_labels), neural.run_key(cfg.seed, _CLASSIFIER_TRAIN),
-                   loss=models.classifier_loss, epochs=cfg.classifier_epochs, batch=128,
-                   lr=1e-3)  # fmt: skip
-        if ck is not None:
-            params = models.get_params(classifier)
+        return classifier
+    models.fit(classifier, (_as_float(real), labels), neural.run_key(cfg.seed, _CLASSIFIER_TRAIN),
+               loss=models.classifier_loss, epochs=cfg.classifier_epochs, batch=128,
+               lr=1e-3)  # fmt: skip
+    if ck is not None:
+        params: dict[str, Any] = dict(models.get_params(classifier))
 
-            def write(tmp: Path) -> None:
-                arrays: dict[str, Any] = dict(params)
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, **arrays)
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **params)
 
-            store.atomic_write(ck, write)
-    accuracy = float(np.mean(models.predict(classifier, test) == data.labels[test_idx]))
-    judge = _Judge(classifier, test, classes)
+        store.atomic_write(ck, write)
+    return classifier
 
+
+def _plan(cfg: VaeConfig) -> neural.NeuralPlan:
+    from flax import nnx
+
+    from ..models import vae as models
+
+    data, pool, real, real_labels, test_idx = _data(cfg)
+    test = data.images[test_idx]
+    shape = (int(data.images.shape[1]), int(data.images.shape[2]))
+    n = len(real)
     samples: list[np.ndarray] = []
-    model: Any = None
-    done = len(rows)
-    for t in range(done):
-        assert out is not None
-        params, (s,) = neural.load_generation(out, t, "samples")
-        samples.append(s)
-        if t == 0 or (cfg.warm_start and t == done - 1):
-            m = models.VAE(shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
-            models.set_params(m, params)
-            if t == 0:
-                judge.encoder0 = m
-            model = m
-    reference: dict[str, float] | None = None
-    real_counts = np.zeros(classes, np.int64)
-    if judge.encoder0 is not None:
-        reference, real_counts = judge.measure(real)
+    held: dict[str, Any] = {"model": None, "judge": None, "accuracy": 0.0}
+    reference: dict[str, Any] = {}
 
-    kernel = 0.0
-    for t in range(done, cfg.num_generations):
-        k0 = time.perf_counter()
-        train = neural.training_set(cfg, t, real, samples, pool)
-        fresh_model = models.VAE(
-            shape,
-            cfg.latent,
-            cfg.widths,
-            rngs=nnx.Rngs(neural.generation_key(cfg.seed, t, neural.INIT)),
-        )
-        if cfg.warm_start and model is not None:
-            # A copy: the last model (generation 0's encoder among them) stays as it was.
-            models.set_params(fresh_model, models.get_params(model))
-        trainer = models.Trainer(fresh_model, (_as_float(train),), neural.generation_key(cfg.seed, t, neural.TRAIN),
-                                 loss=models.elbo, batch=cfg.batch_size, lr=cfg.learning_rate)  # fmt: skip
-        losses = []
-        for e in range(cfg.epochs):
-            losses.append(trainer.epoch())
-            yield VaeProgress(t, cfg.num_generations, e + 1, cfg.epochs, losses[-1])
-        trainer.finish()
-        model = fresh_model
+    def new_model(t: int) -> Any:
+        rngs = nnx.Rngs(neural.generation_key(cfg.seed, t, neural.INIT))
+        return models.VAE(shape, cfg.latent, cfg.widths, rngs=rngs)
+
+    def setup(out: Path | None) -> None:
+        classifier = _classifier(cfg, data, real, real_labels, out)
+        held["accuracy"] = float(np.mean(models.predict(classifier, test) == data.labels[test_idx]))
+        held["judge"] = _Judge(classifier, test, data.num_classes)
+
+    def model_zero(model: Any) -> None:
+        held["judge"].encoder0 = model
+        reference["row"], reference["counts"] = held["judge"].measure(real)  # the yardstick
+
+    def restore(t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray]) -> None:
+        samples.append(arrays[0])
+        m = models.VAE(shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
+        models.set_params(m, params)
         if t == 0:
-            judge.encoder0 = model
-            reference, real_counts = judge.measure(real)  # the real images' yardstick
-        s = models.sample(model, neural.generation_key(cfg.seed, t, neural.SAMPLE), neural.synthetic_count(cfg, n),
-                          mean_pixels=cfg.pixels == "mean")  # fmt: skip
+            model_zero(m)
+        held["model"] = m  # warm starts continue from the last one
+
+    def generation(t: int) -> Generator[VaeProgress, None, neural.Trained]:
+        train = neural.training_set(cfg, t, real, samples, pool)
+        model = new_model(t)
+        losses = yield from neural.train(
+            model, held["model"], (_as_float(train),),
+            neural.generation_key(cfg.seed, t, neural.TRAIN), warm_start=cfg.warm_start,
+            epochs=cfg.epochs, loss=models.elbo, batch=cfg.batch_size, lr=cfg.learning_rate,
+            progress=lambda e, loss: VaeProgress(t, cfg.num_generations, e, cfg.epochs, loss),
+        )  # fmt: skip
+        held["model"] = model
+        if t == 0:
+            model_zero(model)
+        s = models.sample(model, neural.generation_key(cfg.seed, t, neural.SAMPLE),
+                          neural.synthetic_count(cfg, n), mean_pixels=cfg.pixels == "mean")  # fmt: skip
         samples.append(s)
-        row, counts = judge.measure(s)
-        row["train_loss"] = losses[-1]
-        row["train_size"] = float(len(train))
-        rows.append(row)
-        class_rows.append(counts)
-        kernel += time.perf_counter() - k0
-        if out is not None:
-            neural.save_generation(
-                out, t, models.get_params(model), samples=s, losses=np.array(losses)
-            )
+        row, counts = held["judge"].measure(s)
+        row |= {"train_loss": losses[-1], "train_size": float(len(train))}
+
+        def write(out: Path) -> None:
             (out / "samples").mkdir(exist_ok=True)
             _grid_png(out / "samples" / f"gen_{t:03d}.png", s[:64], f"generation {t}")
-            meta["rows"] = rows
-            meta["class_rows"] = [c.tolist() for c in class_rows]
-            store.write_json(out / store.RUN_FILE, meta)
-    grids = np.array([x[:16] for x in samples])
-    assert reference is not None
-    result = _finish(cfg, rows, class_rows, reference, real_counts, grids, accuracy, data.source)
-    result.timings = {"seconds": time.perf_counter() - wall0, "kernel_seconds": kernel}
-    result.summary["seconds"] = result.timings["seconds"]
-    if out is not None:
-        common.save_result(out, result, meta)
-    return result
+
+        return neural.Trained(
+            logs={"rows": row, "class_rows": counts.tolist()},
+            params=models.get_params(model),
+            arrays={"samples": s, "losses": np.array(losses)},
+            write=write,
+        )
+
+    def finish(logs: dict[str, list[Any]]) -> VaeResult:
+        grids = np.array([x[:16] for x in samples])
+        class_rows = [np.asarray(c) for c in logs["class_rows"]]
+        return _finish(cfg, logs["rows"], class_rows, reference["row"], reference["counts"],
+                       grids, held["accuracy"], data.source)  # fmt: skip
+
+    return neural.NeuralPlan(
+        family="vae",
+        meta={"data_source": data.source},
+        logs=("rows", "class_rows"),
+        stored=("samples",),
+        setup=setup,
+        restore=restore,
+        generation=generation,
+        finish=finish,
+        save=common.save_result,
+    )
 
 
 def _finish(
