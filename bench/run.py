@@ -136,7 +136,7 @@ def progress_overhead(repeats: int) -> tuple[float, float, float]:
     """
     from rich.console import Console
 
-    from collapsesim import cli
+    from collapsesim.cli import _progress
 
     cfg = GaussianConfig(num_chains=1000, num_generations=300, num_samples=1000, method="sample")
     console = Console(file=io.StringIO(), force_terminal=True, width=120)
@@ -145,7 +145,7 @@ def progress_overhead(repeats: int) -> tuple[float, float, float]:
         runner.run(cfg)
 
     def with_bar() -> None:
-        cli._drive(runner.iterate(cfg), quiet=False, console=console)
+        _progress.drive("chains", runner.iterate(cfg), quiet=False, console=console)
 
     plain()
     with_bar()
@@ -165,7 +165,7 @@ def progress_fixed_cost(repeats: int) -> float:
     """Median seconds the progress bar adds to a run, measured on a generator that does no work."""
     from rich.console import Console
 
-    from collapsesim import cli
+    from collapsesim.cli import _progress
     from collapsesim.experiments.gaussian import GaussianProgress
 
     console = Console(file=io.StringIO(), force_terminal=True, width=120)
@@ -174,7 +174,10 @@ def progress_fixed_cost(repeats: int) -> float:
         for i in range(k):
             yield GaussianProgress(i, k, 0, i)
 
-    return median_time(lambda: cli._drive(steps(20), quiet=False, console=console), 2 * repeats)
+    def run() -> None:
+        _progress.drive("chains", steps(20), quiet=False, console=console)
+
+    return median_time(run, 2 * repeats)
 
 
 MIX_N, MIX_K, MIX_D = 1000, 2, 2

@@ -22,6 +22,7 @@ __all__ = [
     "NUM_STREAM",
     "S0",
     "S1",
+    "check_block",
     "init_streams",
 ]
 
@@ -68,3 +69,32 @@ def init_streams(seed: int, chains: np.ndarray) -> np.ndarray:
     _init_streams(np.uint64(seed), chains, rng)
     rng[:, BITS] = 1  # empty reservoir
     return rng
+
+
+def check_block(
+    rng: np.ndarray, chains: int, t_start: int, t_end: int, slots: np.ndarray, records: int
+) -> np.ndarray:
+    """Check what every kernel's ``advance`` indexes; return ``slots`` as contiguous int64.
+
+    The kernels do not bounds-check, so their wrappers call this first.
+
+    Args:
+        rng: the chains' stream states, uint64 ``(chains, NUM_STREAM)``.
+        chains: B, the chains advanced.
+        t_start: the model the chains are at; ``t_end``: the model to stop at.
+        slots: int64 ``(t_end - t_start,)``: the record column of model
+            ``t_start + j + 1``, or -1.
+        records: R, the record columns there are.
+
+    Raises:
+        ValueError: a shape, dtype or range the kernels cannot take.
+    """
+    if rng.shape != (chains, NUM_STREAM) or rng.dtype != np.uint64:
+        raise ValueError(f"rng must be uint64 of shape ({chains}, {NUM_STREAM})")
+    if not 0 <= t_start <= t_end:
+        raise ValueError("need 0 <= t_start <= t_end")
+    if slots.shape != (t_end - t_start,):
+        raise ValueError("slots must have one entry per generation advanced")
+    if slots.size and slots.max() >= records:
+        raise ValueError("a slot points past the record arrays")
+    return np.ascontiguousarray(slots, dtype=np.int64)

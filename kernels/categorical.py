@@ -42,7 +42,7 @@ from ._regimes import (
     synthetic_count,
     training_rows,
 )
-from ._streams import init_streams
+from ._streams import check_block, init_streams
 
 _U = np.uint64
 _LOW32 = _U(0xFFFFFFFF)
@@ -528,16 +528,11 @@ def advance_tokens(
     """
     b = train.shape[0]
     k = p0.shape[0]
-    if rng.shape != (b, 3) or rng.dtype != np.uint64:
-        raise ValueError("rng must be uint64 (B, 3)")
-    if train.dtype != np.int32 or size.shape != (b,) or fixed_at.shape != (b,):
-        raise ValueError("train must be int32 (B, L) with size and fixed_at (B,)")
-    if slots.shape != (t_end - t_start,):
-        raise ValueError("slots must have one entry per generation advanced")
     if records.ndim != 3 or records.shape[0] != b or records.shape[2] != NUM_METRICS:
         raise ValueError("records must be (B, R, NUM_METRICS)")
-    if slots.size and slots.max() >= records.shape[1]:
-        raise ValueError("a slot points past the records")
+    slots = check_block(rng, b, t_start, t_end, slots, records.shape[1])
+    if train.dtype != np.int32 or size.shape != (b,) or fixed_at.shape != (b,):
+        raise ValueError("train must be int32 (B, L) with size and fixed_at (B,)")
     need = num_samples * (t_end + 1) if pools(regime) else num_samples
     if train.shape[1] < need:
         raise ValueError(f"train holds {train.shape[1]} tokens per chain; this needs {need}")
@@ -565,7 +560,7 @@ def advance_tokens(
         size,
         t_start,
         t_end,
-        np.ascontiguousarray(slots, np.int64),
+        slots,
         records,
         fixed_at,
         np.ascontiguousarray(snap_slots, np.int64),

@@ -52,7 +52,7 @@ from ._regimes import (
     subsample_front,
     synthetic_count,
 )
-from ._streams import BITS, NUM_STREAM, S0, S1, init_streams
+from ._streams import BITS, S0, S1, check_block, init_streams
 
 # Columns of the per-chain float state.
 MU = 0  # mean of the current model
@@ -360,22 +360,13 @@ def advance(
         pool_size: accumulate-subsample only: int64 ``(B,)`` filled pool lengths.
     """
     # The kernels do not bounds-check: every shape and dtype they index is checked here.
-    chains = state.shape[0]
-    if rng.shape != (chains, NUM_STREAM) or rng.dtype != np.uint64:
-        raise ValueError(f"rng must be uint64 of shape ({chains}, {NUM_STREAM})")
     if state.ndim != 2 or state.shape[1] != NUM_STATE or state.dtype != np.float64:
         raise ValueError(f"state must be float64 of shape (chains, {NUM_STATE})")
-    if not 0 <= t_start <= t_end:
-        raise ValueError("need 0 <= t_start <= t_end")
-    if slots.shape != (t_end - t_start,):
-        raise ValueError("slots must have one entry per generation advanced")
-    if slots.size and slots.max() >= rec_mu.shape[1]:
-        raise ValueError("a slot points past the record arrays")
+    slots = check_block(rng, state.shape[0], t_start, t_end, slots, rec_mu.shape[1])
     if rec_mu.shape != rec_logsig.shape or rec_mu.shape[0] != state.shape[0]:
         raise ValueError("record arrays must be (chains, records) and alike")
     if num_samples - ddof < 1:
         raise ValueError("need num_samples > ddof")
-    slots = np.ascontiguousarray(slots, dtype=np.int64)
     if regime == ACCUMULATE_SUBSAMPLE:
         if sufficient:
             raise ValueError("accumulate-subsample has no sufficient-statistic form")

@@ -24,7 +24,7 @@ from ._regimes import (
     synthetic_count,
     training_rows,
 )
-from ._streams import init_streams
+from ._streams import check_block, init_streams
 from .mixture_em import (  # noqa: F401 - the fits are part of this module's interface
     DIAG,
     FULL,
@@ -268,15 +268,9 @@ def advance_mixture(
         kept: keep-original: float64 ``(B, num_real, d)`` kept original samples.
     """
     b, k, d = means.shape
-    if rng.shape != (b, 3) or rng.dtype != np.uint64:
-        raise ValueError("rng must be uint64 (B, 3)")
+    slots = check_block(rng, b, t_start, t_end, slots, records["weights"].shape[1])
     if weights.shape != (b, k) or covs.shape != (b, k, d, d):
         raise ValueError("weights, means and covs disagree in shape")
-    if slots.shape != (t_end - t_start,):
-        raise ValueError("slots must have one entry per generation advanced")
-    r = records["weights"].shape[1]
-    if slots.size and slots.max() >= r:
-        raise ValueError("a slot points past the record arrays")
     if pools(regime):
         if pool is None or pool_size is None or pool.shape[1] < num_samples * t_end:
             raise ValueError("the accumulate regimes need a pool of n * T samples per chain")
@@ -301,7 +295,7 @@ def advance_mixture(
         covs,
         t_start,
         t_end,
-        np.ascontiguousarray(slots, np.int64),
+        slots,
         records["weights"],
         records["means"],
         records["covs"],

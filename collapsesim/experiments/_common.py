@@ -298,6 +298,46 @@ class Finished:
         return {"kernel_seconds": self.kernel_seconds, "seconds": time.perf_counter() - self.wall0}
 
 
+def _open_run(out: Path, config: dict[str, Any], resume: bool) -> bool:
+    """Prepare ``out`` for the run (process 0 writes; the others read); whether it resumes."""
+    if distributed.is_writer():
+        resuming = store.prepare_run_dir(out, config, resume=resume)
+    else:
+        resuming = resume and (out / store.RUN_FILE).is_file()
+    distributed.agree({"resuming": int(resuming)}, "run directory")
+    return resuming
+
+
+@dataclass
+class _Start:
+    """Where a run starts: its batch size, first batch and generation, and the saved state."""
+
+    batch: int
+    first_batch: int = 0
+    first_gen: int = 0
+    kernel_seconds: float = 0.0
+    saved: dict[str, np.ndarray] | None = None
+
+
+def _restart(out: Path, plan: Plan, batch: int, resuming: bool) -> _Start:
+    """The resumed run's start from its checkpoint (restoring the run-wide arrays), or 0."""
+    start = _Start(batch)
+    saved = load_checkpoint(out) if resuming else None
+    if saved is not None:
+        for name, arr in plan.arrays.items():
+            arr[...] = saved[f"run_{name}"]
+        start = _Start(
+            int(saved["batch_chains"]),  # the interrupted run's batches
+            int(saved["batch"]),
+            int(saved["generation"]),
+            float(saved["kernel_seconds"]),
+            saved,
+        )
+    point = {"batch": start.first_batch, "generation": start.first_gen, "batch_chains": start.batch}
+    distributed.agree(point, "checkpoint")
+    return start
+
+
 def drive(
     cfg: Any,
     make_plan: Callable[[], Plan],
@@ -316,7 +356,8 @@ def drive(
     generations; after each block a :class:`Progress` is yielded, and with ``out`` a
     checkpoint is written at most every ``checkpoint_seconds`` (and after each batch).
     Resuming restores the run-wide arrays and the interrupted batch's state. Returns
-    :class:`Finished`, or the loaded result when ``out`` holds a complete run.
+    :class:`Finished`, or the loaded result when ``out`` holds a complete run. In a
+    multi-host run process 0 writes; the others read the run directory to resume.
 
     Raises:
         ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
@@ -326,47 +367,26 @@ def drive(
     check_sizes(batch_chains, block_generations)
     wall0 = time.perf_counter()
     config_dict = cfg.to_dict()
-    resuming = False
-    # In a multi-host run process 0 writes; the others read the run directory to resume.
     writer = distributed.is_writer()
+    resuming = False
     if out is not None:
         out = Path(out)
-        if writer:
-            resuming = store.prepare_run_dir(out, config_dict, resume=resume)
-        else:
-            resuming = resume and (out / store.RUN_FILE).is_file()
-        distributed.agree({"resuming": int(resuming)}, "run directory")
+        resuming = _open_run(out, config_dict, resume)
         if resuming and is_complete(out):
             return load(out)
     plan = make_plan()
     c, t = cfg.num_chains, cfg.num_generations
-    batch = min(batch_chains or plan.default_batch, c)
-    kernel_seconds = 0.0
-    first_batch, first_gen = 0, 0
-    saved: dict[str, np.ndarray] | None = None
+    start = _Start(min(batch_chains or plan.default_batch, c))
     meta: dict[str, Any] = {}
     if out is not None:
-        saved = load_checkpoint(out) if resuming else None
-        if saved is not None:
-            batch = int(saved["batch_chains"])  # the interrupted run's batches
-            for name, arr in plan.arrays.items():
-                arr[...] = saved[f"run_{name}"]
-            first_batch, first_gen = int(saved["batch"]), int(saved["generation"])
-            kernel_seconds = float(saved["kernel_seconds"])
-        distributed.agree(
-            {"batch": first_batch, "generation": first_gen, "batch_chains": batch},
-            "checkpoint",
-        )
+        start = _restart(out, plan, start.batch, resuming)
         if writer:
-            meta = start_meta(
-                out,
-                {"config": config_dict, "family": plan.family, **plan.meta, "batch_chains": batch},
-                resuming,
-            )
+            info = {"config": config_dict, "family": plan.family, **plan.meta}
+            meta = start_meta(out, {**info, "batch_chains": start.batch}, resuming)
+    batch, saved, kernel_seconds = start.batch, start.saved, start.kernel_seconds
 
     def checkpoint(b: int, g: int, state: dict[str, Any]) -> None:
-        assert out is not None
-        if not writer:
+        if out is None or not writer:
             return
         arrays: dict[str, Any] = {
             "batch": b,
@@ -381,14 +401,13 @@ def drive(
     total = c * t
     last_ck = time.perf_counter()
     num_batches = math.ceil(c / batch)
-    for b in range(first_batch, num_batches):
+    for b in range(start.first_batch, num_batches):
         lo, hi = b * batch, min(c, (b + 1) * batch)
-        if saved is not None and first_gen > 0:
+        if saved is not None and start.first_gen > 0:
             # Resuming mid-batch: the checkpoint holds this batch's state.
-            g = first_gen
-            state = plan.restore(
-                {k[6:]: v for k, v in saved.items() if k.startswith("state_")}, lo, hi
-            )
+            g = start.first_gen
+            state = plan.restore({k[6:]: v for k, v in saved.items() if k.startswith("state_")},
+                                 lo, hi)  # fmt: skip
         else:
             g = 0
             state = plan.start(lo, hi)

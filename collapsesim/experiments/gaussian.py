@@ -283,18 +283,27 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"]
     )
     s["z_var_final_mean"] = common.z(s["var_final_mean"], vmu, s["stderr_var_final_mean"])
-    # Quantiles: exact by characteristic-function inversion; a sample quantile's standard
-    # error in log space is sqrt(p (1 - p) / C) / f(log x_p).
+    _quantiles(cfg, s, exact=e1 is not None)
+    return {k: common.finite_or_none(v) for k, v in s.items()}
+
+
+def _quantiles(cfg: GaussianConfig, s: dict[str, Any], *, exact: bool) -> None:
+    """Add the exact 5%, 50% and 95% quantiles of sigma_T, their errors and z-scores to ``s``.
+
+    Exact by characteristic-function inversion (where theory has a closed form); a sample
+    quantile's standard error in log space is sqrt(p (1 - p) / C) / f(log x_p).
+    """
+    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     probs = (0.05, 0.5, 0.95)
     names = ("q05", "median", "q95")
     qs: np.ndarray | None = None
     dens: np.ndarray | None = None
-    if e1 is not None and t > 0:
+    if exact and t > 0:
         qs, dens = theory.quantile_std(np.array(probs), t, n, cfg.ddof, cfg.sigma0, cfg.regime)
     for k, (p, name) in enumerate(zip(probs, names, strict=True)):
         key = f"{name}_final_std"
         if qs is None or dens is None:
-            s[f"theory_{key}"] = None if t > 0 or e1 is None else cfg.sigma0
+            s[f"theory_{key}"] = None if t > 0 or not exact else cfg.sigma0
             s[f"z_{key}"] = s[f"stderr_{key}"] = None
             continue
         s[f"theory_{key}"] = float(qs[k])
@@ -302,7 +311,6 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         sim = s[key]
         s[f"stderr_{key}"] = sim * se_log if sim else None
         s[f"z_{key}"] = (math.log(sim) - math.log(qs[k])) / se_log if sim and sim > 0 else None
-    return {k: common.finite_or_none(v) for k, v in s.items()}
 
 
 def load(out: Path) -> GaussianResult:

@@ -12,7 +12,7 @@ def fmt(v: Any, digits: int = 4) -> str:
     if v is None:
         return "—"
     if isinstance(v, float):
-        return f"{v:.{digits}g}"
+        return f"{v + 0.0:.{digits}g}"  # + 0.0: no "-0" for a negative zero
     return str(v)
 
 
