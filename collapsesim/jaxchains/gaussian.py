@@ -14,7 +14,7 @@ log(M2_z / (n - ddof)) / 2`` with ``M2_z`` the standardised draws' sum of square
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from ._regimes import (
     training_stats,
 )
 
-__all__ = ["STATE", "advance", "init_state"]
+__all__ = ["STATE", "GaussianInfo", "GaussianState", "advance", "init_state"]
 
 STATE = ("mu", "log_sigma", "pool_n", "pool_mean", "pool_m2", "kept_mean", "kept_m2")
 
@@ -58,10 +58,35 @@ def _group(key: Any, k: int, sufficient: bool, dtype: Any) -> tuple[Any, Any]:
     return zbar, jnp.sum((z - zbar) ** 2)
 
 
+class GaussianState(NamedTuple):
+    """One chain's state (with a leading chain axis when vmapped).
+
+    ``t`` is the model the chain is at; the pooled statistics serve ``accumulate``, the
+    kept ones ``keep-original``, and the pool ``accumulate-subsample`` (None otherwise).
+    """
+
+    t: Any
+    mu: Any
+    log_sigma: Any
+    pool_n: Any
+    pool_mean: Any
+    pool_m2: Any
+    kept_mean: Any
+    kept_m2: Any
+    pool: Any = None
+    pool_size: Any = None
+
+
+class GaussianInfo(NamedTuple):
+    """What one generation's fit reports: the new model's mean and log std."""
+
+    mu: Any
+    log_sigma: Any
+
+
 def _step(
-    st: dict[str, Any],
     key: Any,
-    t: Any,
+    st: GaussianState,
     *,
     n: int,
     ddof: int,
@@ -71,34 +96,27 @@ def _step(
     mu0: float,
     sigma0: float,
     dtype: Any,
-) -> dict[str, Any]:
-    """One generation of one chain."""
+) -> tuple[GaussianState, GaussianInfo]:
+    """One generation of one chain: model ``st.t`` draws, the regime assembles, refit."""
     jax = _jax()
     jnp = jax.numpy
     k_model, k_real = jax.random.split(key)
-    mu, ls = st["mu"], st["log_sigma"]
+    mu, ls, t = st.mu, st.log_sigma, st.t
     if regime == ACCUMULATE_SUBSAMPLE:
         # The new draws join the pool; n of the pool are the training set.
         new = mu + jnp.exp(ls) * jax.random.normal(k_model, (n,), dtype)
-        pool, size = append(st["pool"], st["pool_size"], new)
+        pool, size = append(st.pool, st.pool_size, new)
         x = pool[subsample(k_real, pool, size, n, dtype)]
         xbar = jnp.mean(x)
         m2 = jnp.sum((x - xbar) ** 2)
-        return {
-            **st,
-            "pool": pool,
-            "pool_size": size,
-            "mu": xbar,
-            "log_sigma": 0.5 * jnp.log(m2 / (n - ddof)),
-        }
+        st = st._replace(pool=pool, pool_size=size, mu=xbar,
+                         log_sigma=0.5 * jnp.log(m2 / (n - ddof)))  # fmt: skip
+        return st._replace(t=t + 1), GaussianInfo(st.mu, st.log_sigma)
     synth = synthetic_count(regime, n, num_real)
     zbar, m2z = _group(k_model, synth, sufficient, dtype)
     if regime == REPLACE:
-        return {
-            **st,
-            "mu": mu + jnp.exp(ls) * zbar,
-            "log_sigma": ls + 0.5 * jnp.log(m2z / (n - ddof)),
-        }
+        st = st._replace(mu=mu + jnp.exp(ls) * zbar, log_sigma=ls + 0.5 * jnp.log(m2z / (n - ddof)))
+        return st._replace(t=t + 1), GaussianInfo(st.mu, st.log_sigma)
     sigma = jnp.exp(ls)
     own = (jnp.asarray(synth, dtype), mu + sigma * zbar, sigma * sigma * m2z)
 
@@ -112,16 +130,15 @@ def _step(
         own,
         merge=merge_moments,
         real=real,
-        pooled=(st["pool_n"], st["pool_mean"], st["pool_m2"]),
-        kept=(jnp.asarray(num_real, dtype), st["kept_mean"], st["kept_m2"]),
+        pooled=(st.pool_n, st.pool_mean, st.pool_m2),
+        kept=(jnp.asarray(num_real, dtype), st.kept_mean, st.kept_m2),
     )
-    out = dict(st)
     if regime == ACCUMULATE:
-        out |= dict(zip(("pool_n", "pool_mean", "pool_m2"), pooled, strict=True))
+        st = st._replace(pool_n=pooled[0], pool_mean=pooled[1], pool_m2=pooled[2])
     if regime == KEEP_ORIGINAL:
-        out |= {"kept_mean": kept[1], "kept_m2": kept[2]}
-    out |= {"mu": tmean, "log_sigma": 0.5 * jnp.log(tm2 / (tn - ddof))}
-    return out
+        st = st._replace(kept_mean=kept[1], kept_m2=kept[2])
+    st = st._replace(t=t + 1, mu=tmean, log_sigma=0.5 * jnp.log(tm2 / (tn - ddof)))
+    return st, GaussianInfo(st.mu, st.log_sigma)
 
 
 @partial(
@@ -158,11 +175,12 @@ def _advance(
 
     def one_chain(st: dict[str, Any], key: Any) -> dict[str, Any]:
         # A loop with a traced trip count: segments of any length share one compilation.
-        def body(i: Any, carry: dict[str, Any]) -> dict[str, Any]:
-            t = t0 + i.astype(jnp.uint32)
-            return _step(carry, generation_key(key, t), t, **params)
+        def body(i: Any, carry: GaussianState) -> GaussianState:
+            return _step(generation_key(key, carry.t), carry, **params)[0]
 
-        return jax.lax.fori_loop(0, steps, body, st)
+        start = GaussianState(t=t0 + jnp.zeros((), jnp.uint32), **st)
+        end = jax.lax.fori_loop(0, steps, body, start)
+        return {k: v for k, v in end._asdict().items() if k != "t" and v is not None}
 
     return jax.vmap(one_chain)(state, keys)
 

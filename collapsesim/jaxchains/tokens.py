@@ -11,7 +11,7 @@ n real tokens from the original. Metrics of recorded models are computed on the 
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from ._regimes import (
     training_stats,
 )
 from .gaussian import _jax
+
+__all__ = ["METRICS", "TokenInfo", "TokenState", "advance", "decode", "init_state"]
 
 METRICS = ("heterozygosity", "entropy", "support", "top_share", "tail10", "tail1", "tv", "kl")
 
@@ -89,7 +91,86 @@ def _metrics(p: Any, p0: Any, rare10: Any, rare1: Any) -> Any:
     )
 
 
+class TokenState(NamedTuple):
+    """One chain's state (with a leading chain axis when vmapped).
+
+    ``t`` is the model the chain is at; ``counts`` its training set's token counts (the
+    pool's when accumulating), ``kept`` the kept real counts (keep-original),
+    ``fixed_at`` the first model with a single category (-1: none yet), and the pool of
+    ``accumulate-subsample`` (None otherwise).
+    """
+
+    t: Any
+    counts: Any
+    kept: Any
+    fixed_at: Any
+    pool: Any = None
+    pool_size: Any = None
+
+
+class TokenInfo(NamedTuple):
+    """What one generation reports: whether its fit sits on a single category."""
+
+    fixed: Any
+
+
 _STATIC = ("n", "regime", "num_real", "eps", "temperature", "top_k", "top_p")
+
+
+def _model(counts: Any, eps: float, dtype: Any) -> Any:
+    """The fitted distribution: counts with additive smoothing eps, normalised."""
+    jnp = _jax().numpy
+    k = counts.shape[-1]
+    total = jnp.sum(counts).astype(dtype)
+    return (counts.astype(dtype) + eps) / (total + k * eps)
+
+
+def _step(
+    key: Any,
+    st: TokenState,
+    p0: Any,
+    *,
+    n: int,
+    regime: int,
+    num_real: int,
+    eps: float,
+    temperature: float,
+    top_k: int,
+    top_p: float,
+) -> tuple[TokenState, TokenInfo]:
+    """One generation of one chain: model ``st.t`` draws (decoded), the regime assembles."""
+    jax = _jax()
+    jnp = jax.numpy
+    k = p0.shape[-1]
+    t = st.t
+    k_model, k_real = jax.random.split(key)
+    q = decode(_model(st.counts, eps, p0.dtype), temperature, top_k, top_p)
+    # Generation 0 is real data from the original; later ones come from the model.
+    draw_from = jnp.where(t == 0, p0, q)
+    if regime == ACCUMULATE_SUBSAMPLE:
+        # The new tokens join the pool; n of the pool are the training set.
+        pool, size = append(st.pool, st.pool_size, _draw_tokens(k_model, draw_from, n))
+        idx = subsample(k_real, pool, size, n, p0.dtype)
+        st = st._replace(pool=pool, pool_size=size)
+        own = jnp.zeros(k, jnp.int32).at[pool[idx]].add(1)
+    else:
+        own = _draw(k_model, draw_from, synthetic_count(regime, n, num_real))
+    # Counts merge by addition; generation 0's accumulated pool starts empty.
+    counts, _, kept = training_stats(
+        regime,
+        t,
+        own,
+        merge=lambda a, b: a + b,
+        real=lambda: _draw(k_real, p0, num_real),
+        pooled=st.counts,
+        kept=st.kept,
+    )
+    one = jnp.zeros((), bool) if eps > 0 else jnp.sum(counts > 0) == 1
+    fixed_at = jnp.where((st.fixed_at < 0) & one, t + 1, st.fixed_at)
+    st = st._replace(t=t + 1, counts=counts, fixed_at=fixed_at)
+    if regime == KEEP_ORIGINAL:
+        st = st._replace(kept=kept)
+    return st, TokenInfo(one)
 
 
 @partial(_jax().jit, static_argnames=_STATIC)
@@ -112,55 +193,18 @@ def _advance(
 ) -> tuple[dict[str, Any], Any]:
     jax = _jax()
     jnp = jax.numpy
-    k = p0.shape[-1]
-    synth = synthetic_count(regime, n, num_real)
-
-    def model(counts: Any) -> Any:
-        total = jnp.sum(counts).astype(p0.dtype)
-        return (counts.astype(p0.dtype) + eps) / (total + k * eps)
-
-    def step(st: dict[str, Any], key: Any, t: Any) -> dict[str, Any]:
-        k_model, k_real = jax.random.split(key)
-        q = decode(model(st["counts"]), temperature, top_k, top_p)
-        # Generation 0 is real data from the original; later ones come from the model.
-        first = t == 0
-        draw_from = jnp.where(first, p0, q)
-        out = dict(st)
-        if regime == ACCUMULATE_SUBSAMPLE:
-            # The new tokens join the pool; n of the pool are the training set.
-            pool, size = append(st["pool"], st["pool_size"], _draw_tokens(k_model, draw_from, n))
-            idx = subsample(k_real, pool, size, n, p0.dtype)
-            out |= {"pool": pool, "pool_size": size}
-            own = jnp.zeros(k, jnp.int32).at[pool[idx]].add(1)
-        else:
-            own = _draw(k_model, draw_from, synth)
-        # Counts merge by addition; generation 0's accumulated pool starts empty.
-        counts, _, kept = training_stats(
-            regime,
-            t,
-            own,
-            merge=lambda a, b: a + b,
-            real=lambda: _draw(k_real, p0, num_real),
-            pooled=st["counts"],
-            kept=st["kept"],
-        )
-        if regime == KEEP_ORIGINAL:
-            out["kept"] = kept
-        out["counts"] = counts
-        one = jnp.sum(counts > 0) == 1
-        if eps > 0:
-            one = jnp.zeros((), bool)
-        out["fixed_at"] = jnp.where((st["fixed_at"] < 0) & one, t + 1, st["fixed_at"])
-        return out
+    params: dict[str, Any] = {"n": n, "regime": regime, "num_real": num_real, "eps": eps,
+              "temperature": temperature, "top_k": top_k, "top_p": top_p}  # fmt: skip
 
     def one_chain(st: dict[str, Any], key: Any) -> tuple[dict[str, Any], Any]:
         # A loop with a traced trip count: segments of any length share one compilation.
-        def body(i: Any, carry: dict[str, Any]) -> dict[str, Any]:
-            t = t0 + i.astype(jnp.int32)
-            return step(carry, generation_key(key, t), t)
+        def body(i: Any, carry: TokenState) -> TokenState:
+            return _step(generation_key(key, carry.t), carry, p0, **params)[0]
 
-        st = jax.lax.fori_loop(0, steps, body, st)
-        return st, _metrics(model(st["counts"]), p0, rare10, rare1)
+        start = TokenState(t=t0 + jnp.zeros((), jnp.int32), **st)
+        end = jax.lax.fori_loop(0, steps, body, start)
+        out = {k: v for k, v in end._asdict().items() if k != "t" and v is not None}
+        return out, _metrics(_model(end.counts, eps, p0.dtype), p0, rare10, rare1)
 
     return jax.vmap(one_chain)(state, keys)
 
