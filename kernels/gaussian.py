@@ -315,6 +315,7 @@ def init_chains(
     return rng, state
 
 
+# Long for its docstring and the checks of every array the compiled loop indexes unchecked.
 def advance(
     rng: np.ndarray,
     state: np.ndarray,

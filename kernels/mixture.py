@@ -208,6 +208,7 @@ def init_mixture_chains(
     )
 
 
+# Long for its docstring and the checks of every array the compiled loop indexes unchecked.
 def advance_mixture(
     rng: np.ndarray,
     weights: np.ndarray,

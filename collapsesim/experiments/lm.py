@@ -332,17 +332,8 @@ def _plan(cfg: LmConfig) -> neural.NeuralPlan:
         held["model"] = model
         if t == 0:
             model_zero(model)
-        count = neural.synthetic_count(cfg, n)
-        prompts = _prompts(cfg, t, train, count)
-        steps = _sample(cfg, model, prompts, neural.generation_key(cfg.seed, t, neural.SAMPLE))
-        while True:
-            try:
-                k = next(steps)
-            except StopIteration as stop:
-                continuations = stop.value
-                break
-            yield LmProgress(t, cfg.num_generations, "sample", k, count, losses[-1])
-        s = np.concatenate([prompts, continuations], axis=1)
+        prompts = _prompts(cfg, t, train, neural.synthetic_count(cfg, n))
+        s = yield from _corpus(cfg, t, model, prompts, losses[-1])
         samples.append(s)
         row, ppl = judge.measure(model, s)
         row |= {"train_loss": losses[-1], "train_size": float(len(train))}
@@ -378,6 +369,19 @@ def _plan(cfg: LmConfig) -> neural.NeuralPlan:
         save=_save,
         check=check,
     )
+
+
+def _corpus(
+    cfg: LmConfig, t: int, model: Any, prompts: np.ndarray, loss: float
+) -> Generator[LmProgress, None, np.ndarray]:
+    """Generation t's synthetic pairs: each prompt and the model's continuation of it."""
+    steps = _sample(cfg, model, prompts, neural.generation_key(cfg.seed, t, neural.SAMPLE))
+    while True:
+        try:
+            k = next(steps)
+        except StopIteration as stop:
+            return np.concatenate([prompts, stop.value], axis=1)
+        yield LmProgress(t, cfg.num_generations, "sample", k, len(prompts), loss)
 
 
 def _finish(

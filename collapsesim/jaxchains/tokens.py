@@ -225,6 +225,7 @@ def init_state(count: int, k: int, num_real: int, pool_capacity: int = 0) -> dic
     return state
 
 
+# Long for its docstring, its checks and the loops over chunks and segments around the jit step.
 def advance(
     state: dict[str, np.ndarray],
     seed: int,
