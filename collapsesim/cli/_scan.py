@@ -163,7 +163,7 @@ def add_scan(app: typer.Typer) -> None:
         if scans:
             text += f" A comma-separated list scans over it ({', '.join(scans)})."
         if name in _DEFAULTS:
-            text += f" [default: {_DEFAULTS[name]}]"
+            text += f" \\[default: {_DEFAULTS[name]}]"
         ann = Annotated[str | None, typer.Option(flag, help=text, rich_help_panel=group)]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None,
                                         annotation=ann))  # fmt: skip
@@ -193,7 +193,10 @@ def add_scan(app: typer.Typer) -> None:
     scan.__doc__ = """Scan the collapse rate over a grid of one or two parameters.
 
 Each family measures a rate with a 95% interval and a level at the last generation:
-gaussian the rate -dE[log sigma]/dt and the mean std; tokens the rate -d log E[H]/dt
+gaussian the rate -dE\\[log sigma]/dt and the mean std; tokens the rate -d log E\\[H]/dt
 of the heterozygosity H = 1 - sum p^2 and the mean H; mixture the rate of the log
-component std and its mean. Over n a power law rate ~ n^b is fitted (theory: b = -1)."""
+component std and its mean. Over n a power law rate ~ n^b is fitted (theory: b = -1).
+
+Options not given take the family's defaults (see collapsesim FAMILY --help), except
+--generations (200 here)."""
     app.command(name="scan", help=reflow(scan.__doc__))(scan)
