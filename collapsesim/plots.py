@@ -67,6 +67,13 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
     ax.set_title(f"{cfg.regime}, n = {cfg.num_samples}, ddof {cfg.ddof}, {cfg.num_chains} chains")
     ax.legend(loc="lower left", fontsize="small")
 
+    _final_log_sigma(bx, result)
+    _write_png(fig, path)
+
+
+def _final_log_sigma(bx: Any, result: GaussianResult) -> None:
+    """The histogram of final log sigma across chains, with the exact mean and spread."""
+    cfg = result.config
     final = result.final["log_sigma"]
     finite = final[np.isfinite(final)]
     bx.hist(
@@ -100,8 +107,6 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
     bx.set_ylabel("density")
     bx.set_title("final log std across chains")
     bx.legend(fontsize="small")
-
-    _write_png(fig, path)
 
 
 def _write_png(fig: Any, path: Path) -> None:
@@ -140,7 +145,6 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     from .experiments.mixture import component_scales
-    from .kernels.mixture import sample_mixture
 
     cfg = result.config
     gens = result.generations
@@ -184,6 +188,17 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     bx.set_title("distance to the original, and its tails")
     bx.legend(loc="upper left", fontsize="small")
 
+    _mixture_samples(cx, result, shown, plt)
+    _write_png(fig, path)
+
+
+def _mixture_samples(cx: Any, result: MixtureResult, shown: int, plt: Any) -> None:
+    """1000 points of chain 0's fit at four generations over the original's 3-sigma region."""
+    from .kernels.mixture import sample_mixture
+
+    cfg = result.config
+    gens = result.generations
+    comp = result.components
     w0, m0, c0 = cfg.original_params()
     if shown:
         picks = sorted({0, len(gens) // 10, len(gens) // 2, len(gens) - 1})
@@ -214,7 +229,6 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     else:
         cx.text(0.5, 0.5, "no chain kept (--keep-chains 0)", ha="center", transform=cx.transAxes)
         cx.set_axis_off()
-    _write_png(fig, path)
 
 
 def plot_tokens(result: TokenResult, path: Path) -> None:

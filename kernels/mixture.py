@@ -31,12 +31,11 @@ from .mixture_em import (  # noqa: F401 - the fits are part of this module's int
     _check_params,
     _cholesky,
     _fit,
-    _init_kmeanspp,
     _sample,
     fit_em,
-    kmeanspp_init,
 )
 from .mixture_eval import evaluate_fits, tail_directions  # noqa: F401 - likewise the metrics
+from .mixture_init import _init_kmeanspp, kmeanspp_init  # noqa: F401 - part of the interface
 
 
 def sample_mixture(

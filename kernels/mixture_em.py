@@ -1,4 +1,4 @@
-"""Gaussian-mixture fits by EM, k-means++ starts and draws from a mixture, for one chain.
+"""Gaussian-mixture fits by EM and draws from a mixture, for one chain (starts: mixture_init).
 
 The EM follows scikit-learn's ``GaussianMixture`` step for step, so that given the same
 data and the same initial parameters both reach the same fit: log-sum-exp
@@ -6,10 +6,7 @@ responsibilities from Cholesky factors of the covariances; an M-step with
 ``nk = sum_i r_ik + 10 eps`` (so a component that loses all its points keeps a zero
 mean and a ``reg_covar`` covariance instead of producing NaN, as scikit-learn does)
 and ``reg_covar`` added to every covariance diagonal; iterations until the mean
-log-likelihood changes by less than ``tol``, at most ``max_iter`` of them. The
-k-means++ start is scikit-learn's greedy variant (``2 + log K`` candidates per centre)
-driven by the chain's own random stream, and the responsibilities it implies are
-scikit-learn's (one point per component).
+log-likelihood changes by less than ``tol``, at most ``max_iter`` of them.
 
 Parameters of K components in d dimensions are ``weights (K,)``, ``means (K, d)`` and
 ``covs (K, d, d)``; diagonal fits keep full-shaped covariance arrays with zero
@@ -18,8 +15,6 @@ off-diagonals, which costs nothing at d <= 2 and keeps one code path.
 References:
     A. P. Dempster, N. M. Laird and D. B. Rubin, "Maximum likelihood from incomplete
     data via the EM algorithm", J. R. Stat. Soc. B 39(1), 1-38 (1977).
-    D. Arthur and S. Vassilvitskii, "k-means++: the advantages of careful seeding",
-    SODA 2007.
     F. Pedregosa et al., "Scikit-learn: machine learning in Python", JMLR 12 (2011),
     ``sklearn.mixture.GaussianMixture``.
 """
@@ -312,85 +307,6 @@ def _fit(x, weights, means, covs, cov_type, tol, max_iter, reg_covar, scratch, c
 
 
 @njit(**JIT)
-def _kmeans_plusplus(x, k_count, s0, s1, centres_idx):
-    """scikit-learn's greedy k-means++: fill ``centres_idx`` (K,) with chosen row indices."""
-    n, d = x.shape
-    trials = 2 + int(math.log(k_count))
-    first, s0, s1 = _rng.integer_below(np.uint64(n), s0, s1)
-    centres_idx[0] = np.int64(first)
-    closest = np.empty(n)
-    pot = 0.0
-    for i in range(n):
-        s = 0.0
-        for j in range(d):
-            t = x[i, j] - x[centres_idx[0], j]
-            s += t * t
-        closest[i] = s
-        pot += s
-    cand_d = np.empty((trials, n))
-    cand_idx = np.empty(trials, np.int64)
-    cum = np.empty(n)
-    for c in range(1, k_count):
-        acc = 0.0
-        for i in range(n):
-            acc += closest[i]
-            cum[i] = acc
-        best_pot = np.inf
-        best_t = 0
-        for t in range(trials):
-            u, s0, s1 = _rng.uniform(s0, s1)
-            idx = np.searchsorted(cum, u * pot)
-            cand_idx[t] = min(idx, n - 1)
-            p = 0.0
-            for i in range(n):
-                s = 0.0
-                for j in range(d):
-                    v = x[i, j] - x[cand_idx[t], j]
-                    s += v * v
-                s = min(s, closest[i])
-                cand_d[t, i] = s
-                p += s
-            if p < best_pot:
-                best_pot = p
-                best_t = t
-        centres_idx[c] = cand_idx[best_t]
-        pot = best_pot
-        for i in range(n):
-            closest[i] = cand_d[best_t, i]
-    return s0, s1
-
-
-@njit(**JIT)
-def _init_kmeanspp(x, cov_type, reg_covar, weights, means, covs, s0, s1):
-    """Initial parameters from k-means++ centres, as scikit-learn derives them.
-
-    scikit-learn gives each centre's point responsibility 1 for its component and runs
-    its M-step; with one-hot responsibilities that M-step reduces, term for term, to
-    ``nk = 1 + 10 eps``, ``mean = x_c / nk``, ``cov = (x_c - mean)(x_c - mean)^T / nk +
-    reg_covar I`` and equal weights, computed here directly.
-    """
-    k_count, d = means.shape
-    idx = np.empty(k_count, np.int64)
-    s0, s1 = _kmeans_plusplus(x, k_count, s0, s1, idx)
-    nk = 1.0 + _EPS10
-    for k in range(k_count):
-        row = idx[k]
-        for j in range(d):
-            means[k, j] = x[row, j] / nk
-        for a in range(d):
-            da = x[row, a] - means[k, a]
-            for b in range(a + 1):
-                v = 0.0
-                if cov_type == FULL or a == b:
-                    v = da * (x[row, b] - means[k, b]) / nk
-                covs[k, a, b] = v
-                covs[k, b, a] = v
-            covs[k, a, a] += reg_covar
-        weights[k] = nk / (k_count * nk)
-    return s0, s1
-
-
-@njit(**JIT)
 def _sample(weights, means, chol, out, s0, s1):
     """Draw ``out.shape[0]`` points from the mixture; ``chol`` holds the covariance factors."""
     n, d = out.shape
@@ -489,37 +405,3 @@ def fit_em(
         "lower_bound": float(lower),
         "trace": trace[:n_iter].copy(),
     }
-
-
-def kmeanspp_init(
-    x: np.ndarray,
-    num_components: int,
-    seed: int,
-    chain: int,
-    *,
-    covariance_type: str = "full",
-    reg_covar: float = 1e-6,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return scikit-learn-style k-means++ initial ``(weights, means, covs)`` for ``x``.
-
-    The centres are drawn from chain ``chain``'s stream of ``seed``.
-    """
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    n, d = x.shape
-    if not 1 <= num_components <= n:
-        raise ValueError(f"need 1 <= components <= samples, got {num_components} and {n}")
-    w = np.empty(num_components)
-    m = np.empty((num_components, d))
-    c = np.empty((num_components, d, d))
-    s0, s1 = _rng.stream_state(np.uint64(seed), np.uint64(chain))
-    _init_kmeanspp(
-        x,
-        FULL if covariance_type == "full" else DIAG,
-        float(reg_covar),
-        w,
-        m,
-        c,
-        np.uint64(s0),
-        np.uint64(s1),
-    )
-    return w, m, c
