@@ -54,8 +54,6 @@ _CONFIGS = {
 
 def __getattr__(name: str) -> object:
     # The families' configurations, imported on first use (``import collapsesim`` stays light).
-    if name in _CONFIGS:
-        import importlib
+    from ._lazy import family_attribute
 
-        return getattr(importlib.import_module(f".families.{_CONFIGS[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return family_attribute(__name__, _CONFIGS, name)

@@ -302,8 +302,6 @@ _MOVED = {
 
 def __getattr__(name: str) -> Any:
     # Each family's configuration lives in its family module; the names stay readable here.
-    if name in _MOVED:
-        import importlib
+    from ._lazy import family_attribute
 
-        return getattr(importlib.import_module(f".families.{_MOVED[name]}", __package__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return family_attribute(__name__, _MOVED, name)

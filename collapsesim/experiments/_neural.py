@@ -131,8 +131,9 @@ class NeuralPlan:
     ``meta`` goes into run.json beside the configuration; ``logs`` names the
     per-generation lists run.json carries (the first holds one entry per finished
     generation); ``check`` vets a resumed run.json; ``setup`` runs once the run
-    directory is ready (it may keep files there); ``restore(t, params, arrays)`` takes
-    back a stored generation (its arrays named by ``stored``); ``generation(t)`` trains
+    directory is ready (it may keep files there); ``restore(t, params, arrays, last)``
+    takes back a stored generation (its arrays named by ``stored``; ``last`` for the
+    newest, which a warm start continues from); ``generation(t)`` trains
     and samples generation t, yielding progress, and returns :class:`Trained`;
     ``finish(logs)`` builds the result and ``save`` stores it.
     """
@@ -142,7 +143,7 @@ class NeuralPlan:
     logs: tuple[str, ...]
     stored: tuple[str, ...]
     setup: Callable[[Path | None], None]
-    restore: Callable[[int, dict[str, np.ndarray], list[np.ndarray]], None]
+    restore: Callable[[int, dict[str, np.ndarray], list[np.ndarray], bool], None]
     generation: Callable[[int], Generator[Any, None, Trained]]
     finish: Callable[[dict[str, list[Any]]], Any]
     save: Callable[[Path, Any, dict[str, Any]], None]
@@ -183,7 +184,7 @@ def run_generations(
     for t in range(done):
         assert out is not None
         params, arrays = load_generation(out, t, *plan.stored)
-        plan.restore(t, params, arrays)
+        plan.restore(t, params, arrays, t == done - 1)
     kernel = 0.0
     for t in range(done, cfg.num_generations):
         k0 = time.perf_counter()

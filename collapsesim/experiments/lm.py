@@ -304,14 +304,17 @@ def _plan(cfg: LmConfig) -> neural.NeuralPlan:
         judge.model0 = model
         held["reference"], held["real_ppl"] = judge.reference()
 
-    def restore(t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray]) -> None:
+    def restore(
+        t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray], last: bool
+    ) -> None:
         samples.append(arrays[0])
         perplexities.append(arrays[1])
-        m = new_model(t)
-        training.set_params(m, params)
-        if t == 0:
-            model_zero(m)
-        held["model"] = m  # warm starts continue from the last one
+        if t == 0 or (last and cfg.warm_start):  # the only models a resumed run reads
+            m = new_model(t)
+            training.set_params(m, params)
+            if t == 0:
+                model_zero(m)
+            held["model"] = m
 
     def check(state: dict[str, Any]) -> None:
         if state.get("corpus_sha256") != data.corpus.sha256:

@@ -246,13 +246,16 @@ def _plan(cfg: VaeConfig) -> neural.NeuralPlan:
         held["judge"].encoder0 = model
         reference["row"], reference["counts"] = held["judge"].measure(real)  # the yardstick
 
-    def restore(t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray]) -> None:
+    def restore(
+        t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray], last: bool
+    ) -> None:
         samples.append(arrays[0])
-        m = models.VAE(shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
-        models.set_params(m, params)
-        if t == 0:
-            model_zero(m)
-        held["model"] = m  # warm starts continue from the last one
+        if t == 0 or (last and cfg.warm_start):  # the only models a resumed run reads
+            m = models.VAE(shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
+            models.set_params(m, params)
+            if t == 0:
+                model_zero(m)
+            held["model"] = m
 
     def generation(t: int) -> Generator[VaeProgress, None, neural.Trained]:
         train = neural.training_set(cfg, t, real, samples, pool)
