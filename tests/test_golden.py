@@ -24,6 +24,20 @@ sys.modules["golden_cases"] = cases
 _spec.loader.exec_module(cases)
 
 
+# Metrics that the runner computes afterwards, on the host, from the chains' fitted
+# parameters with NumPy's vectorised exp and LAPACK (the mixture's L2 distance and held-out
+# log-likelihood): their SIMD and BLAS kernels are chosen by CPU, so these agree across
+# machines only to a few units in the last place (1e-15 relative was seen between two
+# x86-64 CPUs). The parameters they come from (``components/*``) and every other array are
+# compared bit for bit.
+HOST_MATH = ("/l2", "/heldout_loglik")
+HOST_RTOL = 1e-12
+
+
+def _host_math(key: str) -> bool:
+    return any(key.endswith(m) or f"{m}/" in key for m in HOST_MATH)
+
+
 @pytest.mark.parametrize("name", list(cases.CASES))
 def test_bit_identical_to_golden(name: str) -> None:
     with np.load(cases.path(name)) as golden:
@@ -34,5 +48,8 @@ def test_bit_identical_to_golden(name: str) -> None:
         have = got[key]
         assert have.dtype == want.dtype, key
         assert have.shape == want.shape, key
+        if _host_math(key):
+            np.testing.assert_allclose(have, want, rtol=HOST_RTOL, atol=0, err_msg=key)
+            continue
         # Bit for bit: equal values, and NaNs where the golden run had NaNs.
         assert np.array_equal(have, want, equal_nan=have.dtype.kind in "fc"), key

@@ -233,7 +233,8 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(
             break
     steps.close()
     assert store.read_json(out / store.RUN_FILE)["status"] == "running"
-    assert len(store.read_json(out / store.RUN_FILE)["rows"]) == 1
+    assert (out / "generations" / "gen_000.npz").is_file()  # generation 0 is kept
+    assert not (out / "generations" / "gen_001.npz").exists()
     with pytest.raises(store.RunDirError):
         lm.run(lm.LmConfig(**TINY), out=out)  # no silent overwrite
     resumed = lm.run(lm.LmConfig(**TINY), out=out, resume=True)

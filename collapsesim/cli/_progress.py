@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -39,7 +40,8 @@ def _chains(progress: Progress, tasks: list[Any], p: Any) -> bool:
 def _vae(progress: Progress, tasks: list[Any], p: Any) -> bool:
     gens, epochs = tasks
     progress.update(gens, completed=p.generation + (p.epoch == p.epochs), total=p.generations)
-    progress.update(epochs, completed=p.epoch, total=p.epochs, loss=f"loss {p.loss:.1f} nats")
+    loss = f"loss {p.loss:.1f} nats" if math.isfinite(p.loss) else ""  # none yet
+    progress.update(epochs, completed=p.epoch, total=p.epochs, loss=loss)
     return True  # an epoch takes seconds: redraw each time
 
 
@@ -48,8 +50,8 @@ def _lm(progress: Progress, tasks: list[Any], p: Any) -> bool:
     last = p.stage == "sample" and p.done == p.total
     progress.update(gens, completed=p.generation + last, total=p.generations)
     what = "epochs" if p.stage == "train" else "sampled"
-    progress.update(stage, description=what, completed=p.done, total=p.total,
-                    loss=f"loss {p.loss:.3f} nats/token")  # fmt: skip
+    loss = f"loss {p.loss:.3f} nats/token" if math.isfinite(p.loss) else ""  # none yet
+    progress.update(stage, description=what, completed=p.done, total=p.total, loss=loss)
     return bool(p.stage == "train")  # an epoch takes seconds: redraw at once
 
 

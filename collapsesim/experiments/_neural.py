@@ -8,18 +8,16 @@ the rows earlier models generated, under the data regime.
 
 from __future__ import annotations
 
-import time
+import json
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import numpy as np
 
-from .. import store
+from .. import distributed, store
 from ..regimes import Regime, real_count
-
-R = TypeVar("R")
 
 
 class RegimeSettings(Protocol):
@@ -126,16 +124,17 @@ class Trained:
 
 @dataclass
 class NeuralPlan:
-    """What a neural family gives :func:`run_generations`.
+    """What a neural family declares; :func:`as_plan` makes it the driver's plan.
 
     ``meta`` goes into run.json beside the configuration; ``logs`` names the
-    per-generation lists run.json carries (the first holds one entry per finished
-    generation); ``check`` vets a resumed run.json; ``setup`` runs once the run
-    directory is ready (it may keep files there); ``restore(t, params, arrays, last)``
-    takes back a stored generation (its arrays named by ``stored``; ``last`` for the
-    newest, which a warm start continues from); ``generation(t)`` trains
-    and samples generation t, yielding progress, and returns :class:`Trained`;
-    ``finish(logs)`` builds the result and ``save`` stores it.
+    per-generation entries (each stored in ``generations/gen_NNN.npz`` with the
+    generation, and all of them in the final run.json); ``check`` vets a resumed
+    run.json; ``setup`` runs once the run directory is ready (it may keep files
+    there); ``restore(t, params, arrays, last)`` takes back a stored generation (its
+    arrays named by ``stored``; ``last`` for the newest, which a warm start continues
+    from); ``generation(t)`` trains and samples generation t, yielding progress, and
+    returns :class:`Trained`; ``finish(logs)`` builds the result and ``save`` stores
+    it; ``report(t)`` is the progress report at the start of generation t.
     """
 
     family: str
@@ -147,63 +146,66 @@ class NeuralPlan:
     generation: Callable[[int], Generator[Any, None, Trained]]
     finish: Callable[[dict[str, list[Any]]], Any]
     save: Callable[[Path, Any, dict[str, Any]], None]
+    report: Callable[[int], Any]
     check: Callable[[dict[str, Any]], None] = lambda state: None
 
 
-def run_generations(
-    cfg: Any, plan: NeuralPlan, load: Callable[[Path], R], *, out: Path | None, resume: bool
-) -> Generator[Any, None, R]:
-    """Train a neural family generation after generation, storing each as it ends.
+def as_plan(family: NeuralPlan) -> Any:
+    """The driver's plan of a neural run: one chain, whose blocks are single generations.
 
-    With ``out`` every finished generation is kept (``generations/gen_NNN.npz`` and the
-    logs in run.json), so a killed run resumes at the generation in progress; a complete
-    run found there is loaded and returned as it is.
-
-    Raises:
-        store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
+    Each finished generation is stored in ``generations/gen_NNN.npz`` (its parameters,
+    its ``stored`` arrays and its log entries) before the checkpoint that counts it, so
+    a killed run resumes at the generation in progress.
     """
-    from . import _common as common
+    from . import _driver as driver
 
-    wall0 = time.perf_counter()
-    logs: dict[str, list[Any]] = {name: [] for name in plan.logs}
-    meta: dict[str, Any] = {}
-    if out is not None:
-        out = Path(out)
-        config = cfg.to_dict()
-        resuming = store.prepare_run_dir(out, config, resume=resume)
-        if resuming:
-            state = store.read_json(out / store.RUN_FILE)
-            plan.check(state)
-            if common.is_complete(out):
-                return load(out)
-            logs = {name: list(state.get(name, [])) for name in plan.logs}
-        meta = {"config": config, "family": plan.family, **plan.meta, **logs}
-        meta = common.start_meta(out, meta, resuming)
-    plan.setup(out)
-    done = len(logs[plan.logs[0]])
-    for t in range(done):
-        assert out is not None
-        params, arrays = load_generation(out, t, *plan.stored)
-        plan.restore(t, params, arrays, t == done - 1)
-    kernel = 0.0
-    for t in range(done, cfg.num_generations):
-        k0 = time.perf_counter()
-        trained = yield from plan.generation(t)
-        for name, entry in trained.logs.items():
-            logs[name].append(entry)
-        kernel += time.perf_counter() - k0
-        if out is not None:
-            save_generation(out, t, trained.params, **trained.arrays)
-            if trained.write is not None:
-                trained.write(out)
-            meta.update(logs)
-            store.write_json(out / store.RUN_FILE, meta)
-    result = plan.finish(logs)
-    result.timings = {"seconds": time.perf_counter() - wall0, "kernel_seconds": kernel}
-    result.summary["seconds"] = result.timings["seconds"]
-    if out is not None:
-        plan.save(out, result, meta)
-    return result
+    logs: dict[str, list[Any]] = {name: [] for name in family.logs}
+    where: dict[str, Path | None] = {"out": None}
+
+    def setup(out: Path | None) -> None:
+        where["out"] = out if distributed.is_writer() else None
+        family.setup(where["out"])
+
+    def advance(state: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> Generator[Any]:
+        for t in range(g, g_end):
+            trained = yield from family.generation(t)
+            for name, entry in trained.logs.items():
+                logs[name].append(entry)
+            out = where["out"]
+            if out is not None:
+                entries = {f"log:{k}": json.dumps(v) for k, v in trained.logs.items()}
+                save_generation(out, t, trained.params, **trained.arrays, **entries)
+                if trained.write is not None:
+                    trained.write(out)
+
+    def restore(saved: dict[str, Any], lo: int, hi: int) -> dict[str, Any]:
+        done, out = int(saved["done"]), where["out"]
+        assert out is not None  # only a run directory resumes
+        names = (*family.stored, *(f"log:{k}" for k in family.logs))
+        for t in range(done):
+            params, arrays = load_generation(out, t, *names)
+            family.restore(t, params, arrays[: len(family.stored)], t == done - 1)
+            for name, entry in zip(family.logs, arrays[len(family.stored) :], strict=True):
+                logs[name].append(json.loads(str(entry)))
+        return {}
+
+    return driver.Plan(
+        family=family.family,
+        meta=family.meta,
+        arrays={},
+        default_batch=1,
+        num_chains=1,
+        start=lambda lo, hi: {},
+        advance=advance,
+        block=lambda batch, g: 1,
+        finish=lambda: family.finish(logs),
+        snapshot=lambda state, g: {"done": np.int64(g)},
+        restore=restore,
+        save=lambda out, result, meta: family.save(out, result, {**meta, **logs}),
+        setup=setup,
+        check=family.check,
+        report=lambda done, total, b, g: family.report(g),
+    )
 
 
 def train(

@@ -23,6 +23,7 @@ from ..kernels import gaussian as kern
 from ..regimes import Regime
 from ..results import Result
 from . import _common as common
+from . import _driver as driver
 
 __all__ = ["GaussianProgress", "GaussianResult", "iterate", "load", "run"]
 
@@ -71,14 +72,14 @@ def iterate(
 ) -> Generator[GaussianProgress, None, GaussianResult]:
     """Run the Gaussian experiment, yielding progress; return its result.
 
-    ``options`` are :func:`._common.run_chains`'s (``out``, ``resume``, ``threads``,
+    ``options`` are :func:`._driver.run_plan`'s (``out``, ``resume``, ``threads``,
     ``batch_chains`` (default: all chains, up to 2^20; fewer for accumulate-subsample,
     whose pools must fit in 1 GiB), ``block_generations``, ``checkpoint_seconds``).
     """
-    return common.run_chains(cfg, lambda: _plan(cfg), load, **options)
+    return driver.run_plan(cfg, lambda: _plan(cfg), load, **options)
 
 
-def _plan(cfg: GaussianConfig) -> common.Plan:
+def _plan(cfg: GaussianConfig) -> driver.Plan:
     """Chains of the Numba (or JAX) kernel recording mu and log sigma where asked."""
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
@@ -124,7 +125,7 @@ def _plan(cfg: GaussianConfig) -> common.Plan:
             pool_size=st.get("pool_size"),
         )
 
-    return common.Plan(
+    return driver.Plan(
         family="gaussian",
         meta={
             "method": cfg.resolved_method,
@@ -142,7 +143,7 @@ def _plan(cfg: GaussianConfig) -> common.Plan:
 
 def _jax_plan(
     cfg: GaussianConfig, record_gens: np.ndarray, rec_mu: np.ndarray, rec_ls: np.ndarray
-) -> common.Plan:
+) -> driver.Plan:
     """The same chains on the JAX backend (all local devices; keys from fold_in)."""
     from ..jaxchains import gaussian as jg
 
@@ -170,7 +171,7 @@ def _jax_plan(
         )
 
     blocks = common.TimedBlocks(cfg.num_generations, 2e-8 if sufficient else 4e-9 * cfg.num_samples)
-    return common.Plan(
+    return driver.Plan(
         family="gaussian",
         meta={
             "method": cfg.resolved_method,

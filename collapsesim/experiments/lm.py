@@ -38,6 +38,7 @@ from ..config import ConfigError
 from ..families.lm import PRESETS, LmConfig
 from ..results import Columns, NeuralResult
 from . import _common as common
+from . import _driver as driver
 from . import _neural as neural
 
 __all__ = ["METRICS", "PRESETS", "LmConfig", "LmProgress", "LmResult", "iterate", "load", "run"]
@@ -276,102 +277,129 @@ def iterate(
         text.TextDataError: the corpus cannot be read or used.
         store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
     """
-    return neural.run_generations(cfg, _plan(cfg), load, out=out, resume=resume)
+    return driver.run_plan(
+        cfg, lambda: neural.as_plan(_plan(cfg)), load, out=out, resume=resume,
+        checkpoint_seconds=0.0,
+    )  # fmt: skip
 
 
 def _plan(cfg: LmConfig) -> neural.NeuralPlan:
-    from flax import nnx
+    """The neural plan of a language-model run (see :class:`_Run`)."""
+    run = _Run(cfg)
+    return neural.NeuralPlan(
+        family="lm",
+        meta=run.meta(),
+        logs=("rows", "texts"),
+        stored=("samples", "gen0_ppl"),
+        setup=lambda out: None,
+        restore=run.restore,
+        generation=run.generation,
+        finish=run.finish,
+        report=lambda t: LmProgress(t, cfg.num_generations, "train", 0, cfg.epochs, math.nan),
+        save=_save,
+        check=run.check,
+    )
 
-    from ..models import training
-    from ..models import transformer as tm
 
-    data = _prepare(cfg)
-    tok = data.tokenizer
-    if cfg.top_k > tok.vocab:
-        raise ConfigError(f"top-k {cfg.top_k} exceeds the vocabulary of {tok.vocab} tokens")
-    n = len(data.real)
-    judge = _Judge(data)
-    shown = data.test[:_SHOWN_PROMPTS, : cfg.block]
-    samples: list[np.ndarray] = []
-    perplexities: list[np.ndarray] = []
-    held: dict[str, Any] = {"model": None, "reference": {}, "real_ppl": np.zeros(0)}
+class _Run:
+    """A language-model run's data, its generations' corpora and the models it reads."""
 
-    def new_model(t: int) -> Any:
+    def __init__(self, cfg: LmConfig) -> None:
+        self.cfg = cfg
+        self.data = _prepare(cfg)
+        self.tok = self.data.tokenizer
+        if cfg.top_k > self.tok.vocab:
+            raise ConfigError(
+                f"top-k {cfg.top_k} exceeds the vocabulary of {self.tok.vocab} tokens"
+            )
+        self.judge = _Judge(self.data)
+        self.shown = self.data.test[:_SHOWN_PROMPTS, : cfg.block]
+        self.samples: list[np.ndarray] = []
+        self.perplexities: list[np.ndarray] = []
+        self.model: Any = None  # the newest model (a warm start continues from it)
+        self.reference: dict[str, float] = {}
+        self.real_ppl = np.zeros(0)
+
+    def meta(self) -> dict[str, Any]:
+        """What run.json records of the data beside the configuration."""
+        return {
+            "corpus_source": self.data.corpus.source,
+            "corpus_sha256": self.data.corpus.sha256,
+            "tokenizer": self.tok.to_dict(),
+            "prompts": _texts(self.tok, self.shown),
+        }
+
+    def new_model(self, t: int) -> Any:
+        from flax import nnx
+
+        from ..models import transformer as tm
+
+        cfg = self.cfg
         rngs = nnx.Rngs(neural.generation_key(cfg.seed, t, neural.INIT))
-        return tm.Transformer(tok.vocab, cfg.context, cfg.width, cfg.heads, cfg.layers, rngs=rngs)
+        return tm.Transformer(self.tok.vocab, cfg.context, cfg.width, cfg.heads, cfg.layers,
+                              rngs=rngs)  # fmt: skip
 
-    def model_zero(model: Any) -> None:
-        judge.model0 = model
-        held["reference"], held["real_ppl"] = judge.reference()
+    def model_zero(self, model: Any) -> None:
+        """Generation 0's model: the yardstick every later generation's text is judged by."""
+        self.judge.model0 = model
+        self.reference, self.real_ppl = self.judge.reference()
 
     def restore(
-        t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray], last: bool
+        self, t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray], last: bool
     ) -> None:
-        samples.append(arrays[0])
-        perplexities.append(arrays[1])
-        if t == 0 or (last and cfg.warm_start):  # the only models a resumed run reads
-            m = new_model(t)
+        from ..models import training
+
+        self.samples.append(arrays[0])
+        self.perplexities.append(arrays[1])
+        if t == 0 or (last and self.cfg.warm_start):  # the only models a resumed run reads
+            m = self.new_model(t)
             training.set_params(m, params)
             if t == 0:
-                model_zero(m)
-            held["model"] = m
+                self.model_zero(m)
+            self.model = m
 
-    def check(state: dict[str, Any]) -> None:
-        if state.get("corpus_sha256") != data.corpus.sha256:
+    def check(self, state: dict[str, Any]) -> None:
+        if state.get("corpus_sha256") != self.data.corpus.sha256:
             raise store.RunDirError(
-                f"the corpus {cfg.corpus} changed since the run began; cannot resume"
+                f"the corpus {self.cfg.corpus} changed since the run began; cannot resume"
             )
 
-    def generation(t: int) -> Generator[LmProgress, None, neural.Trained]:
-        train = neural.training_set(cfg, t, data.real, samples, data.pool)
-        model = new_model(t)
+    def generation(self, t: int) -> Generator[LmProgress, None, neural.Trained]:
+        """Train generation t, let it write its corpus, and measure it."""
+        from ..models import training
+        from ..models import transformer as tm
+
+        cfg, data = self.cfg, self.data
+        train = neural.training_set(cfg, t, data.real, self.samples, data.pool)
+        model = self.new_model(t)
         losses = yield from neural.train(
-            model, held["model"], (train,), neural.generation_key(cfg.seed, t, neural.TRAIN),
+            model, self.model, (train,), neural.generation_key(cfg.seed, t, neural.TRAIN),
             warm_start=cfg.warm_start, epochs=cfg.epochs, loss=tm.lm_loss, batch=cfg.batch_size,
             lr=cfg.learning_rate, clip=1.0,
             progress=lambda e, loss: LmProgress(t, cfg.num_generations, "train", e, cfg.epochs,
                                                 loss),
         )  # fmt: skip
-        held["model"] = model
+        self.model = model
         if t == 0:
-            model_zero(model)
-        prompts = _prompts(cfg, t, train, neural.synthetic_count(cfg, n))
+            self.model_zero(model)
+        prompts = _prompts(cfg, t, train, neural.synthetic_count(cfg, len(data.real)))
         s = yield from _corpus(cfg, t, model, prompts, losses[-1])
-        samples.append(s)
-        row, ppl = judge.measure(model, s)
+        self.samples.append(s)
+        row, ppl = self.judge.measure(model, s)
         row |= {"train_loss": losses[-1], "train_size": float(len(train))}
-        perplexities.append(ppl)
-        keys = _row_keys(neural.run_key(cfg.seed, _SHOWN_KEY), 0, len(shown))
-        shown_cont = tm.generate(model, shown, keys, cfg.block, temperature=cfg.temperature,
-                                 top_k=cfg.top_k, top_p=cfg.top_p)  # fmt: skip
+        self.perplexities.append(ppl)
+        keys = _row_keys(neural.run_key(cfg.seed, _SHOWN_KEY), 0, len(self.shown))
+        shown = tm.generate(model, self.shown, keys, cfg.block, temperature=cfg.temperature,
+                            top_k=cfg.top_k, top_p=cfg.top_p)  # fmt: skip
         return neural.Trained(
-            logs={"rows": row, "texts": _texts(tok, shown_cont)},
+            logs={"rows": row, "texts": _texts(self.tok, shown)},
             params=training.get_params(model),
             arrays={"samples": s, "gen0_ppl": ppl, "losses": np.array(losses)},
         )
 
-    def finish(logs: dict[str, list[Any]]) -> LmResult:
-        return _finish(cfg, logs["rows"], held["reference"], perplexities, held["real_ppl"],
-                       logs["texts"], _texts(tok, shown), data)  # fmt: skip
-
-    meta = {
-        "corpus_source": data.corpus.source,
-        "corpus_sha256": data.corpus.sha256,
-        "tokenizer": tok.to_dict(),
-        "prompts": _texts(tok, shown),
-    }
-    return neural.NeuralPlan(
-        family="lm",
-        meta=meta,
-        logs=("rows", "texts"),
-        stored=("samples", "gen0_ppl"),
-        setup=lambda out: None,
-        restore=restore,
-        generation=generation,
-        finish=finish,
-        save=_save,
-        check=check,
-    )
+    def finish(self, logs: dict[str, list[Any]]) -> LmResult:
+        return _finish(self.cfg, logs["rows"], self.reference, self.perplexities, self.real_ppl,
+                       logs["texts"], _texts(self.tok, self.shown), self.data)  # fmt: skip
 
 
 def _corpus(

@@ -38,6 +38,7 @@ from ..kernels import mixture as kern
 from ..regimes import Regime
 from ..results import Columns, Result
 from . import _common as common
+from . import _driver as driver
 from ._common import Progress
 
 __all__ = ["METRICS", "MixtureResult", "Progress", "iterate", "load", "run"]
@@ -115,7 +116,7 @@ def heldout_sample(cfg: MixtureConfig) -> np.ndarray:
 def iterate(cfg: MixtureConfig, **options: Any) -> Generator[Progress, None, MixtureResult]:
     """Run the mixture experiment, yielding progress; return its result.
 
-    ``options`` are :func:`._common.run_chains`'s (``batch_chains`` defaults to all
+    ``options`` are :func:`._driver.run_plan`'s (``batch_chains`` defaults to all
     chains, up to 2^16; fewer for the accumulate regimes, whose pools must fit in 1 GiB).
 
     Raises:
@@ -126,10 +127,10 @@ def iterate(cfg: MixtureConfig, **options: Any) -> Generator[Progress, None, Mix
             f"regime {cfg.regime} keeps {_pool_bytes(cfg) / 2**30:.1f} GiB of samples per "
             "chain (n x T points); reduce --samples or --generations"
         )
-    return common.run_chains(cfg, lambda: _plan(cfg), load, **options)
+    return driver.run_plan(cfg, lambda: _plan(cfg), load, **options)
 
 
-def _plan(cfg: MixtureConfig) -> common.Plan:
+def _plan(cfg: MixtureConfig) -> driver.Plan:
     """Chains of the EM kernel recording each fit where asked."""
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     k, d = cfg.num_components, cfg.dim
@@ -190,7 +191,7 @@ def _plan(cfg: MixtureConfig) -> common.Plan:
             kept=st.get("kept"),
         )
 
-    return common.Plan(
+    return driver.Plan(
         family="mixture",
         meta={"num_real": num_real, "record_generations": len(record_gens)},
         arrays=rec,

@@ -29,6 +29,7 @@ from ..kernels import categorical as kern
 from ..regimes import Regime
 from ..results import Columns, Result
 from . import _common as common
+from . import _driver as driver
 from ._common import Progress
 
 __all__ = ["METRICS", "Progress", "TokenResult", "iterate", "load", "run"]
@@ -107,7 +108,7 @@ def snapshot_generations(cfg: TokenConfig) -> np.ndarray:
 def iterate(cfg: TokenConfig, **options: Any) -> Generator[Progress, None, TokenResult]:
     """Run the token experiment, yielding progress; return its result.
 
-    ``options`` are :func:`._common.run_chains`'s.
+    ``options`` are :func:`._driver.run_plan`'s.
 
     Raises:
         ConfigError: a pool too large for memory (at once), or bad options.
@@ -117,10 +118,10 @@ def iterate(cfg: TokenConfig, **options: Any) -> Generator[Progress, None, Token
             f"regime {cfg.regime} keeps {4 * _capacity(cfg) / 2**30:.1f} GiB of tokens per "
             "chain; reduce --samples or --generations"
         )
-    return common.run_chains(cfg, lambda: _plan(cfg), load, **options)
+    return driver.run_plan(cfg, lambda: _plan(cfg), load, **options)
 
 
-def _plan(cfg: TokenConfig) -> common.Plan:
+def _plan(cfg: TokenConfig) -> driver.Plan:
     """Chains of the categorical kernel recording metrics (and chain 0's model) where asked."""
     c, n = cfg.num_chains, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
@@ -182,7 +183,7 @@ def _plan(cfg: TokenConfig) -> common.Plan:
             snap_row=0 if lo == 0 else -1,
         )
 
-    return common.Plan(
+    return driver.Plan(
         family="tokens",
         meta={"num_real": num_real, "record_generations": len(record_gens)},
         arrays=arrays,
@@ -203,7 +204,7 @@ def _jax_plan(
     snap_gens: np.ndarray,
     arrays: dict[str, np.ndarray],
     finish: Callable[[], TokenResult],
-) -> common.Plan:
+) -> driver.Plan:
     """The same chains on the JAX backend (all local devices; keys from fold_in)."""
     from ..jaxchains import tokens as jt
 
@@ -236,7 +237,7 @@ def _jax_plan(
         arrays["fixed_at"][lo:hi] = st["fixed_at"]
 
     blocks = common.TimedBlocks(cfg.num_generations, 5e-9 * (cfg.num_samples + 4 * cfg.categories))
-    return common.Plan(
+    return driver.Plan(
         family="tokens",
         meta={
             "num_real": num_real,

@@ -33,6 +33,7 @@ from ..config import ConfigError
 from ..families.vae import VaeConfig
 from ..results import Columns, NeuralResult
 from . import _common as common
+from . import _driver as driver
 from . import _neural as neural
 
 __all__ = ["METRICS", "VaeConfig", "VaeProgress", "VaeResult", "iterate", "load", "run"]
@@ -168,7 +169,10 @@ def iterate(
         images.ImageDataError: the dataset cannot be read or used.
         store.RunDirError: ``out`` cannot take this run, or a resumed one is damaged.
     """
-    return neural.run_generations(cfg, _plan(cfg), load, out=out, resume=resume)
+    return driver.run_plan(
+        cfg, lambda: neural.as_plan(_plan(cfg)), load, out=out, resume=resume,
+        checkpoint_seconds=0.0,
+    )  # fmt: skip
 
 
 def _data(cfg: VaeConfig) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -221,58 +225,95 @@ def _classifier(cfg: VaeConfig, data: Any, real: np.ndarray, labels: np.ndarray,
 
 
 def _plan(cfg: VaeConfig) -> neural.NeuralPlan:
-    from flax import nnx
+    """The neural plan of a VAE run (see :class:`_Run`)."""
+    run = _Run(cfg)
+    return neural.NeuralPlan(
+        family="vae",
+        meta={"data_source": run.data.source},
+        logs=("rows", "class_rows"),
+        stored=("samples",),
+        setup=run.setup,
+        restore=run.restore,
+        generation=run.generation,
+        finish=run.finish,
+        report=lambda t: VaeProgress(t, cfg.num_generations, 0, cfg.epochs, math.nan),
+        save=common.save_result,
+    )
 
-    from ..models import vae as models
 
-    data, pool, real, real_labels, test_idx = _data(cfg)
-    test = data.images[test_idx]
-    shape = (int(data.images.shape[1]), int(data.images.shape[2]))
-    n = len(real)
-    samples: list[np.ndarray] = []
-    held: dict[str, Any] = {"model": None, "judge": None, "accuracy": 0.0}
-    reference: dict[str, Any] = {}
+class _Run:
+    """A VAE run's images, its generations' samples, its judge and the models it reads."""
 
-    def new_model(t: int) -> Any:
-        rngs = nnx.Rngs(neural.generation_key(cfg.seed, t, neural.INIT))
-        return models.VAE(shape, cfg.latent, cfg.widths, rngs=rngs)
+    def __init__(self, cfg: VaeConfig) -> None:
+        self.cfg = cfg
+        self.data, self.pool, self.real, self.real_labels, self.test_idx = _data(cfg)
+        self.shape = (int(self.data.images.shape[1]), int(self.data.images.shape[2]))
+        self.samples: list[np.ndarray] = []
+        self.model: Any = None  # the newest model (a warm start continues from it)
+        self.judge: Any = None
+        self.accuracy = 0.0
+        self.reference: dict[str, float] = {}
+        self.real_counts = np.zeros(0, np.int64)
 
-    def setup(out: Path | None) -> None:
-        classifier = _classifier(cfg, data, real, real_labels, out)
-        held["accuracy"] = float(np.mean(models.predict(classifier, test) == data.labels[test_idx]))
-        held["judge"] = _Judge(classifier, test, data.num_classes)
+    def new_model(self, t: int) -> Any:
+        from flax import nnx
 
-    def model_zero(model: Any) -> None:
-        held["judge"].encoder0 = model
-        reference["row"], reference["counts"] = held["judge"].measure(real)  # the yardstick
+        from ..models import vae as models
+
+        rngs = nnx.Rngs(neural.generation_key(self.cfg.seed, t, neural.INIT))
+        return models.VAE(self.shape, self.cfg.latent, self.cfg.widths, rngs=rngs)
+
+    def setup(self, out: Path | None) -> None:
+        """Train (or read back from ``out``) the classifier every metric uses."""
+        from ..models import vae as models
+
+        data, test_idx = self.data, self.test_idx
+        classifier = _classifier(self.cfg, data, self.real, self.real_labels, out)
+        test = data.images[test_idx]
+        self.accuracy = float(np.mean(models.predict(classifier, test) == data.labels[test_idx]))
+        self.judge = _Judge(classifier, test, data.num_classes)
+
+    def model_zero(self, model: Any) -> None:
+        """Generation 0's model: its encoder is the yardstick of every later generation."""
+        self.judge.encoder0 = model
+        self.reference, self.real_counts = self.judge.measure(self.real)
 
     def restore(
-        t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray], last: bool
+        self, t: int, params: dict[str, np.ndarray], arrays: list[np.ndarray], last: bool
     ) -> None:
-        samples.append(arrays[0])
-        if t == 0 or (last and cfg.warm_start):  # the only models a resumed run reads
-            m = models.VAE(shape, cfg.latent, cfg.widths, rngs=nnx.Rngs(0))
+        from flax import nnx
+
+        from ..models import vae as models
+
+        self.samples.append(arrays[0])
+        if t == 0 or (last and self.cfg.warm_start):  # the only models a resumed run reads
+            m = models.VAE(self.shape, self.cfg.latent, self.cfg.widths, rngs=nnx.Rngs(0))
             models.set_params(m, params)
             if t == 0:
-                model_zero(m)
-            held["model"] = m
+                self.model_zero(m)
+            self.model = m
 
-    def generation(t: int) -> Generator[VaeProgress, None, neural.Trained]:
-        train = neural.training_set(cfg, t, real, samples, pool)
-        model = new_model(t)
+    def generation(self, t: int) -> Generator[VaeProgress, None, neural.Trained]:
+        """Train generation t, sample from it, and measure the samples."""
+        from ..models import vae as models
+
+        cfg = self.cfg
+        train = neural.training_set(cfg, t, self.real, self.samples, self.pool)
+        model = self.new_model(t)
         losses = yield from neural.train(
-            model, held["model"], (_as_float(train),),
+            model, self.model, (_as_float(train),),
             neural.generation_key(cfg.seed, t, neural.TRAIN), warm_start=cfg.warm_start,
             epochs=cfg.epochs, loss=models.elbo, batch=cfg.batch_size, lr=cfg.learning_rate,
             progress=lambda e, loss: VaeProgress(t, cfg.num_generations, e, cfg.epochs, loss),
         )  # fmt: skip
-        held["model"] = model
+        self.model = model
         if t == 0:
-            model_zero(model)
+            self.model_zero(model)
         s = models.sample(model, neural.generation_key(cfg.seed, t, neural.SAMPLE),
-                          neural.synthetic_count(cfg, n), mean_pixels=cfg.pixels == "mean")  # fmt: skip
-        samples.append(s)
-        row, counts = held["judge"].measure(s)
+                          neural.synthetic_count(cfg, len(self.real)),
+                          mean_pixels=cfg.pixels == "mean")  # fmt: skip
+        self.samples.append(s)
+        row, counts = self.judge.measure(s)
         row |= {"train_loss": losses[-1], "train_size": float(len(train))}
 
         def write(out: Path) -> None:
@@ -286,23 +327,11 @@ def _plan(cfg: VaeConfig) -> neural.NeuralPlan:
             write=write,
         )
 
-    def finish(logs: dict[str, list[Any]]) -> VaeResult:
-        grids = np.array([x[:16] for x in samples])
+    def finish(self, logs: dict[str, list[Any]]) -> VaeResult:
+        grids = np.array([x[:16] for x in self.samples])
         class_rows = [np.asarray(c) for c in logs["class_rows"]]
-        return _finish(cfg, logs["rows"], class_rows, reference["row"], reference["counts"],
-                       grids, held["accuracy"], data.source)  # fmt: skip
-
-    return neural.NeuralPlan(
-        family="vae",
-        meta={"data_source": data.source},
-        logs=("rows", "class_rows"),
-        stored=("samples",),
-        setup=setup,
-        restore=restore,
-        generation=generation,
-        finish=finish,
-        save=common.save_result,
-    )
+        return _finish(self.cfg, logs["rows"], class_rows, self.reference, self.real_counts,
+                       grids, self.accuracy, self.data.source)  # fmt: skip
 
 
 def _finish(

@@ -1,0 +1,303 @@
+"""The one driver every family's run goes through: run directory, batches and blocks,
+checkpoints, resume, progress, multi-host agreement, the stored result.
+
+A family hands the driver a :class:`Plan`. A chain family's plan advances a batch of
+chains ``[lo, hi)`` from model ``g`` to ``g_end`` with its kernel; a neural family's plan
+is one chain whose blocks are single generations (see ``_neural.as_plan``), and whose
+``advance`` is a generator that reports progress within the generation (its epochs).
+Everything else (opening and vetting ``--out``, resuming from ``checkpoint.npz``, which
+process writes, when checkpoints are written, timings, storing the result) is here once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .. import distributed, store
+from . import _common as common
+from ._common import Progress
+
+R = TypeVar("R")
+
+__all__ = ["Finished", "Plan", "drive", "run_plan"]
+
+
+@dataclass
+class Plan:
+    """What a family gives the driver.
+
+    ``arrays`` are the run-wide results the kernels fill in place (records and the
+    like); every checkpoint holds them. A batch's state is a dict of arrays: ``start``
+    makes it at model 0 for chains ``[lo, hi)``, ``advance`` moves it from model ``g``
+    to ``g_end`` (returning None, or a generator whose reports the driver passes on),
+    ``snapshot`` returns what a checkpoint must hold of it at model ``g`` and
+    ``restore`` rebuilds the state from that. ``finish`` builds the run's result from
+    the filled arrays once every batch has reached the last generation, and ``save``
+    stores it in the run directory.
+
+    ``num_chains`` (None: the configuration's) is 1 for neural families. ``setup(out)``
+    runs once the run directory is ready; ``check(run_json)`` vets a run being resumed;
+    ``report(done, total, batch, generation)`` makes the progress report yielded after
+    each block.
+    """
+
+    family: str
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+    default_batch: int
+    start: Callable[[int, int], dict[str, Any]]
+    advance: Callable[[dict[str, Any], int, int, int, int], Generator[Any, None, None] | None]
+    block: Callable[[int, int], int]
+    finish: Callable[[], Any]
+    snapshot: Callable[[dict[str, Any], int], dict[str, Any]] = field(
+        default=lambda state, g: state
+    )
+    restore: Callable[[dict[str, Any], int, int], dict[str, Any]] = field(
+        default=lambda saved, lo, hi: saved
+    )
+    save: Callable[[Path, Any, dict[str, Any]], None] = common.save_result
+    num_chains: int | None = None
+    setup: Callable[[Path | None], None] = lambda out: None
+    check: Callable[[dict[str, Any]], None] = lambda run_json: None
+    report: Callable[[int, int, int, int], Any] = Progress
+
+
+@dataclass
+class Finished:
+    """What :func:`drive` returns after the last batch."""
+
+    kernel_seconds: float
+    meta: dict[str, Any]
+    wall0: float
+    plan: Plan
+
+    def timings(self) -> dict[str, float]:
+        """Kernel and wall seconds of this process's part of the run."""
+        return {"kernel_seconds": self.kernel_seconds, "seconds": time.perf_counter() - self.wall0}
+
+
+def _open_run(out: Path, config: dict[str, Any], resume: bool) -> bool:
+    """Prepare ``out`` for the run (process 0 writes; the others read); whether it resumes."""
+    if distributed.is_writer():
+        resuming = store.prepare_run_dir(out, config, resume=resume)
+    else:
+        resuming = resume and (out / store.RUN_FILE).is_file()
+    distributed.agree({"resuming": int(resuming)}, "run directory")
+    return resuming
+
+
+@dataclass
+class _Start:
+    """Where a run starts: its batch size, first batch and generation, and the saved state."""
+
+    batch: int
+    first_batch: int = 0
+    first_gen: int = 0
+    kernel_seconds: float = 0.0
+    saved: dict[str, np.ndarray] | None = None
+
+
+def _restart(out: Path, plan: Plan, batch: int, resuming: bool) -> _Start:
+    """The resumed run's start from its checkpoint (restoring the run-wide arrays), or 0."""
+    start = _Start(batch)
+    saved = common.load_checkpoint(out) if resuming else None
+    if saved is not None:
+        for name, arr in plan.arrays.items():
+            arr[...] = saved[f"run_{name}"]
+        start = _Start(
+            int(saved["batch_chains"]),  # the interrupted run's batches
+            int(saved["batch"]),
+            int(saved["generation"]),
+            float(saved["kernel_seconds"]),
+            saved,
+        )
+    point = {"batch": start.first_batch, "generation": start.first_gen, "batch_chains": start.batch}
+    distributed.agree(point, "checkpoint")
+    return start
+
+
+class _Run:
+    """A run under way: its plan, where it stores, and the kernel time spent so far."""
+
+    def __init__(self, plan: Plan, out: Path | None, start: _Start, seconds: float) -> None:
+        self.plan = plan
+        self.out = out if distributed.is_writer() else None  # process 0 writes
+        self.start = start
+        self.batch = start.batch
+        self.kernel_seconds = start.kernel_seconds
+        self.every = seconds
+        self.last_ck = time.perf_counter()
+
+    def checkpoint(self, b: int, g: int, state: dict[str, Any], *, due: bool = True) -> None:
+        """Write checkpoint.npz (batch ``b`` at model ``g``) if ``due`` or the time has come."""
+        if self.out is None or not (due or time.perf_counter() - self.last_ck > self.every):
+            return
+        arrays: dict[str, Any] = {
+            "batch": b,
+            "generation": g,
+            "batch_chains": self.batch,
+            "kernel_seconds": self.kernel_seconds,
+            **{f"run_{k}": v for k, v in self.plan.arrays.items()},
+            **{f"state_{k}": v for k, v in state.items() if v is not None},
+        }
+        common.save_checkpoint(self.out, arrays)
+        self.last_ck = time.perf_counter()
+
+    def first_state(self, b: int, lo: int, hi: int) -> tuple[int, dict[str, Any]]:
+        """Batch ``b``'s first model and state: from the checkpoint when resuming mid-batch."""
+        saved, self.start.saved = self.start.saved, None
+        if saved is not None and self.start.first_gen > 0:
+            state = {k[6:]: v for k, v in saved.items() if k.startswith("state_")}
+            return self.start.first_gen, self.plan.restore(state, lo, hi)
+        return 0, self.plan.start(lo, hi)
+
+    def batches(self, c: int, t: int, block: int | None) -> Generator[Any, None, None]:
+        """Advance chains ``[0, c)`` through ``t`` generations, batch by batch; yield reports."""
+        plan, batch = self.plan, self.batch
+        num_batches = math.ceil(c / batch)
+        for b in range(self.start.first_batch, num_batches):
+            lo, hi = b * batch, min(c, (b + 1) * batch)
+            g, state = self.first_state(b, lo, hi)
+            yield plan.report(lo * t + (hi - lo) * g, c * t, b, g)
+            while g < t:
+                g_end = min(t, g + (block or plan.block(hi - lo, g)))
+                k0 = time.perf_counter()
+                inner = plan.advance(state, lo, hi, g, g_end)
+                if inner is not None:
+                    yield from inner
+                self.kernel_seconds += time.perf_counter() - k0
+                g = g_end
+                if g < t:
+                    self.checkpoint(b, g, plan.snapshot(state, g), due=False)
+                yield plan.report(lo * t + (hi - lo) * g, c * t, b, g)
+            if b + 1 < num_batches:
+                self.checkpoint(b + 1, 0, {})
+
+
+def drive(
+    cfg: Any,
+    make_plan: Callable[[], Plan],
+    load: Callable[[Path], R],
+    *,
+    out: Path | None,
+    resume: bool,
+    threads: int | None,
+    batch_chains: int | None,
+    block_generations: int | None,
+    checkpoint_seconds: float,
+) -> Generator[Any, None, Finished | R]:
+    """Run a family's plan in batches and blocks, checkpointing; yield progress.
+
+    Chains ``[0, C)`` go through all generations batch by batch, each batch in blocks of
+    generations; after each block the plan's report is yielded, and with ``out`` a
+    checkpoint is written at most every ``checkpoint_seconds`` (and after each batch).
+    Resuming restores the run-wide arrays and the interrupted batch's state. Returns
+    :class:`Finished`, or the loaded result when ``out`` holds a complete run. In a
+    multi-host run process 0 writes; the others read the run directory to resume.
+
+    Raises:
+        ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
+        store.RunDirError: ``out`` cannot take this run.
+    """
+    common.set_threads(threads)
+    common.check_sizes(batch_chains, block_generations)
+    wall0 = time.perf_counter()
+    config_dict = cfg.to_dict()
+    resuming = False
+    if out is not None:
+        out = Path(out)
+        resuming = _open_run(out, config_dict, resume)
+        if resuming and common.is_complete(out):
+            return load(out)
+    plan = make_plan()
+    c = cfg.num_chains if plan.num_chains is None else plan.num_chains
+    start = _Start(min(batch_chains or plan.default_batch, c))
+    meta: dict[str, Any] = {}
+    if out is not None:
+        if resuming:
+            plan.check(store.read_json(out / store.RUN_FILE))
+        start = _restart(out, plan, start.batch, resuming)
+        if distributed.is_writer():
+            info = {"config": config_dict, "family": plan.family, **plan.meta}
+            meta = common.start_meta(out, {**info, "batch_chains": start.batch}, resuming)
+    plan.setup(out)
+    run = _Run(plan, out, start, checkpoint_seconds)
+    yield from run.batches(c, cfg.num_generations, block_generations)
+    return Finished(run.kernel_seconds, meta, wall0, plan)
+
+
+def complete(
+    result: R, done: Finished, out: Path | None, save: Callable[[Path, R, dict[str, Any]], None]
+) -> R:
+    """Stamp a result with its timings and, with ``out``, store it; return it.
+
+    ``result`` has ``timings`` and ``summary`` attributes.
+    """
+    timings = done.timings()
+    result.timings = timings  # type: ignore[attr-defined]
+    result.summary["seconds"] = timings["seconds"]  # type: ignore[attr-defined]
+    result.summary["kernel_seconds"] = done.kernel_seconds  # type: ignore[attr-defined]
+    if out is not None and distributed.is_writer():
+        save(Path(out), result, done.meta)
+    return result
+
+
+def run_plan(
+    cfg: Any,
+    make_plan: Callable[[], Plan],
+    load: Callable[[Path], R],
+    *,
+    out: Path | None = None,
+    resume: bool = False,
+    threads: int | None = None,
+    batch_chains: int | None = None,
+    block_generations: int | None = None,
+    checkpoint_seconds: float = 30.0,
+) -> Generator[Any, None, R]:
+    """Run a family's experiment, yielding progress; return its result.
+
+    Every family's ``iterate`` is this generator over its plan: :func:`drive` runs the
+    plan, then the plan's ``finish`` builds the result, which is stamped with its
+    timings and, with ``out``, stored by the plan's ``save`` (tables, summary.json,
+    run.json).
+
+    Args:
+        cfg: the experiment's configuration.
+        make_plan: builds the family's :class:`Plan` (only when there is work to do).
+        load: reads a complete run back (a complete run found in ``out`` is returned).
+        out: a run directory to store results, checkpoints and provenance in.
+        resume: continue the run stored in ``out``.
+        threads: Numba threads; None keeps Numba's setting.
+        batch_chains: chains advanced together (default: the plan's).
+        block_generations: generations per kernel call (default: the plan's blocks).
+        checkpoint_seconds: write a checkpoint at most this often (and after each batch).
+
+    Yields:
+        The plan's progress report after each block of generations (and whatever its
+        ``advance`` reports within a block).
+
+    Raises:
+        ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
+        store.RunDirError: ``out`` cannot take this run.
+    """
+    done = yield from drive(
+        cfg,
+        make_plan,
+        load,
+        out=out,
+        resume=resume,
+        threads=threads,
+        batch_chains=batch_chains,
+        block_generations=block_generations,
+        checkpoint_seconds=checkpoint_seconds,
+    )
+    if not isinstance(done, Finished):
+        return done
+    return complete(done.plan.finish(), done, out, done.plan.save)
