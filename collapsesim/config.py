@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, field, fields
+from pathlib import Path
 from typing import Any, Self
+
+import numpy as np
 
 from .regimes import Regime, RegimeError, real_count
 
@@ -26,6 +29,9 @@ __all__ = [
     "RUN",
     "ChainConfig",
     "ConfigError",
+    "available_memory",
+    "check_memory",
+    "check_ranges",
     "check_seed",
     "opt",
     "resolve_precision",
@@ -65,6 +71,7 @@ def opt(
     parse: Callable[[str], Any] | None = None,
     show: Callable[[Any], str] | None = None,
     cli: bool = True,
+    range: tuple[int, int] | None = None,
 ) -> Any:
     """A configuration field with its help text and command-line declaration beside it.
 
@@ -78,27 +85,42 @@ def opt(
         parse: turns the option's text into the field's value (the option is then text).
         show: the default as the option's text, for ``--help``.
         cli: False for fields that are not options (set from other inputs).
+        range: ``(lo, hi)``, the inclusive range of an integer field; every integer
+            field has one, checked by :func:`check_ranges` before anything else.
     """
     meta: dict[str, Any] = {"help": help, "flag": flag, "group": group, "when": when}
-    meta |= {"parse": parse, "show": show, "cli": cli}
+    meta |= {"parse": parse, "show": show, "cli": cli, "range": range}
     return field(default=default, metadata=meta)
+
+
+# Ranges shared by the integer fields of every family. Counts stop at 2^40 (the memory
+# estimate refuses most of that range on a real machine); generations at 10^9 (10^9
+# generations of one chain take minutes); sample sizes at 2^53, the integers a float64
+# holds exactly (the sufficient method needs no memory per sample).
+MAX_COUNT = 2**40
+MAX_GENERATIONS = 10**9
+MAX_SAMPLES = 2**53
+SEEDS = (0, 2**64 - 1)
 
 
 def opt_chains(default: int) -> Any:
     """The ``num_chains`` field of a chain family."""
-    return opt(default, "Independent chains (Monte Carlo replicates).", flag="--chains", group=RUN)
+    return opt(default, "Independent chains (Monte Carlo replicates).", flag="--chains", group=RUN,
+               range=(1, MAX_COUNT))  # fmt: skip
 
 
 def opt_generations(
-    default: int, help: str = "Generations T: models fitted after the original."
+    default: int,
+    help: str = "Generations T: models fitted after the original.",
+    range: tuple[int, int] = (0, MAX_GENERATIONS),
 ) -> Any:
     """The ``num_generations`` field."""
-    return opt(default, help, flag="--generations", group=RUN)
+    return opt(default, help, flag="--generations", group=RUN, range=range)
 
 
-def opt_samples(default: int, help: str) -> Any:
+def opt_samples(default: int, help: str, range: tuple[int, int] = (1, MAX_SAMPLES)) -> Any:
     """The ``num_samples`` field: n, the training-set size of every generation."""
-    return opt(default, help, flag="--samples", group=RUN)
+    return opt(default, help, flag="--samples", group=RUN, range=range)
 
 
 def opt_regime(default: str = "replace") -> Any:
@@ -132,7 +154,7 @@ def opt_keep_fraction(default: float = 0.1) -> Any:
 
 def opt_seed(help: str = "Seed in [0, 2^64): with the chain index it fixes every draw.") -> Any:
     """The ``seed`` field."""
-    return opt(0, help, group=RUN)
+    return opt(0, help, group=RUN, range=SEEDS)
 
 
 def opt_record_every() -> Any:
@@ -141,12 +163,14 @@ def opt_record_every() -> Any:
         0,
         "Record every k-th generation (0: automatic, at most 1001 records and 10^7 held values).",
         group=OUTPUT,
+        range=(0, MAX_GENERATIONS),
     )
 
 
 def opt_keep_chains() -> Any:
     """The ``keep_chains`` field of a chain family."""
-    return opt(100, "Chains whose whole trajectories are stored with --out.", group=OUTPUT)
+    return opt(100, "Chains whose whole trajectories are stored with --out.", group=OUTPUT,
+               range=(0, MAX_COUNT))  # fmt: skip
 
 
 def opt_backend() -> Any:
@@ -167,6 +191,80 @@ def opt_precision() -> Any:
         group=BACKEND,
         when=("backend", ("jax",)),
     )
+
+
+def check_ranges(cfg: Any) -> None:
+    """ConfigError for the first integer field of ``cfg`` that is not an integer in its range.
+
+    Checked before anything else, so no later check or kernel sees a size it cannot hold
+    (10^30 generations, 2^63 samples).
+    """
+    for f in fields(cfg):
+        bounds = f.metadata.get("range")
+        if bounds is None:
+            continue
+        value = getattr(cfg, f.name)
+        name = (f.metadata.get("flag") or f.name.replace("_", "-")).lstrip("-")
+        values = value if isinstance(value, tuple) else (value,)
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                raise ConfigError(f"{name} must be an integer, got {v!r}")
+            lo, hi = bounds
+            if not lo <= v <= hi:
+                raise ConfigError(
+                    f"{name} must lie in [{_bound(lo)}, {_bound(hi)}], got {_bound(v)}"
+                )
+        if not isinstance(value, tuple):
+            object.__setattr__(cfg, f.name, int(value))
+
+
+def _bound(v: Any) -> str:
+    """An integer as people write it: 2^k for large powers of two, else its digits."""
+    v = int(v)
+    if v > 2**20 and v & (v - 1) == 0:
+        return f"2^{v.bit_length() - 1}"
+    if v > 2**20 and (v + 1) & v == 0:
+        return f"2^{v.bit_length()} - 1"
+    if abs(v) >= 10**12:
+        return f"{v:.3g}".replace("e+", "e")
+    return str(v)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this process may still take: MemAvailable, and the cgroup's limit."""
+    limits: list[int] = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                limits.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError):
+        pass
+    try:
+        text = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text())
+        if text != "max":
+            limits.append(int(text) - used)
+    except (OSError, ValueError):
+        pass
+    return min(limits) if limits else None
+
+
+def check_memory(need: int, hint: str) -> None:
+    """ConfigError, with the estimate, if a run needing ``need`` bytes cannot fit here."""
+    have = available_memory()
+    if have is not None and need > have:
+        raise ConfigError(
+            f"this run needs about {_bytes(need)} of memory and this machine has "
+            f"{_bytes(have)} available; {hint}"
+        )
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EiB"  # pragma: no cover
 
 
 def check_seed(seed_: int) -> None:
@@ -213,6 +311,7 @@ class ChainConfig:
         Raises:
             ConfigError: the first check that fails, with its one-line message.
         """
+        check_ranges(self)
         try:
             regime = Regime.parse(self.regime)
         except RegimeError as err:
@@ -241,7 +340,7 @@ class ChainConfig:
 
     def _check_held(self, bytes_per_record: int) -> None:
         """ConfigError if the records of all chains would pass :data:`MAX_RECORD_BYTES`."""
-        records = len(self.record_generations())
+        records = self.record_count()
         held = bytes_per_record * self.num_chains * records
         if held > MAX_RECORD_BYTES:
             raise ConfigError(
@@ -261,6 +360,15 @@ class ChainConfig:
         per = self.num_chains * self.values_per_record
         max_records = max(2, min(1001, _AUTO_RECORD_VALUES // per))
         return max(1, math.ceil(self.num_generations / (max_records - 1)))
+
+    def record_count(self) -> int:
+        """How many generations :meth:`record_generations` lists (without listing them)."""
+        t, s = self.num_generations, self.record_stride()
+        return t // s + 1 + (1 if t % s else 0)
+
+    def held_bytes(self, bytes_per_record: int, per_chain: int = 0) -> int:
+        """Bytes of the records of all chains, and ``per_chain`` more for each chain."""
+        return self.num_chains * (bytes_per_record * self.record_count() + per_chain)
 
     def record_generations(self) -> list[int]:
         """Return the recorded generations: 0, s, 2s, ... and always the last."""

@@ -100,7 +100,7 @@ def test_resume_skips_finished_points(tmp_path: Path) -> None:
         (["gaussian", "--samples", "10,abc"], "not a list of numbers"),
         (["gaussian", "--temperature", "1,2"], "does not apply to gaussian"),
         (["tokens", "--ddof", "0,1"], "does not apply to tokens"),
-        (["gaussian", "--samples", "1,10"], "samples must be at least 2"),
+        (["gaussian", "--samples", "1,10"], "samples must lie in [2, 2^53], got 1"),
         (["dragons", "--samples", "1,2"], "unknown family"),
         (["gaussian", "--samples", "10,10"], "repeat"),
         (["gaussian"], "one or two parameters"),

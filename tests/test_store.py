@@ -26,6 +26,7 @@ def test_run_directory_contents(tmp_path: Path) -> None:
     res = runner.run(SMALL, out=out)
     names = sorted(p.name for p in out.iterdir())
     assert names == [
+        ".collapsesim.lock",  # the run directory's lock (free once the run ends)
         "aggregates.parquet",
         "final.parquet",
         "run.json",

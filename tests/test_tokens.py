@@ -231,11 +231,11 @@ def test_cli_table_json_plot(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--categories", "1"], "categories must be at least 2"),
+        (["--categories", "1"], "categories must lie in [2, 2^31 - 1], got 1"),
         (["--temperature", "0"], "temperature must be positive"),
         (["--top-p", "0"], "top-p must lie in (0, 1]"),
         (["--top-p", "1.5"], "top-p must lie in (0, 1]"),
-        (["--top-k", "-1"], "top-k must be >= 0"),
+        (["--top-k", "-1"], "top-k must lie in [0, 2^31 - 1], got -1"),
         (["--smoothing", "-0.1"], "smoothing must be >= 0"),
         (["--init", "NEG"], "non-negative"),
         (["--init", "no/such/file"], "neither uniform, zipf nor a file"),

@@ -208,7 +208,7 @@ def test_cli_bad_data(tmp_path: Path, make: object, message: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--generations", "0"], "generations must be at least 1"),
+        (["--generations", "0"], "generations must lie in [1, 10000], got 0"),
         (["--data", "cifar"], "unknown dataset 'cifar'"),
         (["--widths", "8"], "--widths takes two integers"),
         (["--pixels", "median"], "unknown pixels"),

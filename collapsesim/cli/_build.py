@@ -170,7 +170,10 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
         if not writer:
             return
         if run["plot"] is not None:
-            family.draw(result, run["plot"])
+            try:
+                family.draw(result, run["plot"])
+            except OSError as err:
+                raise UserError(f"cannot write {run['plot']}: {err.strerror or err}") from None
     text = json.dumps(result.summary, allow_nan=False)
     where = f" ({family.stored} too)" if family.stored else ""
     report(run["as_json"], text, family.table(result), out, run["plot"], where)

@@ -55,6 +55,9 @@ def one_line_errors(out: Path | None, *extra: type[Exception]) -> Iterator[None]
         yield
     except known as err:
         raise fail(str(err)) from None
+    except MemoryError:
+        hint = f"; what was stored in {out} is intact" if out is not None else ""
+        raise fail(f"the machine ran out of memory; make the run smaller{hint}") from None
     except KeyboardInterrupt:
         hint = f"; continue it with --out {out} --resume" if out is not None else ""
         raise fail(f"interrupted{hint}") from None

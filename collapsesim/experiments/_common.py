@@ -103,13 +103,28 @@ def save_checkpoint(out: Path, arrays: dict[str, Any]) -> None:
     store.atomic_write(out / store.CHECKPOINT_FILE, write)
 
 
+RESTART = "delete it and rerun with --resume to start the run again from generation 0"
+
+
 def load_checkpoint(out: Path) -> dict[str, np.ndarray] | None:
-    """Return the arrays of checkpoint.npz, or None if there is none."""
+    """Return the arrays of checkpoint.npz, or None if there is none.
+
+    Raises:
+        store.RunDirError: the checkpoint is damaged (the message says what to do).
+    """
     path = out / store.CHECKPOINT_FILE
-    if not path.is_file():
+    if not path.exists():
         return None
-    with np.load(path) as ck:
-        return {k: ck[k] for k in ck.files}
+    try:
+        saved = store.load_npz(path)
+    except store.RunDirError as err:
+        raise store.RunDirError(f"{err}; {RESTART}") from None
+    missing = [
+        k for k in ("batch", "generation", "batch_chains", "kernel_seconds") if k not in saved
+    ]
+    if missing:
+        raise store.RunDirError(f"{path} is damaged (no {missing[0]}); {RESTART}")
+    return saved
 
 
 def is_complete(out: Path) -> bool:

@@ -11,6 +11,7 @@ process writes, when checkpoints are written, timings, storing the result) is he
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable, Generator
@@ -26,7 +27,7 @@ from ._common import Progress
 
 R = TypeVar("R")
 
-__all__ = ["Finished", "Plan", "drive", "run_plan"]
+__all__ = ["Finished", "Plan", "drive", "locked", "run_plan"]
 
 
 @dataclass
@@ -110,7 +111,12 @@ def _restart(out: Path, plan: Plan, batch: int, resuming: bool) -> _Start:
     saved = common.load_checkpoint(out) if resuming else None
     if saved is not None:
         for name, arr in plan.arrays.items():
-            arr[...] = saved[f"run_{name}"]
+            got = saved.get(f"run_{name}")
+            if got is None or got.shape != arr.shape:
+                path = out / store.CHECKPOINT_FILE
+                raise store.RunDirError(f"{path} is damaged (its {name} is missing or of another "
+                                        f"shape); {common.RESTART}")  # fmt: skip
+            arr[...] = got
         start = _Start(
             int(saved["batch_chains"]),  # the interrupted run's batches
             int(saved["batch"]),
@@ -215,7 +221,12 @@ def drive(
         out = Path(out)
         resuming = _open_run(out, config_dict, resume)
         if resuming and common.is_complete(out):
-            return load(out)
+            try:
+                return load(out)
+            except store.RunDirError as err:
+                raise store.RunDirError(f"{err}: this complete run's results cannot be read; "
+                                        "run it again into another --out") from None  # fmt: skip
+    check_memory(cfg)
     plan = make_plan()
     c = cfg.num_chains if plan.num_chains is None else plan.num_chains
     start = _Start(min(batch_chains or plan.default_batch, c))
@@ -231,6 +242,15 @@ def drive(
     run = _Run(plan, out, start, checkpoint_seconds)
     yield from run.batches(c, cfg.num_generations, block_generations)
     return Finished(run.kernel_seconds, meta, wall0, plan)
+
+
+def check_memory(cfg: Any) -> None:
+    """ConfigError, with the estimate, for a run whose memory would exceed this machine's."""
+    from ..config import check_memory as check
+
+    estimate = getattr(cfg, "memory_bytes", None)
+    if estimate is not None:
+        check(estimate(), "make the run smaller (chains, samples, generations or the model)")
 
 
 def complete(
@@ -287,17 +307,25 @@ def run_plan(
         ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
         store.RunDirError: ``out`` cannot take this run.
     """
-    done = yield from drive(
-        cfg,
-        make_plan,
-        load,
-        out=out,
-        resume=resume,
-        threads=threads,
-        batch_chains=batch_chains,
-        block_generations=block_generations,
-        checkpoint_seconds=checkpoint_seconds,
-    )
-    if not isinstance(done, Finished):
-        return done
-    return complete(done.plan.finish(), done, out, done.plan.save)
+    with locked(out):
+        done = yield from drive(
+            cfg,
+            make_plan,
+            load,
+            out=out,
+            resume=resume,
+            threads=threads,
+            batch_chains=batch_chains,
+            block_generations=block_generations,
+            checkpoint_seconds=checkpoint_seconds,
+        )
+        if not isinstance(done, Finished):
+            return done
+        return complete(done.plan.finish(), done, out, done.plan.save)
+
+
+def locked(out: Path | None) -> contextlib.AbstractContextManager[None]:
+    """The run directory's exclusive lock, held by the process that writes it (process 0)."""
+    if out is None or not distributed.is_writer():
+        return contextlib.nullcontext()
+    return store.lock_run_dir(Path(out))

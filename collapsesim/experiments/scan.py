@@ -41,6 +41,7 @@ from .. import store
 from ..config import ConfigError
 from ..results import Result
 from . import _common as common
+from . import _driver as driver
 
 __all__ = ["ScanError", "ScanProgress", "ScanResult", "iterate", "parse_grid"]
 
@@ -229,8 +230,22 @@ def iterate(
         store.RunDirError: ``out`` cannot take this scan.
     """
     points = _configs(family, base, grid)
-    run_iter = _family(family).iterate
     ident = {"family": family, "base": base, "grid": [[n, v] for n, v in grid]}
+    with driver.locked(out):
+        return (yield from _points(family, grid, points, ident, out, resume, threads))
+
+
+def _points(
+    family: str,
+    grid: list[tuple[str, list[float]]],
+    points: list[tuple[dict[str, float], Any]],
+    ident: dict[str, Any],
+    out: Path | None,
+    resume: bool,
+    threads: int | None,
+) -> Generator[ScanProgress, None, ScanResult]:
+    """Run the grid points into ``out`` (which the caller holds locked)."""
+    run_iter = _family(family).iterate
     if out is not None:
         out = Path(out)
         store.prepare_run_dir(out, ident, resume=resume)
@@ -238,8 +253,12 @@ def iterate(
     rows = []
     for i, (params, cfg) in enumerate(points):
         done_file = out / f"point_{i:03d}.json" if out is not None else None
-        if done_file is not None and resume and done_file.is_file():
-            rows.append(store.read_json(done_file))
+        if done_file is not None and resume and done_file.exists():
+            try:
+                rows.append(store.read_json(done_file))
+            except store.RunDirError as err:
+                raise store.RunDirError(f"{err}; delete it and rerun with --resume to run that "
+                                        "grid point again") from None  # fmt: skip
             continue
         steps = run_iter(cfg, threads=threads)
         while True:

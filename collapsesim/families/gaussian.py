@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from .. import metrics, theory
 from ..config import (
     BACKENDS,
+    MAX_SAMPLES,
     METHODS,
     PRECISIONS,
     ChainConfig,
     ConfigError,
+    check_ranges,
     opt,
     opt_backend,
     opt_chains,
@@ -40,8 +43,9 @@ class GaussianConfig(ChainConfig):
 
     num_chains: int = opt_chains(1000)
     num_generations: int = opt_generations(1000)
-    num_samples: int = opt_samples(1000, "Training-set size n of every generation (>= 2).")
-    ddof: int = opt(0, "0: maximum-likelihood std; 1: unbiased variance.")
+    num_samples: int = opt_samples(1000, "Training-set size n of every generation (>= 2).",
+                                   range=(2, MAX_SAMPLES))  # fmt: skip
+    ddof: int = opt(0, "0: maximum-likelihood std; 1: unbiased variance.", range=(0, 1))
     method: str = opt(
         "auto",
         "auto | sample | sufficient. [b]sufficient[/] draws the mean and chi-square statistic "
@@ -59,9 +63,8 @@ class GaussianConfig(ChainConfig):
     precision: str = opt_precision()
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         checks = [
-            (self.num_samples >= 2, f"samples must be at least 2, got {self.num_samples}"),
-            (self.ddof in (0, 1), f"ddof must be 0 or 1, got {self.ddof}"),
             (
                 self.method in METHODS,
                 f"unknown method {self.method!r}; choose auto, sample or sufficient",
@@ -85,6 +88,21 @@ class GaussianConfig(ChainConfig):
                 "subsampling a pool needs the samples themselves (use --method sample)"
             )
         self._check_held(16)
+
+    def memory_bytes(self) -> int:
+        """A floor on the run's peak memory: records, per-chain results, samples and pools.
+
+        Records hold mu and log sigma; each chain's final metrics are sorted for the
+        quantiles; the sample method holds n draws per thread, and accumulate-subsample
+        a pool of n x T samples for at least one chain.
+        """
+        n, t = self.num_samples, self.num_generations
+        need = self.held_bytes(16, per_chain=8 * 16)
+        if self.resolved_method == "sample":
+            need += 16 * n * (os.cpu_count() or 1)
+        if Regime(self.regime) is Regime.ACCUMULATE_SUBSAMPLE:
+            need += 8 * n * max(t, 1)
+        return need
 
     @property
     def resolved_method(self) -> str:

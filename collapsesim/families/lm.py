@@ -12,6 +12,7 @@ from ..config import (
     DECODING,
     RUN,
     ConfigError,
+    check_ranges,
     check_seed,
     opt,
     opt_fresh_fraction,
@@ -49,19 +50,24 @@ class LmConfig:
         "chars",
         "chars | bytes (UTF-8) | bpe (byte-pair merges of characters, learned on the corpus).",
     )
-    bpe_merges: int = opt(256, "bpe: merges learned.", when=("tokenizer", ("bpe",)))
-    num_generations: int = opt_generations(5, "Models trained: generation 0 on real text.")
+    bpe_merges: int = opt(256, "bpe: merges learned.", when=("tokenizer", ("bpe",)),
+                          range=(0, 10**5))  # fmt: skip
+    num_generations: int = opt_generations(5, "Models trained: generation 0 on real text.",
+                                           range=(1, 10**4))  # fmt: skip
     block: int = opt(
-        32, "Tokens per block: a prompt block, then a continuation block (context 2x)."
+        32,
+        "Tokens per block: a prompt block, then a continuation block (context 2x).",
+        range=(1, 2**14),
     )
-    width: int = opt(64, "Model width (embedding size).")
-    heads: int = opt(4, "Attention heads (divide --width).")
-    layers: int = opt(2, "Transformer blocks.")
-    epochs: int = opt(3, "Training epochs per generation.")
-    batch_size: int = opt(64, "Minibatch size (pairs).")
+    width: int = opt(64, "Model width (embedding size).", range=(1, 2**14))
+    heads: int = opt(4, "Attention heads (divide --width).", range=(1, 1024))
+    layers: int = opt(2, "Transformer blocks.", range=(1, 1024))
+    epochs: int = opt(3, "Training epochs per generation.", range=(1, 10**4))
+    batch_size: int = opt(64, "Minibatch size (pairs).", range=(1, 2**20))
     learning_rate: float = opt(3e-3, "Adam's learning rate.")
     temperature: float = opt(1.0, "Sampling temperature (> 0).", group=DECODING)
-    top_k: int = opt(0, "Sample among the k most probable tokens (0: off).", group=DECODING)
+    top_k: int = opt(0, "Sample among the k most probable tokens (0: off).", group=DECODING,
+                     range=(0, 2**31 - 1))  # fmt: skip
     top_p: float = opt(
         1.0, "Nucleus sampling: the smallest set with this mass (1: off).", group=DECODING
     )
@@ -69,29 +75,22 @@ class LmConfig:
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()
-    train_size: int = opt(0, "Real training pairs (0: all of the training split).", group=RUN)
+    train_size: int = opt(0, "Real training pairs (0: all of the training split).", group=RUN,
+                          range=(0, 10**9))  # fmt: skip
     seed: int = opt_seed()
 
     def __post_init__(self) -> None:
-        if self.num_generations < 1:
-            raise ConfigError(f"generations must be at least 1, got {self.num_generations}")
-        for name in ("block", "width", "heads", "layers", "epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_ranges(self)
         if self.width % self.heads:
             raise ConfigError(f"width {self.width} is not a multiple of heads {self.heads}")
         if self.tokenizer not in textlib.TOKENIZERS:
             raise ConfigError(
                 f"unknown tokenizer {self.tokenizer!r}; choose {', '.join(textlib.TOKENIZERS)}"
             )
-        if self.bpe_merges < 0:
-            raise ConfigError(f"bpe merges must be >= 0, got {self.bpe_merges}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ConfigError(f"learning rate must be > 0, got {self.learning_rate}")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        if self.top_k < 0:
-            raise ConfigError(f"top-k must be >= 0 (0: off), got {self.top_k}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top-p must lie in (0, 1] (1: off), got {self.top_p}")
         if self.train_size < 0:
@@ -103,6 +102,17 @@ class LmConfig:
     def context(self) -> int:
         """Tokens the model sees: a prompt block and a continuation block."""
         return 2 * self.block
+
+    def memory_bytes(self) -> int:
+        """A floor on the model's memory: parameters, gradients and Adam's two moments
+        (float32, 12 width^2 per block), and one minibatch's attention scores and
+        activations.
+        """
+        w, c = self.width, self.context
+        params = 12 * w * w * self.layers + c * w
+        scores = self.batch_size * self.heads * c * c * self.layers
+        activations = self.batch_size * c * w * 8 * self.layers
+        return 4 * (4 * params + scores + activations)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as stored in run.json."""

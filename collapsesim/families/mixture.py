@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from .. import metrics
 from ..config import (
     ChainConfig,
     ConfigError,
+    check_ranges,
     opt,
     opt_chains,
     opt_fresh_fraction,
@@ -150,8 +152,10 @@ class MixtureConfig(ChainConfig):
     num_chains: int = opt_chains(100)
     num_generations: int = opt_generations(2000)
     num_samples: int = opt_samples(1000, "Training-set size n of every generation (>= K).")
-    num_components: int = opt(2, "Components K of every fit.", flag="--components")
-    dim: int = opt(2, "Dimension d (taken from the --original file when it is one).")
+    num_components: int = opt(2, "Components K of every fit.", flag="--components",
+                              range=(1, 1000))  # fmt: skip
+    dim: int = opt(2, "Dimension d (taken from the --original file when it is one).",
+                   range=(1, 64))  # fmt: skip
     covariance: str = opt("full", "full | diag.")
     init: str = opt(
         "kmeans++",
@@ -171,18 +175,18 @@ class MixtureConfig(ChainConfig):
     keep_fraction: float = opt_keep_fraction()
     seed: int = opt_seed()
     tol: float = opt(1e-3, "EM stops when the mean log-likelihood changes by less.")
-    max_iter: int = opt(100, "EM iteration cap.")
+    max_iter: int = opt(100, "EM iteration cap.", range=(1, 10**6))
     reg_covar: float = opt(
         1e-6, "Added to every covariance diagonal, > 0 (scikit-learn's default)."
     )
-    heldout: int = opt(1000, "Size of the fixed held-out sample of the original.")
+    heldout: int = opt(1000, "Size of the fixed held-out sample of the original.",
+                       range=(1, 10**8))  # fmt: skip
     record_every: int = opt_record_every()
     keep_chains: int = opt_keep_chains()
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         checks = [
-            (self.num_components >= 1, f"components must be at least 1, got {self.num_components}"),
-            (1 <= self.dim <= 64, f"dim must lie in [1, 64], got {self.dim}"),
             (
                 self.num_samples >= max(2, self.num_components),
                 (
@@ -221,6 +225,20 @@ class MixtureConfig(ChainConfig):
         object.__setattr__(self, "means0", _nested_tuple(m))
         object.__setattr__(self, "covs0", _nested_tuple(c))
         self._check_held(8 * self.values_per_record)
+
+    def memory_bytes(self) -> int:
+        """A floor on the run's peak memory: records, the held-out sample, EM's buffers, pools.
+
+        EM holds the n x K responsibilities and the n x d training set per thread; the
+        accumulate regimes keep n x T points for at least one chain.
+        """
+        n, t, k, d = self.num_samples, self.num_generations, self.num_components, self.dim
+        need = self.held_bytes(8 * self.values_per_record, per_chain=8 * 16)
+        need += 8 * self.heldout * d + 8 * self.heldout * k  # the held-out sample and its terms
+        need += 8 * n * (k + d) * (os.cpu_count() or 1)
+        if Regime(self.regime) in (Regime.ACCUMULATE, Regime.ACCUMULATE_SUBSAMPLE):
+            need += 8 * n * max(t, 1) * d
+        return need
 
     @property
     def values_per_record(self) -> int:

