@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
@@ -138,6 +139,23 @@ def aggregate(values: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+def _cholesky(s: np.ndarray) -> np.ndarray:
+    """Batched Cholesky factors, NaN for a matrix that is not positive definite.
+
+    A fit whose covariance collapsed below the double range (``--reg-covar 1e-50``) has
+    no factor; its metrics are then NaN (and the fit counts as failed), not an error.
+    """
+    try:
+        return np.linalg.cholesky(s)
+    except np.linalg.LinAlgError:
+        flat = s.reshape(-1, *s.shape[-2:])
+        out = np.full(flat.shape, np.nan)
+        for i, m in enumerate(flat):
+            with contextlib.suppress(np.linalg.LinAlgError):
+                out[i] = np.linalg.cholesky(m)
+        return out.reshape(s.shape)
+
+
 def _gauss_overlap(m1: np.ndarray, c1: np.ndarray, m2: np.ndarray, c2: np.ndarray) -> np.ndarray:
     """Return ``int N(x; m1, c1) N(x; m2, c2) dx = N(m1; m2, c1 + c2)``, batched.
 
@@ -147,7 +165,7 @@ def _gauss_overlap(m1: np.ndarray, c1: np.ndarray, m2: np.ndarray, c2: np.ndarra
     """
     s = c1 + c2
     diff = m1 - m2
-    chol = np.linalg.cholesky(s)
+    chol = _cholesky(s)
     y = np.linalg.solve(chol, diff[..., None])[..., 0]
     d = diff.shape[-1]
     log_det = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)
@@ -212,7 +230,7 @@ def mixture_loglik(
         float64 of shape ``weights.shape[:-1]``.
     """
     d = x.shape[-1]
-    chol = np.linalg.cholesky(covs)  # (..., K, d, d)
+    chol = _cholesky(covs)  # (..., K, d, d)
     diff = x[:, None, :] - means[..., None, :, :]  # (..., m, K, d)
     y = np.linalg.solve(chol[..., None, :, :, :], diff[..., None])[..., 0]
     log_det = 2 * np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(-1)  # (..., K)

@@ -148,7 +148,11 @@ def load(name: str, seed: int = 0) -> Corpus:
     if name == "zipf":
         text = ZIPF.sample(ZIPF_LENGTH, np.random.default_rng([seed, 0x21FF]))
         return Corpus(text, f"zipf: {ZIPF.name}", _sha(text), ZIPF)
+    if not name.strip():
+        raise TextDataError("--corpus is empty; give pydoc, zipf or a UTF-8 text file")
     path = Path(name)
+    if path.is_dir():
+        raise TextDataError(f"corpus {name!r} is a directory, not a text file")
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:

@@ -101,7 +101,8 @@ def moment_std(
     """
     _check(num_samples, ddof, regime)
     t = np.asarray(generations, dtype=np.float64)
-    return np.exp(k * math.log(sigma0) + t * log_step_moment(k, num_samples, ddof))
+    with np.errstate(over="ignore", under="ignore"):  # past the double range: inf or 0
+        return np.exp(k * math.log(sigma0) + t * log_step_moment(k, num_samples, ddof))
 
 
 def collapse_rate(num_samples: int, ddof: int = 0, regime: str = "replace") -> float:
@@ -195,9 +196,11 @@ def var_mean(
     _check(num_samples, ddof, regime)
     t = np.asarray(generations, dtype=np.float64)
     n = num_samples
-    if ddof == 1:
-        return t * sigma0**2 / n
-    return sigma0**2 * -np.expm1(t * math.log1p(-1.0 / n))
+    with np.errstate(over="ignore"):
+        s2 = np.float64(sigma0) * np.float64(sigma0)  # inf past 1e154, as the simulated variance
+        if ddof == 1:
+            return t * s2 / n
+        return s2 * -np.expm1(t * math.log1p(-1.0 / n))
 
 
 def _log_cf(s: np.ndarray, num_samples: int, ddof: int) -> np.ndarray:
@@ -397,8 +400,11 @@ def token_heterozygosity(
         raise NoClosedForm("heterozygosity has a closed form under replace without decoding")
     n, k, eps = float(num_samples), len(p0), float(smoothing)
     d = n + k * eps
-    a = n * (n - 1) / d**2
-    b = (n + 2 * eps * n + k * eps * eps) / d**2
+    # As ratios to D, which stay finite for any smoothing (D^2 passes the double range
+    # from eps ~ 1e151 on).
+    r, e = n / d, eps / d
+    a = r * ((n - 1) / d)
+    b = r / d + 2 * e * r + k * e * e
     s = _affine_power(a, b, float(np.sum(p0 * p0)), np.asarray(generations, dtype=np.float64))
     return 1.0 - s
 

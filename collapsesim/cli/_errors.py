@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,6 +44,11 @@ def check_plot_path(plot: Path | None) -> None:
     parent = plot.parent if str(plot.parent) else Path(".")
     if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise UserError(f"cannot write --plot file in {parent}")
+    try:  # a real write, before the run: access() says yes to root in /proc
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".collapsesim-plot-", suffix=".png"):
+            pass
+    except OSError as err:
+        raise UserError(f"cannot write --plot file in {parent}: {err.strerror or err}") from None
     if plot.suffix.lower() != ".png":
         raise UserError(f"--plot writes PNG; give a file ending in .png, not {plot.name!r}")
 

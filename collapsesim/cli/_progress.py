@@ -116,16 +116,21 @@ def bars(
         disable=quiet,
         auto_refresh=False,
     )
+    # The bars appear with the first report: a run refused while it sets up (bad data,
+    # too little memory) leaves its one error line and nothing else.
+    try:
+        p = next(steps)
+    except StopIteration as stop:
+        return stop.value
     last = 0.0
     with progress:
         tasks = [progress.add_task(name, total=None, **fields) for name in names]
-        progress.refresh()
         while True:
-            try:
-                p = next(steps)
-            except StopIteration as stop:
-                return stop.value
             now = time.monotonic()
             if update(progress, tasks, p) or now - last >= 0.1:
                 progress.refresh()
                 last = now
+            try:
+                p = next(steps)
+            except StopIteration as stop:
+                return stop.value

@@ -144,8 +144,15 @@ def read_meta(out: Path) -> dict[str, Any]:
 
 
 def z(value: float, expected: float | None, stderr: float | None) -> float | None:
-    """(value - expected) / stderr, or None where either is missing or degenerate."""
-    if expected is None or stderr is None or not stderr > 0 or not math.isfinite(value):
+    """(value - expected) / stderr, or None where either is missing or degenerate.
+
+    Degenerate includes a standard error at the level of rounding (below 1e-12 of the
+    values): every chain then holds the same number, and the z-score would only measure
+    the rounding of the sums (a smoothing of 1e300 makes every model uniform).
+    """
+    if expected is None or stderr is None or not math.isfinite(value):
+        return None
+    if not stderr > 1e-12 * max(abs(value), abs(expected)):
         return None
     return (value - expected) / stderr
 

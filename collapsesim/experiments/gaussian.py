@@ -83,19 +83,19 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
     """Chains of the Numba (or JAX) kernel recording mu and log sigma where asked."""
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
-    rec_mu = np.empty((c, len(record_gens)))
-    rec_ls = np.empty((c, len(record_gens)))
-    rec_mu[:, 0] = cfg.mu0
-    rec_ls[:, 0] = math.log(cfg.sigma0)
+    # The chains run in standard units, from N(0, 1): a Gaussian chain from N(mu0, sigma0^2)
+    # is mu0 + sigma0 times one from N(0, 1) under every regime (the fit is location-scale
+    # equivariant), and standard units keep the mean's fluctuations at mu0 = 1e20 and the
+    # std at sigma0 = 1e-300 or 1e300. _finish maps the records back.
+    rec_mu = np.zeros((c, len(record_gens)))
+    rec_ls = np.zeros((c, len(record_gens)))
     if cfg.backend == "jax":
         return _jax_plan(cfg, record_gens, rec_mu, rec_ls)
     subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
     sufficient = cfg.resolved_method == "sufficient"
 
     def start(lo: int, hi: int) -> dict[str, Any]:
-        rng, state = kern.init_chains(
-            cfg.seed, np.arange(lo, hi, dtype=np.int64), cfg.mu0, cfg.sigma0
-        )
+        rng, state = kern.init_chains(cfg.seed, np.arange(lo, hi, dtype=np.int64), 0.0, 1.0)
         out_state: dict[str, Any] = {"rng": rng, "state": state}
         if subsample:
             # Generation t - 1's draws fill the pool to n * t samples.
@@ -119,8 +119,8 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             regime=Regime(cfg.regime).code,
             num_real=cfg.num_real,
             sufficient=sufficient,
-            mu0=cfg.mu0,
-            sigma0=cfg.sigma0,
+            mu0=0.0,
+            sigma0=1.0,
             pool=st.get("pool"),
             pool_size=st.get("pool_size"),
         )
@@ -165,8 +165,8 @@ def _jax_plan(
             regime=Regime(cfg.regime).code,
             num_real=cfg.num_real,
             sufficient=sufficient,
-            mu0=cfg.mu0,
-            sigma0=cfg.sigma0,
+            mu0=0.0,
+            sigma0=1.0,
             dtype=precision,
         )
 
@@ -186,8 +186,8 @@ def _jax_plan(
         else min(cfg.num_chains, 2**22),
         start=lambda lo, hi: jg.init_state(
             hi - lo,
-            cfg.mu0,
-            cfg.sigma0,
+            0.0,
+            1.0,
             cfg.num_samples * cfg.num_generations
             if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
             else 0,
@@ -201,7 +201,8 @@ def _jax_plan(
 def _finish(
     cfg: GaussianConfig, record_gens: np.ndarray, rec_mu: np.ndarray, rec_ls: np.ndarray
 ) -> GaussianResult:
-    all_metrics = metrics.gaussian_metrics(rec_mu, rec_ls, cfg.mu0, cfg.sigma0)
+    standard = metrics.gaussian_metrics(rec_mu, rec_ls, 0.0, 1.0)
+    all_metrics = _in_original_units(cfg, standard)
     aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
     final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
     k = min(cfg.keep_chains, cfg.num_chains)
@@ -212,24 +213,50 @@ def _finish(
         aggregates=aggregates,
         final=final,
         trajectories=trajectories,
-        summary=summarize(cfg, final),
+        summary=summarize(cfg, final, standard_mu=rec_mu[:, -1]),
     )
 
 
-def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, Any]:
+def _in_original_units(
+    cfg: GaussianConfig, standard: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """The metrics of chains run from N(0, 1), for the chains from N(mu0, sigma0^2).
+
+    Exact for the default original (0 + 1 x is x); KL divergences and the tail mass do
+    not change with location and scale.
+    """
+    mu0, sigma0 = cfg.mu0, cfg.sigma0
+    ls0 = math.log(sigma0)
+    with np.errstate(over="ignore", under="ignore"):
+        return standard | {
+            "mu": mu0 + sigma0 * standard["mu"],
+            "sigma": sigma0 * standard["sigma"],
+            "log_sigma": ls0 + standard["log_sigma"],
+            "w2": sigma0 * standard["w2"],
+        }
+
+
+def summarize(
+    cfg: GaussianConfig, final: dict[str, np.ndarray], standard_mu: np.ndarray | None = None
+) -> dict[str, Any]:
     """Return the run's summary: final-generation statistics beside exact theory.
 
     z-scores use the exact standard error where theory gives it (mean std) and the
-    Monte Carlo one otherwise.
+    Monte Carlo one otherwise. ``standard_mu``: the final means in standard units
+    ((mu - mu0) / sigma0, as the chains ran), whose spread survives any mu0.
     """
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
-    sig, ls, mu = final["sigma"], final["log_sigma"], final["mu"]
+    sig, ls = final["sigma"], final["log_sigma"]
+    m = (final["mu"] - cfg.mu0) / cfg.sigma0 if standard_mu is None else standard_mu
+    s2 = cfg.sigma0 * cfg.sigma0  # inf past 1e154: the variance of the mean is then no double
     with np.errstate(invalid="ignore", over="ignore"):
         q05, q50, q95 = np.quantile(sig, [0.05, 0.5, 0.95])
-        sd = sig.std(ddof=1) if c > 1 else math.nan
+        sd = cfg.sigma0 * (sig / cfg.sigma0).std(ddof=1) if c > 1 else math.nan
         lsd = ls.std(ddof=1) if c > 1 else math.nan
-        var_mu = mu.var(ddof=1) if c > 1 else math.nan
-        m4 = float(np.mean((mu - mu.mean()) ** 4))
+        var_m = m.var(ddof=1) if c > 1 else math.nan
+        m4 = float(np.mean((m - m.mean()) ** 4))
+        var_mu = s2 * var_m
+        se_var_mu = s2 * math.sqrt(max(m4 - var_m**2, 0.0) / c)
     s: dict[str, Any] = {
         "chains": c,
         "generations": t,
@@ -250,7 +277,7 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
         "mean_log_final_std": float(ls.mean()),
         "stderr_log_final_std": float(lsd / math.sqrt(c)),
         "var_final_mean": float(var_mu),
-        "stderr_var_final_mean": float(math.sqrt(max(m4 - var_mu**2, 0.0) / c)),
+        "stderr_var_final_mean": float(se_var_mu),
         "mean_final_w2": float(final["w2"].mean()),
         "mean_final_tail_mass": float(final["tail_mass"].mean()),
     }
@@ -261,29 +288,31 @@ def summarize(cfg: GaussianConfig, final: dict[str, np.ndarray]) -> dict[str, An
     vmu: float | None
     rate: float | None
     try:
-        e1 = float(theory.moment_std(1, t, n, cfg.ddof, cfg.sigma0, cfg.regime))
-        e2 = float(theory.moment_std(2, t, n, cfg.ddof, cfg.sigma0, cfg.regime))
+        # Moments of sigma_T / sigma0 (standard units: finite for any sigma0).
+        e1 = float(theory.moment_std(1, t, n, cfg.ddof, 1.0, cfg.regime))
+        e2 = float(theory.moment_std(2, t, n, cfg.ddof, 1.0, cfg.regime))
         elog = float(theory.mean_log_std(t, n, cfg.ddof, cfg.sigma0, cfg.regime))
         slog = float(theory.std_log_std(t, n, cfg.ddof, cfg.regime))
         vmu = float(theory.var_mean(t, n, cfg.ddof, cfg.sigma0, cfg.regime))
         rate = theory.collapse_rate(n, cfg.ddof, cfg.regime)
     except theory.NoClosedForm:
         e1 = e2 = elog = slog = vmu = rate = None
-    s["theory_mean_final_std"] = e1
-    s["theory_stderr_final_std"] = (
-        math.sqrt(max(e2 - e1 * e1, 0.0) / c) if e1 is not None and e2 is not None else None
-    )
+    s["theory_mean_final_std"] = None if e1 is None else cfg.sigma0 * e1
+    se1 = math.sqrt(max(e2 - e1 * e1, 0.0) / c) if e1 is not None and e2 is not None else None
+    s["theory_stderr_final_std"] = None if se1 is None else cfg.sigma0 * se1
     s["theory_mean_log_final_std"] = elog
     s["theory_stderr_log_final_std"] = slog / math.sqrt(c) if slog is not None else None
     s["theory_var_final_mean"] = vmu
     s["theory_collapse_rate"] = rate
     s["collapse_rate"], s["stderr_collapse_rate"] = metrics.decay_rate(math.log(cfg.sigma0), ls, t)
     s["z_collapse_rate"] = common.z(s["collapse_rate"], rate, s["stderr_collapse_rate"])
-    s["z_mean_final_std"] = common.z(s["mean_final_std"], e1, s["theory_stderr_final_std"])
+    s["z_mean_final_std"] = common.z(float(sig.mean()) / cfg.sigma0, e1, se1)
     s["z_mean_log_final_std"] = common.z(
         s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"]
     )
-    s["z_var_final_mean"] = common.z(s["var_final_mean"], vmu, s["stderr_var_final_mean"])
+    vmu1 = None if vmu is None else float(theory.var_mean(t, n, cfg.ddof, 1.0, cfg.regime))
+    se_var1 = math.sqrt(max(m4 - var_m**2, 0.0) / c)
+    s["z_var_final_mean"] = common.z(float(var_m), vmu1, se_var1)  # in standard units
     _quantiles(cfg, s, exact=e1 is not None)
     return {k: common.finite_or_none(v) for k, v in s.items()}
 

@@ -62,6 +62,10 @@ def token_original(init: str, categories: int, zipf_alpha: float) -> np.ndarray:
     elif init == "uniform":
         w = np.ones(categories)
     else:
+        if not init.strip():
+            raise ConfigError(
+                "--original is empty; give zipf, uniform or a file of weights or text"
+            )
         w = _token_file(Path(init))
     if w.ndim != 1 or len(w) < 2:
         raise ConfigError(f"need at least 2 categories, got {len(w)}")
