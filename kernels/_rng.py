@@ -193,6 +193,30 @@ def normal(s0: np.uint64, s1: np.uint64) -> tuple[float, np.uint64, np.uint64]:
     return x, s0, s1
 
 
+_KEYED_TAG = _U(0xBB67AE8584CAA73B)
+
+
+@njit(**JIT, inline="always")
+def keyed_normal(key: np.uint64, counter: np.uint64) -> float:
+    """Return N(0, 1) as a function of ``(key, counter)`` alone (a counter-based draw).
+
+    The word is splitmix64's output number ``counter`` from state ``key``; the ziggurat
+    takes it as :func:`normal_bits` takes a stream's word, and the rare slow path reads a
+    xoroshiro128++ stream hashed from the same pair. Callers can draw the values of a
+    random structure in any order, or only some of them, and always read the same ones.
+    """
+    h = key + counter * _GOLDEN
+    idx, j, x, spare = _zig_word(mix64(h))
+    if abs(j) < _KW[idx, 0]:
+        return x
+    s0 = mix64(h ^ _KEYED_TAG)
+    s1 = mix64(s0 + _GOLDEN)
+    if s0 == _U(0) and s1 == _U(0):
+        s1 = _GOLDEN
+    z, _, _, _ = _normal_slow(idx, j, x, spare, s0, s1)
+    return z
+
+
 # Tight squeeze for Marsaglia-Tsang: with y = c x the log acceptance probability is
 # h = g(y) / (9 c^2), g(y) = 4.5 y^2 + 1 - (1 + y)^3 + 3 log(1 + y) = -0.75 y^4 + 0.6 y^5 - ...
 # On |y| <= 1/2, -g(y) / (9 y^4) is largest at y = -1/2 (its series has positive terms

@@ -96,6 +96,13 @@ def gaussian_chain(
     return np.array(mus), np.array(sigmas)
 
 
+def _chain_key(s0, s1) -> np.uint64:
+    """The chain's key for counter-based normals, from its stream's first state."""
+    m = 2**64 - 1
+    inner = int(_rng.mix64(np.uint64((int(s1) + 0x3C6EF372FE94F82B) & m)))
+    return np.uint64(int(_rng.mix64(np.uint64(int(s0) ^ inner))))
+
+
 def gaussian_chain_sufficient(
     seed: int,
     chain: int,
@@ -110,18 +117,24 @@ def gaussian_chain_sufficient(
     """Return ``(mu, sigma)`` of models 0..T under replace from drawn sufficient statistics.
 
     The kernel's protocol, written out: each generation, 3 bits from a reservoir (refilled
-    from one random word every 21 generations) and a chi-square; at each recorded
-    generation, the mean's change since the last record from one normal. ``mu`` holds
-    NaN at generations that are not recorded (``records``: all when None).
+    from one random word every 21 generations) and a chi-square, the stream's only draws.
+    The mean, given the std path, on the grid of blocks of ``BLOCK`` generations: a block's
+    end moves by ``sqrt(c) z`` (``c`` the block's sum of sigma_t^2 / n), and every
+    generation inside it is the Brownian bridge between its dyadic neighbours, coarse to
+    fine, each ``z`` the normal keyed by the chain and the generation. This builds every
+    node of every block (the kernel builds only those its records need, and must agree).
+    ``mu`` holds NaN at generations that are not recorded (``records``: all when None).
     """
+    from collapsesim.kernels.gaussian import BLOCK
+
     s0, s1 = _u(_rng.stream_state(np.uint64(seed), np.uint64(chain)))
-    mus, sigmas = [mu0], [sigma0]
-    mu, sigma = mu0, sigma0
+    key = _chain_key(s0, s1)
+    total = -(-generations // BLOCK) * BLOCK  # the std path to the end of the last block
+    sigmas = [sigma0]
+    sigma = sigma0
     reservoir: list[int] = []
-    pending = 0.0  # variance of the mean's change since the last record
     a = 0.5 * (n - 1)
-    for t in range(generations):
-        pending += sigma * sigma / n
+    for _ in range(total):
         if a >= 1.0:
             if not reservoir:
                 word, s0, s1 = _u(_rng.next_u64(s0, s1))
@@ -134,12 +147,34 @@ def gaussian_chain_sufficient(
         else:
             chi2, s0, s1 = _u(_rng.chisquare(float(n - 1), s0, s1))
         sigma = sigma * math.sqrt(chi2 / (n - ddof))
-        if records is None or t + 1 in records:
-            z, s0, s1 = _u(_rng.normal(s0, s1))
-            mu = mu + math.sqrt(pending) * z
-            pending = 0.0
-            mus.append(mu)
-        else:
-            mus.append(math.nan)
         sigmas.append(sigma)
-    return np.array(mus), np.array(sigmas)
+    mus = [mu0]
+    mu = mu0
+    for b in range(0, total, BLOCK):
+        clock = [0.0]
+        for i in range(BLOCK):
+            clock.append(clock[-1] + sigmas[b + i] ** 2 / n)
+        w = [0.0] * (BLOCK + 1)
+        w[BLOCK] = math.sqrt(clock[BLOCK]) * _rng.keyed_normal(key, np.uint64(b + BLOCK))
+        h = BLOCK // 2
+        while h >= 1:
+            for m in range(h, BLOCK, 2 * h):
+                lo, hi = m - h, m + h
+                span = clock[hi] - clock[lo]
+                if span > 0:
+                    f = (clock[m] - clock[lo]) / span
+                    var = (clock[m] - clock[lo]) * (clock[hi] - clock[m]) / span
+                    z = _rng.keyed_normal(key, np.uint64(b + m))
+                    w[m] = w[lo] + (w[hi] - w[lo]) * f + math.sqrt(var) * z
+                else:
+                    w[m] = w[lo]
+            h //= 2
+        mus.extend(mu + w[i] for i in range(1, BLOCK + 1))
+        mu += w[BLOCK]
+    out = np.array(mus[: generations + 1])
+    if records is not None:
+        keep = np.zeros(generations + 1, bool)
+        keep[0] = True
+        keep[[g for g in records if 0 < g <= generations]] = True
+        out[~keep] = np.nan
+    return out, np.array(sigmas[: generations + 1])

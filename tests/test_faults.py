@@ -328,3 +328,19 @@ def test_memory_estimates_grow_with_the_run() -> None:
     big = GaussianConfig(num_chains=10, num_samples=10**9, method="sample")
     assert big.memory_bytes() > 10**9 > small.memory_bytes()
     assert json.dumps(small.to_dict())  # the estimate is no field of the stored config
+
+
+def test_a_run_begun_by_an_earlier_kernel_is_not_resumed(tmp_path: Path) -> None:
+    # 0.3 drew the replace-sufficient mean per record from the std stream and kept no chain
+    # keys: its checkpoint cannot continue under 0.4 without mixing two samples in a run.
+    out = tmp_path / "run"
+    _interrupted(out)
+    meta = json.loads((out / store.RUN_FILE).read_text())
+    assert meta["kernel"] == runner.KERNEL
+    del meta["kernel"]
+    meta["provenance"]["collapsesim"] = "0.3.0"
+    (out / store.RUN_FILE).write_text(json.dumps(meta))
+    line = _one_line(cli.invoke(app, ["gaussian", *ARGS, "--out", str(out), "--resume"]))
+    assert "begun by collapsesim 0.3.0" in line
+    assert "another --out" in line
+    assert (out / store.CHECKPOINT_FILE).is_file()  # nothing removed

@@ -60,8 +60,9 @@ def test_sufficient_kernel_matches_naive(run_final, n: int, ddof: int) -> None:
 
 
 def test_sufficient_kernel_with_sparse_records_matches_naive() -> None:
-    # Records at 7, 14, ..., 63 and 64: the mean jumps once per record, exactly as the
-    # naive protocol draws it, also across kernel calls that end between records.
+    # Records at 7, 14, ..., 63 and 64: the kernel bridges down to them alone and reads
+    # the values of the naive protocol's full grid, also across kernel calls that end
+    # between records (inside the grid's first block).
     t, n, seed, chain = 64, 30, 8, 5
     gens = np.array([0, *range(7, t + 1, 7), t])
     rng, state = kern.init_chains(seed, np.array([chain]), 0.0, 1.0)
@@ -103,3 +104,12 @@ def test_naive_detects_a_regime_mixup(run_final) -> None:
     )
     _ref_mu, ref_sigma = naive.gaussian_chain(9, 0, 10, 30, regime="replace")
     assert not np.allclose(np.exp(ls[0, 2:]), ref_sigma[2:], rtol=1e-6)
+
+
+def test_sufficient_kernel_matches_naive_across_blocks(run_final) -> None:
+    # Past the grid's first blocks: every generation, and the block ends in between.
+    t, n, chains = 2 * kern.BLOCK + 30, 40, np.array([3])
+    mu, ls = run_final(1, t, n, sufficient=True, seed=6, chains=chains, record_all=True)
+    ref_mu, ref_sigma = naive.gaussian_chain_sufficient(6, 3, t, n)
+    np.testing.assert_allclose(mu[0, 1:], ref_mu[1:], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ls[0, 1:], np.log(ref_sigma[1:]), rtol=1e-9, atol=1e-9)

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import metrics, theory
+from .. import metrics, store, theory
 from ..families.gaussian import GaussianConfig
 from ..kernels import gaussian as kern
 from ..regimes import Regime
@@ -30,6 +30,9 @@ __all__ = ["GaussianProgress", "GaussianResult", "iterate", "load", "run"]
 _POOL_BUDGET_BYTES = 1 * 2**30  # accumulate-subsample: memory for the pools of one batch
 _MAX_BATCH = 2**20
 _BLOCK_SECONDS = 0.25
+# The Numba kernel's checkpoint format and draws, kept in run.json: 0.4 added the chains'
+# keys and the grid of means (replace, sufficient) of kern.BLOCK generations.
+KERNEL = f"gaussian-0.4-grid{kern.BLOCK}"
 # Rough costs per chain-generation, only to size blocks for a responsive progress bar.
 _COST_SUFFICIENT = 1e-8
 _COST_PER_SAMPLE = 3e-9
@@ -64,7 +67,11 @@ def _block_size(cfg: GaussianConfig, batch: int) -> int:
     per_gen = _COST_SUFFICIENT if method == "sufficient" else _COST_PER_SAMPLE * cfg.num_samples
     if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE:
         per_gen *= 3
-    return int(min(max(cfg.num_generations, 1), max(1, _BLOCK_SECONDS / (per_gen * batch))))
+    size = int(min(max(cfg.num_generations, 1), max(1, _BLOCK_SECONDS / (per_gen * batch))))
+    if method == "sufficient" and Regime(cfg.regime) is Regime.REPLACE:
+        # Whole blocks of the kernel's grid of means: a block cut short is redone.
+        size = max(kern.BLOCK, size // kern.BLOCK * kern.BLOCK)
+    return size
 
 
 def iterate(
@@ -131,6 +138,7 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             "method": cfg.resolved_method,
             "num_real": cfg.num_real,
             "record_generations": len(record_gens),
+            "kernel": KERNEL,
         },
         arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
         default_batch=_batch_size(cfg),
@@ -138,7 +146,18 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
         advance=advance,
         block=lambda batch, g: _block_size(cfg, batch),
         finish=lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
+        check=_check_kernel,
     )
+
+
+def _check_kernel(stored: dict[str, Any]) -> None:
+    """Refuse to resume a run whose checkpoint an earlier kernel wrote (before 0.4)."""
+    if stored.get("kernel") != KERNEL:
+        version = stored.get("provenance", {}).get("collapsesim", "an older version")
+        raise store.RunDirError(
+            f"this run was begun by collapsesim {version}, whose checkpoints this version "
+            "cannot continue (README: Changes of draws); run it again into another --out"
+        )
 
 
 def _jax_plan(
