@@ -34,6 +34,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
-    """Throughput against NumPy and scikit-learn baselines; rewrites bench/README.md's table."""
+    """`collapsesim bench` (every family, full sizes); rewrites bench/README.md's table.
+
+    Arguments after ``--`` go to the command: ``nox -s bench -- --backend jax``.
+    """
     session.install(".[test]")
-    session.run("python", "bench/run.py", "--readme", "bench/README.md", *session.posargs)
+    session.run("collapsesim", "bench", "--readme", "bench/README.md", *session.posargs)

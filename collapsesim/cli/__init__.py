@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from ..families import FAMILIES
+from ._bench import add_bench
 from ._build import add_family
 from ._errors import err_console
 from ._scan import add_scan
@@ -51,6 +52,7 @@ def _root(
 for _family in FAMILIES.values():
     add_family(app, _family)
 add_scan(app)
+add_bench(app)
 
 
 def main() -> None:
