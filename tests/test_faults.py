@@ -344,3 +344,26 @@ def test_a_run_begun_by_an_earlier_kernel_is_not_resumed(tmp_path: Path) -> None
     assert "begun by collapsesim 0.3.0" in line
     assert "another --out" in line
     assert (out / store.CHECKPOINT_FILE).is_file()  # nothing removed
+
+
+def test_a_jax_run_begun_before_counter_draws_is_not_resumed(tmp_path: Path) -> None:
+    # 0.5 made the JAX sufficient method's draws counter-based: a 0.4 checkpoint's chains
+    # would continue on other draws than they began with.
+    out = tmp_path / "run"
+    cfg = GaussianConfig(num_chains=30, num_generations=40, num_samples=20, seed=3, backend="jax")
+    steps = runner.iterate(cfg, out=out, batch_chains=7, block_generations=4, checkpoint_seconds=0)
+    for _ in range(14):
+        next(steps)
+    steps.close()
+    meta = json.loads((out / store.RUN_FILE).read_text())
+    assert meta["kernel"] == runner.JAX_KERNEL
+    del meta["kernel"]
+    meta["provenance"]["collapsesim"] = "0.4.0"
+    (out / store.RUN_FILE).write_text(json.dumps(meta))
+    args = [*ARGS, "--backend", "jax", "--out", str(out), "--resume"]
+    line = _one_line(cli.invoke(app, ["gaussian", *args]))
+    assert "begun by collapsesim 0.4.0" in line
+    assert (out / store.CHECKPOINT_FILE).is_file()  # nothing removed
+    meta["kernel"] = runner.JAX_KERNEL  # the same run under this version resumes
+    (out / store.RUN_FILE).write_text(json.dumps(meta))
+    assert cli.invoke(app, ["gaussian", *args, "--json"]).exit_code == 0

@@ -76,18 +76,29 @@ def test_chunks_do_not_change_a_chain() -> None:
     np.testing.assert_array_equal(a[0], b[0])
 
 
-def test_sharded_over_two_devices_equals_one_device(tmp_path: Path) -> None:
+def test_block_width_does_not_change_a_chain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sufficient method's blocks of generations (1 to 64 wide) change no value."""
+    a = _run(50, 70, 20, seed=4, dtype="float32")
+    for width in (1, 8, 64):
+        monkeypatch.setattr(jg, "_width", lambda *args, w=width: w)
+        b = _run(50, 70, 20, seed=4, dtype="float32")
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("sufficient", [False, True])
+def test_sharded_over_two_devices_equals_one_device(tmp_path: Path, sufficient: bool) -> None:
     code = (
         "import numpy as np, jax, sys; sys.path.insert(0, sys.argv[2]);"
         "from tests.test_jax import _run; assert len(jax.local_devices()) == 2;"
-        "mu, ls = _run(61, 25, 15, seed=8, sufficient=False);"
+        f"mu, ls = _run(61, 25, 15, seed=8, sufficient={sufficient});"
         "np.savez(sys.argv[1], mu=mu, ls=ls)"
     )
     out = tmp_path / "two.npz"
     env = {**os.environ, "JAX_NUM_CPU_DEVICES": "2", "JAX_PLATFORMS": "cpu"}
     root = str(Path(__file__).resolve().parents[1])
     subprocess.run([sys.executable, "-c", code, str(out), root], env=env, check=True, cwd=root)
-    mu, ls = _run(61, 25, 15, seed=8, sufficient=False)
+    mu, ls = _run(61, 25, 15, seed=8, sufficient=sufficient)
     with np.load(out) as two:
         np.testing.assert_array_equal(two["ls"], ls)
         np.testing.assert_array_equal(two["mu"], mu)

@@ -33,6 +33,8 @@ _BLOCK_SECONDS = 0.25
 # The Numba kernel's checkpoint format and draws, kept in run.json: 0.4 added the chains'
 # keys and the grid of means (replace, sufficient) of kern.BLOCK generations.
 KERNEL = f"gaussian-0.4-grid{kern.BLOCK}"
+# The JAX sufficient method's draws: 0.5 made them counter-based (jaxchains/_draws.py).
+JAX_KERNEL = "gaussian-jax-0.5-counter"
 # Rough costs per chain-generation, only to size blocks for a responsive progress bar.
 _COST_SUFFICIENT = 1e-8
 _COST_PER_SAMPLE = 3e-9
@@ -150,9 +152,10 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
     )
 
 
-def _check_kernel(stored: dict[str, Any]) -> None:
-    """Refuse to resume a run whose checkpoint an earlier kernel wrote (before 0.4)."""
-    if stored.get("kernel") != KERNEL:
+def _check_kernel(stored: dict[str, Any], kernel: str = KERNEL) -> None:
+    """Refuse to resume a run whose checkpoint an earlier kernel wrote (Numba before 0.4,
+    the JAX sufficient method before 0.5)."""
+    if stored.get("kernel") != kernel:
         version = stored.get("provenance", {}).get("collapsesim", "an older version")
         raise store.RunDirError(
             f"this run was begun by collapsesim {version}, whose checkpoints this version "
@@ -198,6 +201,7 @@ def _jax_plan(
             "precision": precision,
             "num_real": cfg.num_real,
             "record_generations": len(record_gens),
+            **({"kernel": JAX_KERNEL} if sufficient else {}),
         },
         arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
         default_batch=_batch_size(cfg)
@@ -214,6 +218,7 @@ def _jax_plan(
         advance=blocks.timed(advance),
         block=blocks.size,
         finish=lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
+        check=(lambda stored: _check_kernel(stored, JAX_KERNEL)) if sufficient else lambda _: None,
     )
 
 

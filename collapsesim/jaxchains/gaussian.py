@@ -22,6 +22,7 @@ from ..keys import generation_key
 from ._regimes import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
+    FRESH,
     KEEP_ORIGINAL,
     REPLACE,
     append,
@@ -97,7 +98,7 @@ def _step(
     sigma0: float,
     dtype: Any,
 ) -> tuple[GaussianState, GaussianInfo]:
-    """One generation of one chain: model ``st.t`` draws, the regime assembles, refit."""
+    """One generation of one chain (the sample method's keys): model ``st.t`` draws, refit."""
     jax = _jax()
     jnp = jax.numpy
     k_model, k_real = jax.random.split(key)
@@ -112,24 +113,52 @@ def _step(
         st = st._replace(pool=pool, pool_size=size, mu=xbar,
                          log_sigma=0.5 * jnp.log(m2 / (n - ddof)))  # fmt: skip
         return st._replace(t=t + 1), GaussianInfo(st.mu, st.log_sigma)
-    synth = synthetic_count(regime, n, num_real)
-    zbar, m2z = _group(k_model, synth, sufficient, dtype)
-    if regime == REPLACE:
-        st = st._replace(mu=mu + jnp.exp(ls) * zbar, log_sigma=ls + 0.5 * jnp.log(m2z / (n - ddof)))
-        return st._replace(t=t + 1), GaussianInfo(st.mu, st.log_sigma)
-    sigma = jnp.exp(ls)
-    own = (jnp.asarray(synth, dtype), mu + sigma * zbar, sigma * sigma * m2z)
+    own = _group(k_model, synthetic_count(regime, n, num_real), sufficient, dtype)
+    st = refit(st, own, lambda: _group(k_real, num_real, sufficient, dtype), n=n, ddof=ddof,
+               regime=regime, num_real=num_real, mu0=mu0, sigma0=sigma0, dtype=dtype)  # fmt: skip
+    return st._replace(t=t + 1), GaussianInfo(st.mu, st.log_sigma)
 
-    def real() -> tuple[Any, Any, Any]:
-        rz, rm2 = _group(k_real, num_real, sufficient, dtype)
+
+def refit(
+    st: GaussianState,
+    own: tuple[Any, Any],
+    real: Any,
+    *,
+    n: int,
+    ddof: int,
+    regime: int,
+    num_real: int,
+    mu0: float,
+    sigma0: float,
+    dtype: Any,
+) -> GaussianState:
+    """Generation ``st.t``'s fit from its model's group and the regime's other data.
+
+    ``own`` is the model's group in standard units, ``(zbar, M2)`` of its standard
+    normals; ``real()`` returns the real share's (fresh, keep-original). ``t`` is left as
+    it was. Every regime but accumulate-subsample (whose pool :func:`_step` keeps).
+    """
+    jnp = _jax().numpy
+    zbar, m2z = own
+    mu, ls = st.mu, st.log_sigma
+    if regime == REPLACE:
+        return st._replace(
+            mu=mu + jnp.exp(ls) * zbar, log_sigma=ls + 0.5 * jnp.log(m2z / (n - ddof))
+        )
+    sigma = jnp.exp(ls)
+    synth = synthetic_count(regime, n, num_real)
+    own_stats = (jnp.asarray(synth, dtype), mu + sigma * zbar, sigma * sigma * m2z)
+
+    def real_stats() -> tuple[Any, Any, Any]:
+        rz, rm2 = real()
         return jnp.asarray(num_real, dtype), mu0 + sigma0 * rz, sigma0 * sigma0 * rm2
 
     (tn, tmean, tm2), pooled, kept = training_stats(
         regime,
-        t,
-        own,
+        st.t,
+        own_stats,
         merge=merge_moments,
-        real=real,
+        real=real_stats,
         pooled=(st.pool_n, st.pool_mean, st.pool_m2),
         kept=(jnp.asarray(num_real, dtype), st.kept_mean, st.kept_m2),
     )
@@ -137,8 +166,7 @@ def _step(
         st = st._replace(pool_n=pooled[0], pool_mean=pooled[1], pool_m2=pooled[2])
     if regime == KEEP_ORIGINAL:
         st = st._replace(kept_mean=kept[1], kept_m2=kept[2])
-    st = st._replace(t=t + 1, mu=tmean, log_sigma=0.5 * jnp.log(tm2 / (tn - ddof)))
-    return st, GaussianInfo(st.mu, st.log_sigma)
+    return st._replace(mu=tmean, log_sigma=0.5 * jnp.log(tm2 / (tn - ddof)))
 
 
 @partial(
@@ -183,6 +211,80 @@ def _advance(
         return {k: v for k, v in end._asdict().items() if k != "t" and v is not None}
 
     return jax.vmap(one_chain)(state, keys)
+
+
+@partial(
+    _jax().jit,
+    static_argnames=("n", "ddof", "regime", "num_real", "dtype", "width"),
+)
+def _advance_sufficient(
+    state: dict[str, Any],
+    keys: Any,
+    t0: Any,
+    mu0: float,
+    sigma0: float,
+    steps: Any,
+    *,
+    n: int,
+    ddof: int,
+    regime: int,
+    num_real: int,
+    dtype: Any,
+    width: int,
+) -> dict[str, Any]:
+    """The sufficient method over ``steps`` generations from model ``t0``, on the device.
+
+    Generations go in blocks of ``width``: each block draws every chain's group
+    statistics at once (:func:`._draws.group_stats`, counter-based, so a chain's draws
+    depend only on its key and the generation), then a ``lax.scan`` refits generation by
+    generation; generations past ``t0 + steps`` are drawn and discarded. ``width`` changes
+    only the speed, never a value.
+    """
+    jax = _jax()
+    jnp = jax.numpy
+    from ._draws import SLOT_REAL, chain_words, group_stats
+
+    k_lo, k_hi = chain_words(keys)
+    synth = synthetic_count(regime, n, num_real)
+    real = regime in (FRESH, KEEP_ORIGINAL) and num_real > 0
+    params = {"n": n, "ddof": ddof, "regime": regime, "num_real": num_real, "mu0": mu0,
+              "sigma0": sigma0, "dtype": dtype}  # fmt: skip
+    t0 = t0.astype(np.uint64)
+    end = t0 + steps.astype(np.uint64)
+
+    def block(b: Any, st: dict[str, Any]) -> dict[str, Any]:
+        ts = t0 + b.astype(np.uint64) * np.uint64(width) + jnp.arange(width, dtype=np.uint64)
+        zbar, m2z = group_stats(k_lo, k_hi, ts, synth, 0, dtype)
+        if real:
+            rz, rm2 = group_stats(k_lo, k_hi, ts, num_real, SLOT_REAL, dtype)
+        else:
+            rz = rm2 = jnp.zeros_like(zbar)
+
+        def generation(carry: dict[str, Any], cols: Any) -> tuple[dict[str, Any], None]:
+            t, z, m2, r1, r2 = cols
+            now = GaussianState(t=t, **carry)
+            new = refit(now, (z, m2), lambda: (r1, r2), **params)
+            live = t < end
+            out = {k: jnp.where(live, getattr(new, k), v) for k, v in carry.items()}
+            return out, None
+
+        st, _ = jax.lax.scan(generation, st, (ts, zbar.T, m2z.T, rz.T, rm2.T))
+        return st
+
+    blocks = ((steps + np.uint64(width - 1)) // np.uint64(width)).astype(np.int32)
+    return jax.lax.fori_loop(np.int32(0), blocks, block, state)
+
+
+def _width(chains: int, t_start: int, ends: list[int]) -> int:
+    """Generations per block of the sufficient method: a power of two, at most 64, holding
+    about 2^20 lanes (chains x generations: on 2 CPU cores 1.35 times the speed of 2^22)
+    and no longer than the longest segment."""
+    longest = max(e - s for s, e in zip([t_start, *ends[:-1]], ends, strict=True))
+    lanes = max(1, 2**20 // max(chains, 1))
+    w = 1
+    while w * 2 <= min(64, lanes) and w < longest:
+        w *= 2
+    return w
 
 
 def init_state(
@@ -244,7 +346,8 @@ def advance(
     from ._devices import chunks, segment_ends
 
     ends = segment_ends(t_start, t_end, slots)
-    with _precision(dtype):
+    grid = sufficient  # counter-based draws on the device (accumulate-subsample: refused above)
+    with _precision("float64" if grid else dtype):
         jdtype = np.dtype(dtype)
 
         def cast(name: str, v: np.ndarray) -> np.ndarray:
@@ -252,21 +355,16 @@ def advance(
 
         for lo, hi, keys, st in chunks(seed, chains, state, chunk, cast):
             t = t_start
+            width = _width(hi - lo, t_start, ends)
             for end in ends:
-                st = _advance(
-                    st,
-                    keys,
-                    np.uint32(t),
-                    mu0,
-                    sigma0,
-                    steps=np.int32(end - t),
-                    n=num_samples,
-                    ddof=ddof,
-                    regime=regime,
-                    num_real=num_real,
-                    sufficient=sufficient,
-                    dtype=jdtype,
-                )
+                common = {"n": num_samples, "ddof": ddof, "regime": regime,
+                          "num_real": num_real, "dtype": jdtype}  # fmt: skip
+                if grid:
+                    st = _advance_sufficient(st, keys, np.uint64(t), mu0, sigma0,
+                                             steps=np.uint64(end - t), width=width, **common)  # fmt: skip
+                else:
+                    st = _advance(st, keys, np.uint32(t), mu0, sigma0, steps=np.int32(end - t),
+                                  sufficient=False, **common)  # fmt: skip
                 t = end
                 slot = slots[end - 1 - t_start]
                 if slot >= 0:
