@@ -217,7 +217,7 @@ def _log_cf(s: np.ndarray, num_samples: int, ddof: int) -> np.ndarray:
 
 
 def _inversion_grid(
-    generations: int, num_samples: int, ddof: int, points: int = 8193
+    generations: int, num_samples: int, ddof: int, points: int = 8193  # odd: Simpson's rule
 ) -> tuple[np.ndarray, np.ndarray]:
     # |phi(s)|^T decays like exp(-T trigamma(a) s^2 / 8) near 0 and at least
     # exponentially beyond; integrate until it is below 1e-17.
@@ -265,13 +265,46 @@ def log_std_cdf_pdf(
     return _log_std_inverter(generations, num_samples, ddof, sigma0)(x)
 
 
+def _newton_bisect(
+    dist: Callable[[float], tuple[np.ndarray, np.ndarray]], p: float, lo: float, hi: float,
+    xtol: float,
+) -> float:  # fmt: skip
+    """The x in [lo, hi] where the cdf of ``dist`` (``x -> (cdf, pdf)``) is p.
+
+    Newton steps on the cdf, kept inside a bracket that bisection shrinks whenever a
+    step would leave it; stops when the step or the bracket is below ``xtol``.
+    """
+    x = 0.5 * (lo + hi)
+    for _ in range(200):
+        cdf, pdf = (float(v) for v in dist(x))
+        if cdf < p:
+            lo = x
+        else:
+            hi = x
+        step = (cdf - p) / pdf if pdf > 0 else math.inf
+        new = x - step
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if abs(new - x) < xtol or hi - lo < xtol:
+            return new
+        x = new
+    return x
+
+
+def _simpson(y: np.ndarray, h: float) -> np.ndarray:
+    """Composite Simpson's rule along the last axis of ``y``, an odd number of points h apart."""
+    w = np.full(y.shape[-1], 2.0)
+    w[1::2] = 4.0
+    w[0] = w[-1] = 1.0
+    return np.asarray(y @ w) * (h / 3.0)
+
+
 def _log_std_inverter(
     generations: int, num_samples: int, ddof: int, sigma0: float
 ) -> Callable[[np.ndarray | float], tuple[np.ndarray, np.ndarray]]:
     """Return ``x -> (cdf, pdf)`` of ``log sigma_T``, with the transform computed once."""
-    from scipy.integrate import simpson
-
     s, log_phi = _inversion_grid(generations, num_samples, ddof)
+    h = float(s[1] - s[0])  # a uniform grid of an odd number of points
     phi = np.exp(log_phi)
     inv_s = np.zeros_like(s)
     inv_s[1:] = 1.0 / s[1:]
@@ -284,8 +317,8 @@ def _log_std_inverter(
         phase = phi[None, :] * np.exp(-1j * s[None, :] * xs[:, None])
         integrand = np.imag(phase) * inv_s[None, :]
         integrand[:, 0] = mean_sum - xs
-        cdf = 0.5 - simpson(integrand, x=s, axis=1) / math.pi
-        pdf = simpson(np.real(phase), x=s, axis=1) / math.pi
+        cdf = 0.5 - _simpson(integrand, h) / math.pi
+        pdf = _simpson(np.real(phase), h) / math.pi
         shape = np.shape(x)
         return np.clip(cdf, 0.0, 1.0).reshape(shape), pdf.reshape(shape)
 
@@ -316,8 +349,6 @@ def quantile_std(
     Returns:
         ``(quantiles of sigma_T, density of log sigma_T at their logs)``, shaped like ``q``.
     """
-    from scipy.optimize import brentq
-
     _check(num_samples, ddof, regime)
     qs = np.atleast_1d(np.asarray(q, dtype=np.float64))
     if np.any((qs <= 0) | (qs >= 1)):
@@ -330,16 +361,12 @@ def quantile_std(
     out = np.empty_like(qs)
     dens = np.empty_like(qs)
     for i, p in enumerate(qs):
-
-        def f(x: float, p: float = p) -> float:
-            return float(dist(x)[0]) - p
-
         lo, hi = mean - 8 * sd, mean + 8 * sd
-        while f(lo) > 0:
+        while float(dist(lo)[0]) > p:
             lo -= 8 * sd
-        while f(hi) < 0:
+        while float(dist(hi)[0]) < p:
             hi += 8 * sd
-        root = brentq(f, lo, hi, xtol=1e-12 * max(1.0, abs(mean)), rtol=1e-12)
+        root = _newton_bisect(dist, p, lo, hi, 1e-12 * max(1.0, abs(mean)))
         out[i] = math.exp(root)
         dens[i] = float(dist(root)[1])
     return out.reshape(np.shape(q)), dens.reshape(np.shape(q))
