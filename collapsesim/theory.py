@@ -217,7 +217,10 @@ def _log_cf(s: np.ndarray, num_samples: int, ddof: int) -> np.ndarray:
 
 
 def _inversion_grid(
-    generations: int, num_samples: int, ddof: int, points: int = 8193  # odd: Simpson's rule
+    generations: int,
+    num_samples: int,
+    ddof: int,
+    points: int = 8193,  # odd: Simpson's rule
 ) -> tuple[np.ndarray, np.ndarray]:
     # |phi(s)|^T decays like exp(-T trigamma(a) s^2 / 8) near 0 and at least
     # exponentially beyond; integrate until it is below 1e-17.

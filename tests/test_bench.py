@@ -131,3 +131,16 @@ def test_jax_backend_skips_what_has_no_jax_chain() -> None:
     report = stop.value.value
     assert report.rows == []
     assert report.skipped == ["mixture: no jax backend"]
+
+
+def test_each_backend_writes_its_own_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    page = tmp_path / "README.md"
+    start, end = bench.markers("jax")
+    page.write_text(f"{bench.START}\nnumba table\n{bench.END}\n{start}\nold\n{end}\n")
+    args = ["bench", "rng", "--backend", "jax", "--quick", "--repeats", "1", "--readme", str(page)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = page.read_text()
+    assert "numba table" in text  # the other backend's table is kept
+    assert "jax.random" in text.split(start)[1]
+    assert "\nold\n" not in text

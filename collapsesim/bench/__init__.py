@@ -21,7 +21,7 @@ from typing import Any
 from ._core import Case, Row, Side, Sizes
 
 __all__ = ["BACKENDS", "CASES", "GROUPS", "Case", "Report", "Row", "Side", "Sizes", "machine",
-           "run", "write_readme"]  # fmt: skip
+           "markers", "run", "write_readme"]  # fmt: skip
 
 BACKENDS = ("numba", "jax")
 
@@ -173,16 +173,24 @@ def run(
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 
+def markers(backend: str) -> tuple[str, str]:
+    """The pair of markers around a backend's table: ``bench`` (numba), ``bench-jax``."""
+    if backend == "numba":
+        return START, END
+    return f"<!-- bench-{backend}:start -->", f"<!-- bench-{backend}:end -->"
+
+
 def write_readme(path: Path, report: Report) -> None:
-    """Replace the table between the bench markers of ``path`` with ``report``'s.
+    """Replace the table between the markers of ``report``'s backend in ``path``.
 
     Raises:
-        ValueError: ``path`` has no pair of markers.
+        ValueError: ``path`` has no pair of those markers.
     """
     text = path.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{path} has no {START} ... {END} markers to replace")
-    i, j = text.index(START) + len(START), text.index(END)
+    start, end = markers(report.backend)
+    if start not in text or end not in text:
+        raise ValueError(f"{path} has no {start} ... {end} markers to replace")
+    i, j = text.index(start) + len(start), text.index(end)
     from ..store import atomic_write
 
     new = text[:i] + "\n" + report.markdown() + text[j:]

@@ -354,7 +354,7 @@ def token_rows(sizes: Sizes) -> list[Row]:
     n = 1000
     cases = [(10**3, sizes.pick(200, 50), sizes.pick(200, 50)), (10**5, sizes.pick(20, 5), 20)]
     if not sizes.quick:
-        cases.append((10**6, 4, 10))
+        cases.append((10**6, 8, 25))
     for k, c, t in cases:
         work = {"chains": c, "generations": t, "samples": n, "categories": k}
         ours = side("Numba", token_kernel(k, n, c, t), r)

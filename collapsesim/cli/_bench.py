@@ -56,7 +56,7 @@ def add_bench(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option(
             "--json", help="Print one JSON object on stdout and nothing else.")] = False,
         readme: Annotated[Path | None, typer.Option(
-            help="Also replace the table between the bench markers of this Markdown file.")] = None,
+            help="Also replace the backend's table (between <!-- bench:start --> and <!-- bench:end -->, or bench-jax:...) in this Markdown file.")] = None,
     ) -> None:  # fmt: skip
         from .. import bench as harness
         from ..experiments._common import set_threads
@@ -64,8 +64,9 @@ def add_bench(app: typer.Typer) -> None:
         with one_line_errors(None, ValueError):
             if readme is not None and not readme.is_file():
                 raise UserError(f"--readme {readme}: no such file")
-            if readme is not None and harness.START not in readme.read_text():
-                raise UserError(f"--readme {readme} has no {harness.START} marker")
+            start = harness.markers(backend)[0] if backend in BACKENDS else ""
+            if readme is not None and start and start not in readme.read_text():
+                raise UserError(f"--readme {readme} has no {start} marker")
             set_threads(threads)
             steps = harness.run(names or (), backend=backend, quick=quick, repeats=repeats)
             report = _progress(steps, quiet=as_json)
