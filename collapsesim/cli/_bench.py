@@ -48,7 +48,8 @@ def add_bench(app: typer.Typer) -> None:
             help=f"Chain backend: {' | '.join(BACKENDS)} (jax: the JAX chains beside Numba, "
             "on JAX's default device).")] = "numba",
         quick: Annotated[bool, typer.Option(
-            "--quick", help="Small sizes and 3 repeats: about a minute.")] = False,
+            "--quick", help="Small sizes and 3 repeats: about half a minute (a minute on a first run, "
+            "which compiles the kernels).")] = False,
         repeats: Annotated[int | None, typer.Option(
             help="Timed runs per side (default 5, or 3 with --quick).")] = None,
         threads: Annotated[int | None, typer.Option(
