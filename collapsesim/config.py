@@ -45,6 +45,10 @@ PRECISIONS = ("auto", "float32", "float64")
 # values by default, and may not pass the hard limit when a stride is forced.
 _AUTO_RECORD_VALUES = 10_000_000
 MAX_RECORD_BYTES = 4 * 2**30
+BATCH_RECORD_BYTES = 2**24
+"""The records of one batch of chains: 16 MiB (more only when one chain's records pass it)."""
+FINAL_CHAINS = 2**20
+"""Chains of final.parquet by default: all of them up to 2^20, the first 2^20 beyond."""
 
 
 class ConfigError(ValueError):
@@ -173,6 +177,13 @@ def opt_keep_chains() -> Any:
                range=(0, MAX_COUNT))  # fmt: skip
 
 
+def opt_final_chains() -> Any:
+    """The ``final_chains`` field of a chain family."""
+    return opt(FINAL_CHAINS, "Chains whose last generation final.parquet keeps: all up to this "
+               "many, the first this many beyond (statistics always cover every chain).",
+               group=OUTPUT, range=(0, MAX_COUNT))  # fmt: skip
+
+
 def opt_backend() -> Any:
     """The ``backend`` field of a family with a JAX backend."""
     return opt(
@@ -299,6 +310,7 @@ class ChainConfig:
     keep_fraction: float
     seed: int
     keep_chains: int
+    final_chains: int
 
     @property
     def values_per_record(self) -> int:
@@ -328,6 +340,7 @@ class ChainConfig:
                 f"record-every must be >= 0 (0: automatic), got {self.record_every}",
             ),
             (self.keep_chains >= 0, f"keep-chains must be >= 0, got {self.keep_chains}"),
+            (self.final_chains >= 0, f"final-chains must be >= 0, got {self.final_chains}"),
         ]
         for ok, message in [*shared, *checks, *tail]:
             if not ok:
@@ -338,14 +351,22 @@ class ChainConfig:
             raise ConfigError(str(err)) from None
         return regime
 
-    def _check_held(self, bytes_per_record: int) -> None:
-        """ConfigError if the records of all chains would pass :data:`MAX_RECORD_BYTES`."""
+    def record_batch(self, bytes_per_record: int) -> int:
+        """Chains per batch whose records fit in :data:`BATCH_RECORD_BYTES` (at least one)."""
+        per_chain = bytes_per_record * self.record_count()
+        return max(1, min(self.num_chains, BATCH_RECORD_BYTES // per_chain))
+
+    def _check_held(self, bytes_per_record: int, num_metrics: int) -> None:
+        """ConfigError if one batch's records and the run's statistics would pass
+        :data:`MAX_RECORD_BYTES`."""
         records = self.record_count()
-        held = bytes_per_record * self.num_chains * records
+        held = self.held_bytes(bytes_per_record, num_metrics)
         if held > MAX_RECORD_BYTES:
+            kept = min(self.num_chains, self.final_chains)
             raise ConfigError(
-                f"{self.num_chains} chains x {records} recorded generations would hold "
-                f"{held / 2**30:.1f} GiB; raise --record-every"
+                f"{self.num_chains} chains x {records} recorded generations, keeping {kept} "
+                f"final values, would hold {held / 2**30:.1f} GiB; raise --record-every or "
+                "lower --final-chains"
             )
 
     def record_stride(self) -> int:
@@ -366,9 +387,15 @@ class ChainConfig:
         t, s = self.num_generations, self.record_stride()
         return t // s + 1 + (1 if t % s else 0)
 
-    def held_bytes(self, bytes_per_record: int, per_chain: int = 0) -> int:
-        """Bytes of the records of all chains, and ``per_chain`` more for each chain."""
-        return self.num_chains * (bytes_per_record * self.record_count() + per_chain)
+    def held_bytes(self, bytes_per_record: int, num_metrics: int, per_chain: int = 0) -> int:
+        """Bytes of one batch's records (and ``per_chain`` more for each chain of the batch)
+        and of the statistics across chains of ``num_metrics`` metrics (``aggregates``)."""
+        from .aggregates import stream_bytes
+
+        r = self.record_count()
+        batch = self.record_batch(bytes_per_record)
+        stats = stream_bytes(num_metrics, r, self.num_chains, self.keep_chains, self.final_chains)
+        return batch * (bytes_per_record * r + per_chain) + stats
 
     def record_generations(self) -> list[int]:
         """Return the recorded generations: 0, s, 2s, ... and always the last."""

@@ -13,6 +13,7 @@ __all__ = [
     "STATS",
     "aggregate",
     "decay_rate",
+    "decay_rate_of",
     "frechet_distance",
     "gaussian_metrics",
     "mixture_l2",
@@ -46,8 +47,18 @@ def decay_rate(log_start: float, log_end: np.ndarray, generations: int) -> tuple
     c = len(log_end)
     if generations <= 0 or c == 0:
         return math.nan, math.nan
-    rate = (log_start - float(np.mean(log_end))) / generations
-    se = float(np.std(log_end, ddof=1)) / math.sqrt(c) / generations if c > 1 else math.nan
+    std = float(np.std(log_end, ddof=1)) if c > 1 else math.nan
+    return decay_rate_of(log_start, float(np.mean(log_end)), std, c, generations)
+
+
+def decay_rate_of(
+    log_start: float, mean: float, std: float, count: int, generations: int
+) -> tuple[float, float]:
+    """:func:`decay_rate` from the mean and std (ddof 1) of ``count`` chains' log scales."""
+    if generations <= 0 or count == 0:
+        return math.nan, math.nan
+    rate = (log_start - mean) / generations
+    se = std / math.sqrt(count) / generations if count > 1 else math.nan
     return rate, se
 
 

@@ -106,8 +106,9 @@ class Result:
     * ``config``: the run's frozen configuration;
     * ``generations``: int64 ``(R,)``, the recorded generations;
     * ``aggregates``: metric -> stat -> float64 ``(R,)``, statistics across all chains;
-    * ``final``: name -> float64 ``(C,)``, every chain at the last generation (the
-      metrics and the family's per-chain totals);
+    * ``final``: name -> float64 ``(F,)``, the last generation (the metrics and the
+      family's per-chain totals) of every chain, or of the first F = ``final_chains``
+      when the run has more (the summary and aggregates always cover every chain);
     * ``trajectories``: metric -> float64 ``(K, R)``, whole trajectories of kept chains;
     * ``summary``: the run's summary (what ``--json`` prints); ``timings``: seconds.
 
@@ -187,10 +188,10 @@ class Result:
         Layout:
 
         * dims ``chain`` (K kept chains), ``generation`` (R recorded), ``stat``
-          (:data:`metrics.STATS`) and ``final_chain`` (all C chains), each a coordinate;
+          (:data:`metrics.STATS`) and ``final_chain`` (the F chains of ``final``), each a coordinate;
         * ``<metric>`` ``(chain, generation)``: the kept chains' trajectories;
         * ``<metric>_aggregate`` ``(generation, stat)``: statistics across all chains;
-        * ``<name>_final`` ``(final_chain,)``: every chain at the last generation;
+        * ``<name>_final`` ``(final_chain,)``: the last generation of ``final``'s chains;
         * ``attrs``: ``family``, the config's fields as ``config_<field>`` (JSON values),
           and the summary's scalars (numbers, strings, booleans) under their own names.
         """

@@ -346,6 +346,21 @@ def test_a_run_begun_by_an_earlier_kernel_is_not_resumed(tmp_path: Path) -> None
     assert (out / store.CHECKPOINT_FILE).is_file()  # nothing removed
 
 
+def test_a_checkpoint_of_the_layout_before_streaming_is_not_resumed(tmp_path: Path) -> None:
+    # 0.6 keeps a batch's records in its state and the run's statistics in a stream: a 0.5
+    # checkpoint (run-wide records, no format) cannot continue.
+    out = tmp_path / "run"
+    _interrupted(out)
+    path = out / store.CHECKPOINT_FILE
+    with np.load(path) as saved:
+        old = {k: saved[k] for k in saved.files if k != "format"}
+    np.savez(path, **old)
+    line = _one_line(cli.invoke(app, ["gaussian", *ARGS, "--out", str(out), "--resume"]))
+    assert "begun by an earlier collapsesim" in line
+    assert "another --out" in line
+    assert path.is_file()  # nothing removed
+
+
 def test_a_jax_run_begun_before_counter_draws_is_not_resumed(tmp_path: Path) -> None:
     # 0.5 made the JAX sufficient method's draws counter-based: a 0.4 checkpoint's chains
     # would continue on other draws than they began with.

@@ -27,6 +27,10 @@ from ._common import Progress
 
 R = TypeVar("R")
 
+# The checkpoints' layout: 2 since 0.6, whose chain families stream their statistics
+# (a batch's records in its state, the run's aggregates.Stream among the arrays).
+CHECKPOINT_FORMAT = 2
+
 __all__ = ["Finished", "Plan", "drive", "locked", "run_plan"]
 
 
@@ -39,9 +43,11 @@ class Plan:
     makes it at model 0 for chains ``[lo, hi)``, ``advance`` moves it from model ``g``
     to ``g_end`` (returning None, or a generator whose reports the driver passes on),
     ``snapshot`` returns what a checkpoint must hold of it at model ``g`` and
-    ``restore`` rebuilds the state from that. ``finish`` builds the run's result from
-    the filled arrays once every batch has reached the last generation, and ``save``
-    stores it in the run directory.
+    ``restore`` rebuilds the state from that. ``collect(state, lo, hi)`` takes a batch's
+    results once it has reached the last generation (a chain family feeds its
+    :class:`..aggregates.Stream`, whose arrays are among ``arrays``); ``finish`` builds
+    the run's result once every batch is collected, and ``save`` stores it in the run
+    directory.
 
     ``num_chains`` (None: the configuration's) is 1 for neural families. ``setup(out)``
     runs once the run directory is ready; ``check(run_json)`` vets a run being resumed;
@@ -63,6 +69,7 @@ class Plan:
     restore: Callable[[dict[str, Any], int, int], dict[str, Any]] = field(
         default=lambda saved, lo, hi: saved
     )
+    collect: Callable[[dict[str, Any], int, int], None] = lambda state, lo, hi: None
     save: Callable[[Path, Any, dict[str, Any]], None] = common.save_result
     num_chains: int | None = None
     setup: Callable[[Path | None], None] = lambda out: None
@@ -110,6 +117,11 @@ def _restart(out: Path, plan: Plan, batch: int, resuming: bool) -> _Start:
     start = _Start(batch)
     saved = common.load_checkpoint(out) if resuming else None
     if saved is not None:
+        if int(saved.get("format", 1)) != CHECKPOINT_FORMAT:
+            raise store.RunDirError(
+                f"{out} holds a run begun by an earlier collapsesim, whose checkpoints this "
+                "version cannot continue (README: Changes of draws); run it again into another --out"
+            )
         for name, arr in plan.arrays.items():
             got = saved.get(f"run_{name}")
             if got is None or got.shape != arr.shape:
@@ -146,6 +158,7 @@ class _Run:
         if self.out is None or not (due or time.perf_counter() - self.last_ck > self.every):
             return
         arrays: dict[str, Any] = {
+            "format": CHECKPOINT_FORMAT,
             "batch": b,
             "generation": g,
             "batch_chains": self.batch,
@@ -183,6 +196,7 @@ class _Run:
                 if g < t:
                     self.checkpoint(b, g, plan.snapshot(state, g), due=False)
                 yield plan.report(lo * t + (hi - lo) * g, c * t, b, g)
+            plan.collect(state, lo, hi)
             if b + 1 < num_batches:
                 self.checkpoint(b + 1, 0, {})
 

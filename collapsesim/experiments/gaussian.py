@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import metrics, store, theory
+from .. import aggregates, metrics, store, theory
 from ..families.gaussian import GaussianConfig
 from ..kernels import gaussian as kern
 from ..regimes import Regime
@@ -61,7 +61,7 @@ def _batch_size(cfg: GaussianConfig) -> int:
     if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE:
         per_chain = 8 * cfg.num_samples * max(cfg.num_generations, 1)
         return max(1, min(cfg.num_chains, _POOL_BUDGET_BYTES // per_chain))
-    return min(cfg.num_chains, _MAX_BATCH)
+    return min(_MAX_BATCH, cfg.record_batch(16))
 
 
 def _block_size(cfg: GaussianConfig, batch: int) -> int:
@@ -90,22 +90,21 @@ def iterate(
 
 def _plan(cfg: GaussianConfig) -> driver.Plan:
     """Chains of the Numba (or JAX) kernel recording mu and log sigma where asked."""
-    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
+    t, n = cfg.num_generations, cfg.num_samples
     record_gens = np.asarray(cfg.record_generations(), np.int64)
     # The chains run in standard units, from N(0, 1): a Gaussian chain from N(mu0, sigma0^2)
     # is mu0 + sigma0 times one from N(0, 1) under every regime (the fit is location-scale
     # equivariant), and standard units keep the mean's fluctuations at mu0 = 1e20 and the
     # std at sigma0 = 1e-300 or 1e300. _finish maps the records back.
-    rec_mu = np.zeros((c, len(record_gens)))
-    rec_ls = np.zeros((c, len(record_gens)))
+    stream = _stream(cfg, len(record_gens))
     if cfg.backend == "jax":
-        return _jax_plan(cfg, record_gens, rec_mu, rec_ls)
+        return _jax_plan(cfg, record_gens, stream)
     subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
     sufficient = cfg.resolved_method == "sufficient"
 
     def start(lo: int, hi: int) -> dict[str, Any]:
         rng, state = kern.init_chains(cfg.seed, np.arange(lo, hi, dtype=np.int64), 0.0, 1.0)
-        out_state: dict[str, Any] = {"rng": rng, "state": state}
+        out_state: dict[str, Any] = {"rng": rng, "state": state, **_records(hi - lo, record_gens)}
         if subsample:
             # Generation t - 1's draws fill the pool to n * t samples.
             out_state |= {
@@ -121,8 +120,8 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             g,
             g_end,
             common.slots(record_gens, g, g_end),
-            rec_mu[lo:hi],
-            rec_ls[lo:hi],
+            st["rec_mu"],
+            st["rec_logsig"],
             num_samples=n,
             ddof=cfg.ddof,
             regime=Regime(cfg.regime).code,
@@ -142,14 +141,43 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             "record_generations": len(record_gens),
             "kernel": KERNEL,
         },
-        arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
+        arrays=_stream_arrays(stream),
         default_batch=_batch_size(cfg),
         start=start,
         advance=advance,
         block=lambda batch, g: _block_size(cfg, batch),
-        finish=lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
+        collect=lambda st, lo, hi: _collect(stream, st, lo, hi),
+        finish=lambda: _finish(cfg, record_gens, stream),
         check=_check_kernel,
     )
+
+
+def _stream(cfg: GaussianConfig, num_records: int) -> aggregates.Stream:
+    return aggregates.Stream(metrics.GAUSSIAN_METRICS, num_records, cfg.num_chains,
+                             keep_chains=cfg.keep_chains, final_chains=cfg.final_chains)  # fmt: skip
+
+
+def _stream_arrays(stream: aggregates.Stream) -> dict[str, np.ndarray]:
+    """The stream's arrays, checkpointed with every batch."""
+    return {f"stream_{k}": v for k, v in stream.arrays.items()}
+
+
+def _records(count: int, record_gens: np.ndarray) -> dict[str, np.ndarray]:
+    """A batch's records of mu and log sigma (standard units; zero at model 0)."""
+    return {"rec_mu": np.zeros((count, len(record_gens))),
+            "rec_logsig": np.zeros((count, len(record_gens)))}  # fmt: skip
+
+
+def _collect(stream: aggregates.Stream, st: dict[str, Any], lo: int, hi: int) -> None:
+    """Feed a finished batch's metrics (standard units) to the run's stream."""
+    mu, ls = st["rec_mu"], st["rec_logsig"]
+
+    def metrics_of(i: int, j: int) -> dict[str, np.ndarray]:
+        # Records by chains: the metrics come out in the stream's layout.
+        mu_t, ls_t = np.ascontiguousarray(mu[i:j].T), np.ascontiguousarray(ls[i:j].T)
+        return metrics.gaussian_metrics(mu_t, ls_t, 0.0, 1.0)
+
+    aggregates.feed(stream, lo, hi - lo, metrics_of)
 
 
 def _check_kernel(stored: dict[str, Any], kernel: str = KERNEL) -> None:
@@ -164,7 +192,7 @@ def _check_kernel(stored: dict[str, Any], kernel: str = KERNEL) -> None:
 
 
 def _jax_plan(
-    cfg: GaussianConfig, record_gens: np.ndarray, rec_mu: np.ndarray, rec_ls: np.ndarray
+    cfg: GaussianConfig, record_gens: np.ndarray, stream: aggregates.Stream
 ) -> driver.Plan:
     """The same chains on the JAX backend (all local devices; keys from fold_in)."""
     from ..jaxchains import gaussian as jg
@@ -173,15 +201,16 @@ def _jax_plan(
     sufficient = cfg.resolved_method == "sufficient"
 
     def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+        chains = {k: v for k, v in st.items() if not k.startswith("rec_")}
         jg.advance(
-            st,
+            chains,
             cfg.seed,
             np.arange(lo, hi, dtype=np.int64),
             g,
             g_end,
             common.slots(record_gens, g, g_end),
-            rec_mu[lo:hi],
-            rec_ls[lo:hi],
+            st["rec_mu"],
+            st["rec_logsig"],
             num_samples=cfg.num_samples,
             ddof=cfg.ddof,
             regime=Regime(cfg.regime).code,
@@ -191,6 +220,7 @@ def _jax_plan(
             sigma0=1.0,
             dtype=precision,
         )
+        st.update(chains)
 
     blocks = common.TimedBlocks(cfg.num_generations, 2e-8 if sufficient else 4e-9 * cfg.num_samples)
     return driver.Plan(
@@ -203,47 +233,52 @@ def _jax_plan(
             "record_generations": len(record_gens),
             **({"kernel": JAX_KERNEL} if sufficient else {}),
         },
-        arrays={"rec_mu": rec_mu, "rec_logsig": rec_ls},
+        arrays=_stream_arrays(stream),
         default_batch=_batch_size(cfg)
         if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
-        else min(cfg.num_chains, 2**22),
-        start=lambda lo, hi: jg.init_state(
-            hi - lo,
-            0.0,
-            1.0,
-            cfg.num_samples * cfg.num_generations
-            if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
-            else 0,
+        else min(2**22, cfg.record_batch(16)),
+        start=lambda lo, hi: (
+            jg.init_state(
+                hi - lo,
+                0.0,
+                1.0,
+                cfg.num_samples * cfg.num_generations
+                if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
+                else 0,
+            )
+            | _records(hi - lo, record_gens)
         ),
         advance=blocks.timed(advance),
         block=blocks.size,
-        finish=lambda: _finish(cfg, record_gens, rec_mu, rec_ls),
+        collect=lambda st, lo, hi: _collect(stream, st, lo, hi),
+        finish=lambda: _finish(cfg, record_gens, stream),
         check=(lambda stored: _check_kernel(stored, JAX_KERNEL)) if sufficient else lambda _: None,
     )
 
 
 def _finish(
-    cfg: GaussianConfig, record_gens: np.ndarray, rec_mu: np.ndarray, rec_ls: np.ndarray
+    cfg: GaussianConfig, record_gens: np.ndarray, stream: aggregates.Stream
 ) -> GaussianResult:
-    standard = metrics.gaussian_metrics(rec_mu, rec_ls, 0.0, 1.0)
-    all_metrics = _in_original_units(cfg, standard)
-    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
-    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
-    k = min(cfg.keep_chains, cfg.num_chains)
-    trajectories = {name: v[:k].copy() for name, v in all_metrics.items()}
+    units = _units(cfg)
     return GaussianResult(
         config=cfg,
         generations=record_gens,
-        aggregates=aggregates,
-        final=final,
-        trajectories=trajectories,
-        summary=summarize(cfg, final, standard_mu=rec_mu[:, -1]),
+        aggregates=stream.aggregates(units),
+        final=stream.final(units),
+        trajectories=stream.trajectories(units),
+        summary=summarize(
+            cfg,
+            {
+                name: stream.last(name, units.get(name))
+                for name in ("sigma", "log_sigma", "w2", "tail_mass")
+            },
+            sigma=stream.last("sigma"),
+            mu=stream.last("mu"),
+        ),
     )
 
 
-def _in_original_units(
-    cfg: GaussianConfig, standard: dict[str, np.ndarray]
-) -> dict[str, np.ndarray]:
+def _units(cfg: GaussianConfig) -> aggregates.Units:
     """The metrics of chains run from N(0, 1), for the chains from N(mu0, sigma0^2).
 
     Exact for the default original (0 + 1 x is x); KL divergences and the tail mass do
@@ -251,36 +286,37 @@ def _in_original_units(
     """
     mu0, sigma0 = cfg.mu0, cfg.sigma0
     ls0 = math.log(sigma0)
-    with np.errstate(over="ignore", under="ignore"):
-        return standard | {
-            "mu": mu0 + sigma0 * standard["mu"],
-            "sigma": sigma0 * standard["sigma"],
-            "log_sigma": ls0 + standard["log_sigma"],
-            "w2": sigma0 * standard["w2"],
-        }
+    return {"mu": (mu0, sigma0), "sigma": (0.0, sigma0), "log_sigma": (ls0, 1.0),
+            "w2": (0.0, sigma0)}  # fmt: skip
 
 
 def summarize(
-    cfg: GaussianConfig, final: dict[str, np.ndarray], standard_mu: np.ndarray | None = None
+    cfg: GaussianConfig,
+    final: dict[str, aggregates.Column],
+    *,
+    sigma: aggregates.Column,
+    mu: aggregates.Column,
 ) -> dict[str, Any]:
     """Return the run's summary: final-generation statistics beside exact theory.
 
+    ``final``: the last generation's sigma, log_sigma, w2 and tail_mass across all
+    chains; ``sigma`` and ``mu`` the same in standard units (as the chains ran: sigma /
+    sigma0 and (mu - mu0) / sigma0), whose spread survives any mu0 and sigma0.
     z-scores use the exact standard error where theory gives it (mean std) and the
-    Monte Carlo one otherwise. ``standard_mu``: the final means in standard units
-    ((mu - mu0) / sigma0, as the chains ran), whose spread survives any mu0.
+    Monte Carlo one otherwise.
     """
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     sig, ls = final["sigma"], final["log_sigma"]
-    m = (final["mu"] - cfg.mu0) / cfg.sigma0 if standard_mu is None else standard_mu
     s2 = cfg.sigma0 * cfg.sigma0  # inf past 1e154: the variance of the mean is then no double
     with np.errstate(invalid="ignore", over="ignore"):
-        q05, q50, q95 = np.quantile(sig, [0.05, 0.5, 0.95])
-        sd = cfg.sigma0 * (sig / cfg.sigma0).std(ddof=1) if c > 1 else math.nan
-        lsd = ls.std(ddof=1) if c > 1 else math.nan
-        var_m = m.var(ddof=1) if c > 1 else math.nan
-        m4 = float(np.mean((m - m.mean()) ** 4))
+        q05, q50, q95 = sig.quantiles([0.05, 0.5, 0.95])
+        sd = cfg.sigma0 * sigma.std() if c > 1 else math.nan
+        lsd = ls.std() if c > 1 else math.nan
+        var_m = mu.var() if c > 1 else math.nan
+        m4 = mu.central4()
         var_mu = s2 * var_m
         se_var_mu = s2 * math.sqrt(max(m4 - var_m**2, 0.0) / c)
+    mean_sig, mean_ls = sig.mean(), ls.mean()
     s: dict[str, Any] = {
         "chains": c,
         "generations": t,
@@ -293,17 +329,17 @@ def summarize(
         "num_real": cfg.num_real,
         "mu0": cfg.mu0,
         "sigma0": cfg.sigma0,
-        "mean_final_std": float(sig.mean()),
+        "mean_final_std": mean_sig,
         "stderr_final_std": float(sd / math.sqrt(c)),
         "median_final_std": float(q50),
         "q05_final_std": float(q05),
         "q95_final_std": float(q95),
-        "mean_log_final_std": float(ls.mean()),
+        "mean_log_final_std": mean_ls,
         "stderr_log_final_std": float(lsd / math.sqrt(c)),
         "var_final_mean": float(var_mu),
         "stderr_var_final_mean": float(se_var_mu),
-        "mean_final_w2": float(final["w2"].mean()),
-        "mean_final_tail_mass": float(final["tail_mass"].mean()),
+        "mean_final_w2": final["w2"].mean(),
+        "mean_final_tail_mass": final["tail_mass"].mean(),
     }
     e1: float | None
     e2: float | None
@@ -328,9 +364,11 @@ def summarize(
     s["theory_stderr_log_final_std"] = slog / math.sqrt(c) if slog is not None else None
     s["theory_var_final_mean"] = vmu
     s["theory_collapse_rate"] = rate
-    s["collapse_rate"], s["stderr_collapse_rate"] = metrics.decay_rate(math.log(cfg.sigma0), ls, t)
+    s["collapse_rate"], s["stderr_collapse_rate"] = metrics.decay_rate_of(
+        math.log(cfg.sigma0), mean_ls, lsd, c, t
+    )
     s["z_collapse_rate"] = common.z(s["collapse_rate"], rate, s["stderr_collapse_rate"])
-    s["z_mean_final_std"] = common.z(float(sig.mean()) / cfg.sigma0, e1, se1)
+    s["z_mean_final_std"] = common.z(mean_sig / cfg.sigma0, e1, se1)
     s["z_mean_log_final_std"] = common.z(
         s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"]
     )

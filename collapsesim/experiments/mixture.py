@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import metrics, store
+from .. import aggregates, metrics, store
 from ..config import ConfigError
 from ..families.mixture import MixtureConfig
 from ..kernels import mixture as kern
@@ -97,7 +97,7 @@ def _pool_bytes(cfg: MixtureConfig) -> int:
 def _batch_size(cfg: MixtureConfig) -> int:
     if _accumulates(cfg):
         return max(1, min(cfg.num_chains, _POOL_BUDGET_BYTES // _pool_bytes(cfg)))
-    return min(cfg.num_chains, _MAX_BATCH)
+    return min(_MAX_BATCH, cfg.record_batch(8 * cfg.values_per_record))
 
 
 def _block_size(cfg: MixtureConfig, batch: int, g: int) -> int:
@@ -138,7 +138,32 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
     record_gens = np.asarray(cfg.record_generations(), np.int64)
     regime = Regime(cfg.regime)
     num_real = cfg.num_real
-    rec = kern.new_records(c, len(record_gens), k, d)
+    r = len(record_gens)
+    stream = aggregates.Stream(METRICS, r, c, keep_chains=cfg.keep_chains,
+                               final_chains=cfg.final_chains)  # fmt: skip
+    kc = stream.keep
+    evaluation = _Evaluation(cfg)
+    arrays = {
+        # The kept chains' fits, the first final_chains chains' totals, all chains' sums.
+        **{f"kept_{name}": v for name, v in kern.new_records(kc, r, k, d).items()},
+        "final_iterations": np.zeros(stream.final_count, np.int64),
+        "final_failed": np.zeros(stream.final_count, np.int64),
+        "totals": np.zeros(2, np.int64),
+        **{f"stream_{key}": v for key, v in stream.arrays.items()},
+    }
+
+    def collect(st: dict[str, Any], lo: int, hi: int) -> None:
+        rec = {name: st[f"rec_{name}"] for name in kern.new_records(0, 0, 0, 0)}
+        evaluation.fix_start(rec)
+        aggregates.feed(stream, lo, hi - lo, lambda i, j: evaluation.metrics(rec, i, j))
+        if lo < kc:
+            for name in rec:
+                arrays[f"kept_{name}"][lo : min(hi, kc)] = rec[name][: min(hi, kc) - lo]
+        if lo < stream.final_count:
+            f = min(hi, stream.final_count) - lo
+            arrays["final_iterations"][lo : lo + f] = rec["total_iterations"][:f]
+            arrays["final_failed"][lo : lo + f] = rec["total_failed"][:f]
+        arrays["totals"] += [rec["total_iterations"].sum(), rec["total_failed"].sum()]
 
     def start(lo: int, hi: int) -> dict[str, Any]:
         rng, w, m, cv = kern.init_mixture_chains(
@@ -147,6 +172,7 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
         # The chains start at the original, which may have another number of components.
         w, m, cv = _start(w, m, cv, k)
         st: dict[str, Any] = {"rng": rng, "weights": w, "means": m, "covs": cv}
+        st |= {f"rec_{name}": v for name, v in kern.new_records(hi - lo, r, k, d).items()}
         if _accumulates(cfg):
             st |= {"pool": np.empty((hi - lo, n * t, d)), "pool_size": np.zeros(hi - lo, np.int64)}
         if regime is Regime.KEEP_ORIGINAL and num_real > 0:
@@ -174,7 +200,7 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
             g,
             g_end,
             common.slots(record_gens, g, g_end),
-            {name: arr[lo:hi] for name, arr in rec.items()},
+            {name[4:]: arr for name, arr in st.items() if name.startswith("rec_")},
             num_samples=n,
             regime=regime.code,
             num_real=num_real,
@@ -194,12 +220,13 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
     return driver.Plan(
         family="mixture",
         meta={"num_real": num_real, "record_generations": len(record_gens)},
-        arrays=rec,
+        arrays=arrays,
         default_batch=_batch_size(cfg),
         start=start,
         advance=advance,
         block=lambda batch, g: _block_size(cfg, batch, g),
-        finish=lambda: _finish(cfg, record_gens, rec),
+        collect=collect,
+        finish=lambda: _finish(cfg, record_gens, stream, arrays, evaluation),
         snapshot=snapshot,
         restore=restore,
     )
@@ -288,72 +315,100 @@ def component_scales(covs: np.ndarray) -> np.ndarray:
     return np.where(sign > 0, np.exp(logdet / (2 * d)), np.nan)
 
 
+class _Evaluation:
+    """What every batch's metrics are measured against: the original's own metrics, the
+    held-out sample and the tail directions."""
+
+    def __init__(self, cfg: MixtureConfig) -> None:
+        self.cfg = cfg
+        w0, m0, c0 = cfg.original_params()
+        # Record 0 holds the chains' start: the original, its components repeated (or its
+        # first K) to K components; its metrics are the original's own.
+        self.start = _start(w0[None], m0[None], c0[None], cfg.num_components, nudge=0.0)
+        self.heldout = heldout_sample(cfg)
+        self.directions = kern.tail_directions(cfg.dim, TAIL_DIRECTIONS, cfg.seed)
+        ref_ll, ref_tail = kern.evaluate_fits(
+            w0[None],
+            m0[None],
+            c0[None],
+            self.heldout,
+            w0,
+            m0,
+            c0,
+            directions=self.directions,
+            radius=TAIL_RADIUS,
+        )
+        scales0 = component_scales(c0)
+        self.reference = {
+            "original_heldout_loglik": float(ref_ll[0]),
+            "original_tail_mass": float(ref_tail[0]),
+            "original_component_std": float(np.sum(w0 * scales0)),
+        }
+        self.model0 = {
+            "l2": 0.0,
+            "heldout_loglik": self.reference["original_heldout_loglik"],
+            "tail_mass": self.reference["original_tail_mass"],
+            "component_std": self.reference["original_component_std"],
+            "min_component_std": float(scales0.min()),
+            "max_component_std": float(scales0.max()),
+        }
+
+    def fix_start(self, rec: dict[str, np.ndarray]) -> None:
+        """Write model 0 (the start) into a batch's records."""
+        w, m, cv = self.start
+        rec["weights"][:, 0], rec["means"][:, 0], rec["covs"][:, 0] = w[0], m[0], cv[0]
+        rec["n_iter"][:, 0], rec["converged"][:, 0], rec["lower_bound"][:, 0] = 0, True, np.nan
+
+    def metrics(self, rec: dict[str, np.ndarray], i: int, j: int) -> dict[str, np.ndarray]:
+        """The metrics of a batch's chains ``i..j``, records by chains ``(R, j - i)``."""
+        part = {name: v[i:j] for name, v in rec.items()}
+        out = chain_metrics(self.cfg, part, self.heldout, self.directions)
+        for name, value in self.model0.items():
+            out[name][:, 0] = value
+        return {name: np.ascontiguousarray(v.T) for name, v in out.items()}
+
+
 def _finish(
-    cfg: MixtureConfig, record_gens: np.ndarray, rec: dict[str, np.ndarray]
+    cfg: MixtureConfig,
+    record_gens: np.ndarray,
+    stream: aggregates.Stream,
+    arrays: dict[str, np.ndarray],
+    evaluation: _Evaluation,
 ) -> MixtureResult:
-    w0, m0, c0 = cfg.original_params()
-    # Record 0 holds the chains' start: the original, its components repeated (or its
-    # first K) to K components; its metrics are the original's own.
-    w, m, cv = _start(w0[None], m0[None], c0[None], cfg.num_components, nudge=0.0)
-    rec["weights"][:, 0], rec["means"][:, 0], rec["covs"][:, 0] = w[0], m[0], cv[0]
-    rec["n_iter"][:, 0], rec["converged"][:, 0], rec["lower_bound"][:, 0] = 0, True, np.nan
-    heldout = heldout_sample(cfg)
-    directions = kern.tail_directions(cfg.dim, TAIL_DIRECTIONS, cfg.seed)
-    ref_ll, ref_tail = kern.evaluate_fits(
-        w0[None],
-        m0[None],
-        c0[None],
-        heldout,
-        w0,
-        m0,
-        c0,
-        directions=directions,
-        radius=TAIL_RADIUS,
-    )
-    scales0 = component_scales(c0)
-    reference = {
-        "original_heldout_loglik": float(ref_ll[0]),
-        "original_tail_mass": float(ref_tail[0]),
-        "original_component_std": float(np.sum(w0 * scales0)),
-    }
-    all_metrics = chain_metrics(cfg, rec, heldout, directions)
-    for name, value in (
-        ("l2", 0.0),
-        ("heldout_loglik", reference["original_heldout_loglik"]),
-        ("tail_mass", reference["original_tail_mass"]),
-        ("component_std", reference["original_component_std"]),
-        ("min_component_std", float(scales0.min())),
-        ("max_component_std", float(scales0.max())),
-    ):
-        all_metrics[name][:, 0] = value
-    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
-    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
-    final["total_em_iterations"] = rec["total_iterations"].astype(np.float64)
-    final["total_failed_fits"] = rec["total_failed"].astype(np.float64)
-    kc = min(cfg.keep_chains, cfg.num_chains)
-    trajectories = {name: v[:kc].copy() for name, v in all_metrics.items()}
+    final = stream.final()
+    final["total_em_iterations"] = arrays["final_iterations"].astype(np.float64)
+    final["total_failed_fits"] = arrays["final_failed"].astype(np.float64)
+    kept = {name: arrays[f"kept_{name}"] for name in ("weights", "means", "covs")}
     # The kept chains' components, sorted by weight (largest first) within each fit.
-    order = np.argsort(-rec["weights"][:kc], axis=2, kind="stable")
+    order = np.argsort(-kept["weights"], axis=2, kind="stable")
     components = {
-        "weights": np.take_along_axis(rec["weights"][:kc], order, axis=2),
-        "means": np.take_along_axis(rec["means"][:kc], order[..., None], axis=2),
-        "covs": np.take_along_axis(rec["covs"][:kc], order[..., None, None], axis=2),
+        "weights": np.take_along_axis(kept["weights"], order, axis=2),
+        "means": np.take_along_axis(kept["means"], order[..., None], axis=2),
+        "covs": np.take_along_axis(kept["covs"], order[..., None, None], axis=2),
     }
+    columns = {name: stream.last(name) for name in METRICS}
     return MixtureResult(
         config=cfg,
         generations=record_gens,
-        aggregates=aggregates,
+        aggregates=stream.aggregates(),
         final=final,
-        trajectories=trajectories,
+        trajectories=stream.trajectories(),
         components=components,
-        summary=summarize(cfg, final, reference),
+        summary=summarize(cfg, columns, evaluation.reference, arrays["totals"]),
     )
 
 
 def summarize(
-    cfg: MixtureConfig, final: dict[str, np.ndarray], reference: dict[str, float]
+    cfg: MixtureConfig,
+    final: dict[str, aggregates.Column],
+    reference: dict[str, float],
+    totals: np.ndarray,
 ) -> dict[str, Any]:
-    """Return the run's summary: final-generation statistics and EM diagnostics."""
+    """Return the run's summary: final-generation statistics and EM diagnostics.
+
+    ``final``: each metric's last generation across all chains; ``totals``: the EM
+    iterations and the failed fits of all chains together.
+    """
     c, t = cfg.num_chains, cfg.num_generations
     s: dict[str, Any] = {
         "chains": c,
@@ -378,13 +433,13 @@ def summarize(
     ):
         v = final[name]
         with np.errstate(invalid="ignore"):
-            s[f"mean_final_{key}"] = float(np.mean(v))
-            s[f"stderr_final_{key}"] = float(np.std(v, ddof=1) / math.sqrt(c)) if c > 1 else None
-            s[f"median_final_{key}"] = float(np.median(v))
+            s[f"mean_final_{key}"] = v.mean()
+            s[f"stderr_final_{key}"] = v.std() / math.sqrt(c) if c > 1 else None
+            s[f"median_final_{key}"] = v.median()
     s.update(reference)
     fits = c * t
-    s["mean_em_iterations"] = float(final["total_em_iterations"].sum() / fits) if fits else None
-    s["nonconverged_fraction"] = float(final["total_failed_fits"].sum() / fits) if fits else None
+    s["mean_em_iterations"] = float(totals[0] / fits) if fits else None
+    s["nonconverged_fraction"] = float(totals[1] / fits) if fits else None
     return {key: common.finite_or_none(v) for key, v in s.items()}
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import metrics, store, theory
+from .. import aggregates, store, theory
 from ..config import ConfigError
 from ..families.tokens import TokenConfig
 from ..kernels import categorical as kern
@@ -83,7 +83,7 @@ def _capacity(cfg: TokenConfig) -> int:
 
 def _batch_size(cfg: TokenConfig) -> int:
     per = 4 * _capacity(cfg)
-    return max(1, min(cfg.num_chains, _MAX_BATCH, _POOL_BUDGET_BYTES // per))
+    return max(1, min(_MAX_BATCH, cfg.record_batch(64), _POOL_BUDGET_BYTES // per))
 
 
 def _block_size(cfg: TokenConfig, batch: int, g: int) -> int:
@@ -129,23 +129,47 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
     regime = Regime(cfg.regime)
     num_real = cfg.num_real
     p0 = cfg.p0()
-    rec = np.empty((c, len(record_gens), kern.NUM_METRICS))
-    rec[:, 0] = _original_metrics(p0)
+    original = _original_metrics(p0)
     snaps = np.empty((len(snap_gens), len(p0)))
     snaps[0] = p0
-    arrays = {"rec": rec, "fixed_at": np.full(c, -1, np.int64), "snaps": snaps}
+    stream = aggregates.Stream(METRICS, len(record_gens), c, keep_chains=cfg.keep_chains,
+                               final_chains=cfg.final_chains)  # fmt: skip
+    arrays = {
+        "snaps": snaps,
+        # Chains fixed at each generation (index g + 1; index 0: not fixed), and the
+        # fixation generations of the chains final.parquet keeps.
+        "fixed_hist": np.zeros(cfg.num_generations + 2, np.int64),
+        "fixed_final": np.empty(stream.final_count),
+        **{f"stream_{k}": v for k, v in stream.arrays.items()},
+    }
+
+    def records(lo: int, hi: int) -> dict[str, np.ndarray]:
+        rec = np.empty((hi - lo, len(record_gens), kern.NUM_METRICS))
+        rec[:, 0] = original
+        return {"rec": rec, "fixed_at": np.full(hi - lo, -1, np.int64)}
+
+    def collect(st: dict[str, Any], lo: int, hi: int) -> None:
+        rec, fixed_at = st["rec"], st["fixed_at"]
+        aggregates.feed(stream, lo, hi - lo, lambda i, j: {
+            name: np.ascontiguousarray(rec[i:j, :, m].T) for m, name in enumerate(METRICS)})  # fmt: skip
+        arrays["fixed_hist"] += np.bincount(fixed_at + 1, minlength=cfg.num_generations + 2)
+        if lo < stream.final_count:
+            f = min(hi, stream.final_count)
+            arrays["fixed_final"][lo:f] = np.where(
+                fixed_at[: f - lo] < 0, np.nan, fixed_at[: f - lo]
+            )
 
     def finish() -> TokenResult:
-        return _finish(cfg, p0, record_gens, rec, arrays["fixed_at"], snap_gens, snaps)
+        return _finish(cfg, p0, record_gens, stream, arrays, snap_gens)
 
     if cfg.backend == "jax":
-        return _jax_plan(cfg, p0, record_gens, snap_gens, arrays, finish)
+        return _jax_plan(cfg, p0, record_gens, snap_gens, arrays, finish, records, collect)
 
     def start(lo: int, hi: int) -> dict[str, Any]:
         rng, train, size, _ = kern.init_token_chains(
             cfg.seed, np.arange(lo, hi, dtype=np.int64), _capacity(cfg)
         )
-        st: dict[str, Any] = {"rng": rng, "train": train, "size": size}
+        st: dict[str, Any] = {"rng": rng, "train": train, "size": size, **records(lo, hi)}
         if regime is Regime.KEEP_ORIGINAL and num_real > 0:
             st["kept"] = np.zeros((hi - lo, num_real), np.int32)
         return st
@@ -164,11 +188,11 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
             st["rng"],
             st["train"],
             st["size"],
-            arrays["fixed_at"][lo:hi],
+            st["fixed_at"],
             g,
             g_end,
             common.slots(record_gens, g, g_end),
-            rec[lo:hi],
+            st["rec"],
             num_samples=n,
             regime=regime.code,
             num_real=num_real,
@@ -191,6 +215,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
         start=start,
         advance=advance,
         block=lambda batch, g: _block_size(cfg, batch, g),
+        collect=collect,
         finish=finish,
         snapshot=snapshot,
         restore=restore,
@@ -204,6 +229,8 @@ def _jax_plan(
     snap_gens: np.ndarray,
     arrays: dict[str, np.ndarray],
     finish: Callable[[], TokenResult],
+    records: Callable[[int, int], dict[str, np.ndarray]],
+    collect: Callable[[dict[str, Any], int, int], None],
 ) -> driver.Plan:
     """The same chains on the JAX backend (all local devices; keys from fold_in)."""
     from ..jaxchains import tokens as jt
@@ -213,14 +240,15 @@ def _jax_plan(
     subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
 
     def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
+        chains = {k: v for k, v in st.items() if k != "rec"}
         jt.advance(
-            st,
+            chains,
             cfg.seed,
             np.arange(lo, hi, dtype=np.int64),
             g,
             g_end,
             common.slots(record_gens, g, g_end),
-            arrays["rec"][lo:hi],
+            st["rec"],
             num_samples=cfg.num_samples,
             regime=Regime(cfg.regime).code,
             num_real=num_real,
@@ -234,7 +262,7 @@ def _jax_plan(
             snaps=arrays["snaps"],
             snap_row=0 if lo == 0 else -1,
         )
-        arrays["fixed_at"][lo:hi] = st["fixed_at"]
+        st.update(chains)
 
     blocks = common.TimedBlocks(cfg.num_generations, 5e-9 * (cfg.num_samples + 4 * cfg.categories))
     return driver.Plan(
@@ -254,11 +282,13 @@ def _jax_plan(
                 _batch_size(cfg) if subsample else cfg.num_chains,
             ),
         ),
-        start=lambda lo, hi: jt.init_state(
-            hi - lo, cfg.categories, num_real, _capacity(cfg) if subsample else 0
+        start=lambda lo, hi: (
+            jt.init_state(hi - lo, cfg.categories, num_real, _capacity(cfg) if subsample else 0)
+            | {"rec": records(lo, hi)["rec"]}
         ),
         advance=blocks.timed(advance),
         block=blocks.size,
+        collect=collect,
         finish=finish,
     )
 
@@ -276,34 +306,37 @@ def _finish(
     cfg: TokenConfig,
     p0: np.ndarray,
     record_gens: np.ndarray,
-    rec: np.ndarray,
-    fixed_at: np.ndarray,
+    stream: aggregates.Stream,
+    arrays: dict[str, np.ndarray],
     snap_gens: np.ndarray,
-    snaps: np.ndarray,
 ) -> TokenResult:
-    all_metrics = {name: rec[:, :, j] for j, name in enumerate(METRICS)}
-    aggregates = {name: metrics.aggregate(v) for name, v in all_metrics.items()}
-    final = {name: v[:, -1].copy() for name, v in all_metrics.items()}
-    final["fixed_at"] = fixed_at.astype(np.float64)
-    final["fixed_at"][fixed_at < 0] = np.nan
-    kc = min(cfg.keep_chains, cfg.num_chains)
-    trajectories = {name: v[:kc].copy() for name, v in all_metrics.items()}
+    final = stream.final()
+    final["fixed_at"] = arrays["fixed_final"].copy()
     return TokenResult(
         config=cfg,
         generations=record_gens,
-        aggregates=aggregates,
+        aggregates=stream.aggregates(),
         final=final,
-        trajectories=trajectories,
+        trajectories=stream.trajectories(),
         snapshot_generations=snap_gens,
-        snapshots=snaps,
-        summary=summarize(cfg, p0, final, fixed_at),
+        snapshots=arrays["snaps"],
+        summary=summarize(
+            cfg, p0, {name: stream.last(name) for name in METRICS}, arrays["fixed_hist"]
+        ),
     )
 
 
 def summarize(
-    cfg: TokenConfig, p0: np.ndarray, final: dict[str, np.ndarray], fixed_at: np.ndarray
+    cfg: TokenConfig,
+    p0: np.ndarray,
+    final: dict[str, aggregates.Column],
+    fixed_hist: np.ndarray,
 ) -> dict[str, Any]:
-    """Return the run's summary: final statistics beside exact theory where it exists."""
+    """Return the run's summary: final statistics beside exact theory where it exists.
+
+    ``final``: each metric's last generation across all chains; ``fixed_hist``: chains
+    fixed at each generation g (index g + 1; index 0 the chains not fixed).
+    """
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     s: dict[str, Any] = {
         "chains": c,
@@ -331,14 +364,14 @@ def summarize(
         ("tv", "tv"),
     ):
         v = final[name]
-        s[f"mean_final_{key}"] = float(v.mean())
-        s[f"stderr_final_{key}"] = float(v.std(ddof=1) / math.sqrt(c)) if c > 1 else None
-    fixed = fixed_at >= 0
-    s["fixed_fraction"] = float(fixed.mean())
+        s[f"mean_final_{key}"] = v.mean()
+        s[f"stderr_final_{key}"] = v.std() / math.sqrt(c) if c > 1 else None
+    num_fixed = int(fixed_hist[1:].sum())
+    s["fixed_fraction"] = num_fixed / c
     s["stderr_fixed_fraction"] = float(
         math.sqrt(max(s["fixed_fraction"] * (1 - s["fixed_fraction"]), 0) / c)
     )
-    s["median_fixation_generation"] = float(np.median(fixed_at[fixed])) if fixed.any() else None
+    s["median_fixation_generation"] = _median_fixation(fixed_hist) if num_fixed else None
     s["original_entropy"] = float(-np.sum(p0[p0 > 0] * np.log(p0[p0 > 0])))
     s["original_support"] = int(np.count_nonzero(p0))
     rare10, rare1 = kern.rare_masks(p0)
@@ -375,6 +408,18 @@ def summarize(
         s["mean_final_tail1_mass"], m1, s["stderr_final_tail1_mass"]
     )
     return {key: common.finite_or_none(v) for key, v in s.items()}
+
+
+def _median_fixation(fixed_hist: np.ndarray) -> float:
+    """The median fixation generation of the fixed chains, as np.median of their list."""
+    cum = np.cumsum(fixed_hist[1:])
+    k = int(cum[-1])
+
+    def order(i: int) -> float:  # the i-th smallest (0-based)
+        return float(np.searchsorted(cum, i, side="right"))
+
+    lo, hi = order((k - 1) // 2), order(k // 2)
+    return float(np.mean([lo, hi]))
 
 
 def load(out: Path) -> TokenResult:

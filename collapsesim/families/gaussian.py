@@ -19,6 +19,7 @@ from ..config import (
     opt,
     opt_backend,
     opt_chains,
+    opt_final_chains,
     opt_fresh_fraction,
     opt_generations,
     opt_keep_chains,
@@ -59,6 +60,7 @@ class GaussianConfig(ChainConfig):
     seed: int = opt_seed()
     record_every: int = opt_record_every()
     keep_chains: int = opt_keep_chains()
+    final_chains: int = opt_final_chains()
     backend: str = opt_backend()
     precision: str = opt_precision()
 
@@ -87,7 +89,7 @@ class GaussianConfig(ChainConfig):
                 f"method 'sufficient' cannot run regime {regime.value!r}: "
                 "subsampling a pool needs the samples themselves (use --method sample)"
             )
-        self._check_held(16)
+        self._check_held(16, len(metrics.GAUSSIAN_METRICS))
 
     def memory_bytes(self) -> int:
         """A floor on the run's peak memory: records, per-chain results, samples and pools.
@@ -97,7 +99,7 @@ class GaussianConfig(ChainConfig):
         a pool of n x T samples for at least one chain.
         """
         n, t = self.num_samples, self.num_generations
-        need = self.held_bytes(16, per_chain=8 * 16)
+        need = self.held_bytes(16, len(metrics.GAUSSIAN_METRICS), per_chain=8 * 16)
         if self.resolved_method == "sample":
             need += 16 * n * (os.cpu_count() or 1)
         if Regime(self.regime) is Regime.ACCUMULATE_SUBSAMPLE:
@@ -163,17 +165,16 @@ def table(result: Any) -> Any:
 
 def measure(cfg: GaussianConfig, result: Any) -> dict[str, Any]:
     """A scan point: the rate -dE[log sigma]/dT, the level E[sigma_T] and the exact rate."""
-    c = cfg.num_chains
-    rate, se = metrics.decay_rate(
-        math.log(cfg.sigma0), result.final["log_sigma"], cfg.num_generations
+    s = result.summary  # statistics of every chain (final.parquet may keep a sample)
+    rate, se, level, level_se = (
+        math.nan if s.get(key) is None else float(s[key])
+        for key in ("collapse_rate", "stderr_collapse_rate", "mean_final_std", "stderr_final_std")
     )
-    sig = result.final["sigma"]
-    level_se = float(sig.std(ddof=1) / math.sqrt(c)) if c > 1 else math.nan
     try:
         exact = theory.collapse_rate(cfg.num_samples, cfg.ddof, cfg.regime)
     except theory.NoClosedForm:
         exact = None
-    return {"rate": rate, "rate_se": se, "level": float(sig.mean()), "level_se": level_se,
+    return {"rate": rate, "rate_se": se, "level": level, "level_se": level_se,
             "theory_rate": exact}  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from ..config import (
     check_ranges,
     opt,
     opt_chains,
+    opt_final_chains,
     opt_fresh_fraction,
     opt_generations,
     opt_keep_chains,
@@ -30,6 +31,8 @@ from ..config import (
 from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import fmt, frame
+
+NUM_METRICS = 9  # per chain and record: experiments/mixture.py's METRICS
 
 __all__ = ["FAMILY", "MixtureConfig", "measure", "prepare", "table"]
 
@@ -183,6 +186,7 @@ class MixtureConfig(ChainConfig):
                        range=(1, 10**8))  # fmt: skip
     record_every: int = opt_record_every()
     keep_chains: int = opt_keep_chains()
+    final_chains: int = opt_final_chains()
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -224,7 +228,7 @@ class MixtureConfig(ChainConfig):
         object.__setattr__(self, "weights0", _nested_tuple(w))
         object.__setattr__(self, "means0", _nested_tuple(m))
         object.__setattr__(self, "covs0", _nested_tuple(c))
-        self._check_held(8 * self.values_per_record)
+        self._check_held(8 * self.values_per_record, NUM_METRICS)
 
     def memory_bytes(self) -> int:
         """A floor on the run's peak memory: records, the held-out sample, EM's buffers, pools.
@@ -233,7 +237,7 @@ class MixtureConfig(ChainConfig):
         accumulate regimes keep n x T points for at least one chain.
         """
         n, t, k, d = self.num_samples, self.num_generations, self.num_components, self.dim
-        need = self.held_bytes(8 * self.values_per_record, per_chain=8 * 16)
+        need = self.held_bytes(8 * self.values_per_record, NUM_METRICS, per_chain=8 * 16)
         need += 8 * self.heldout * d + 8 * self.heldout * k  # the held-out sample and its terms
         need += 8 * n * (k + d) * (os.cpu_count() or 1)
         if Regime(self.regime) in (Regime.ACCUMULATE, Regime.ACCUMULATE_SUBSAMPLE):
@@ -288,9 +292,12 @@ def table(result: Any) -> Any:
 
 
 def measure(cfg: MixtureConfig, result: Any) -> dict[str, Any]:
-    """A scan point: the decay rate of log component std and its final mean (no theory)."""
-    c = cfg.num_chains
-    std = result.final["component_std"]
+    """A scan point: the decay rate of log component std and its final mean (no theory).
+
+    From final.parquet's chains: all of them unless the run has more than ``final_chains``.
+    """
+    std = result.final["component_std"]  # every chain, or the first final_chains
+    c = len(std)
     start = float(result.summary["original_component_std"])
     rate, se = metrics.decay_rate(math.log(start), np.log(std), cfg.num_generations)
     level_se = float(std.std(ddof=1) / math.sqrt(c)) if c > 1 else math.nan

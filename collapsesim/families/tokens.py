@@ -22,6 +22,7 @@ from ..config import (
     opt,
     opt_backend,
     opt_chains,
+    opt_final_chains,
     opt_fresh_fraction,
     opt_generations,
     opt_keep_chains,
@@ -147,6 +148,7 @@ class TokenConfig(ChainConfig):
     seed: int = opt_seed()
     record_every: int = opt_record_every()
     keep_chains: int = opt_keep_chains()
+    final_chains: int = opt_final_chains()
     backend: str = opt_backend()
     precision: str = opt_precision()
 
@@ -188,7 +190,7 @@ class TokenConfig(ChainConfig):
             raise ConfigError(f"zipf-alpha must be >= 0 and finite, got {self.zipf_alpha}")
         if self.categories >= 2**31:
             raise ConfigError(f"categories must be below 2**31, got {self.categories}")
-        self._check_held(64)
+        self._check_held(64, 8)
 
     def memory_bytes(self) -> int:
         """A floor on the run's peak memory: records, one chain's tokens and counts, snapshots.
@@ -200,7 +202,7 @@ class TokenConfig(ChainConfig):
         n, t, k = self.num_samples, self.num_generations, self.categories
         accumulates = Regime(self.regime) in (Regime.ACCUMULATE, Regime.ACCUMULATE_SUBSAMPLE)
         tokens = n * (max(t, 1) + 1) if accumulates else n
-        need = self.held_bytes(64, per_chain=8 * 16)
+        need = self.held_bytes(64, 8, per_chain=8 * 16)
         need += 4 * tokens + 16 * k * min(self.num_chains, os.cpu_count() or 1) + 8 * 8 * k
         return need
 
@@ -279,11 +281,12 @@ def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
     The exact rate -log(1 - 1/n) holds under replace with no smoothing or decoding (the
     Wright-Fisher model).
     """
-    t, c = cfg.num_generations, cfg.num_chains
-    h = result.final["heterozygosity"]
+    t, s = cfg.num_generations, result.summary  # the summary covers every chain
     h0 = float(result.aggregates["heterozygosity"]["mean"][0])
-    mean_h = float(h.mean())
-    se_h = float(h.std(ddof=1) / math.sqrt(c)) if c > 1 else math.nan
+    mean_h, se_h = (
+        math.nan if s.get(key) is None else float(s[key])
+        for key in ("mean_final_heterozygosity", "stderr_final_heterozygosity")
+    )
     if t and mean_h > 0:
         rate, se = -math.log(mean_h / h0) / t, se_h / mean_h / t
     else:
