@@ -44,6 +44,7 @@ def _bin(
     bins: np.ndarray,
     bin_min: np.ndarray,
     bin_max: np.ndarray,
+    bin_ends: np.ndarray,
 ) -> None:
     """Count the non-NaN value ``v`` of column ``j`` into each of its windows
     (``scales``: bins per unit of each window)."""
@@ -60,8 +61,18 @@ def _bin(
             if t >= num_bins:
                 t = num_bins - 1
             bins[j, q, t] += 1
-            bin_min[j, q, t] = min(bin_min[j, q, t], v)
-            bin_max[j, q, t] = max(bin_max[j, q, t], v)
+            # The smallest and largest value and how often each came: an atom at a bin's
+            # end (a spike at 0, an integer) is read back exactly.
+            if v < bin_min[j, q, t]:
+                bin_min[j, q, t] = v
+                bin_ends[j, q, t, 0] = 1
+            elif v == bin_min[j, q, t]:
+                bin_ends[j, q, t, 0] += 1
+            if v > bin_max[j, q, t]:
+                bin_max[j, q, t] = v
+                bin_ends[j, q, t, 1] = 1
+            elif v == bin_max[j, q, t]:
+                bin_ends[j, q, t, 1] += 1
 
 
 @njit(**PJIT)
@@ -78,6 +89,7 @@ def accumulate(
     bins: np.ndarray,
     bin_min: np.ndarray,
     bin_max: np.ndarray,
+    bin_ends: np.ndarray,
     moments: bool,
     histogram: bool,
 ) -> None:
@@ -104,6 +116,8 @@ def accumulate(
         bins: int64 ``(J, Q, B)``, values in each bin (updated).
         bin_min: float64 ``(J, Q, B)``, smallest value per bin (+inf when empty).
         bin_max: float64 ``(J, Q, B)``, largest value per bin (-inf when empty).
+        bin_ends: int64 ``(J, Q, B, 2)``, how many values of the bin equal its smallest and
+            its largest.
         moments: update the moments.
         histogram: update the windows.
     """
@@ -133,7 +147,7 @@ def accumulate(
                 num_nan += 1
                 continue
             if histogram:
-                _bin(j, v, windows, scales, outside, bins, bin_min, bin_max)
+                _bin(j, v, windows, scales, outside, bins, bin_min, bin_max, bin_ends)
             if not moments:
                 continue
             lo = min(lo, v)

@@ -43,6 +43,7 @@ def _columns(c: int, seed: int = 0) -> np.ndarray:
             np.exp(rng.normal(0.0, 2.0, c)),
             rng.poisson(4.0, c).astype(np.float64),  # integer values: atoms
             np.where(rng.random(c) < 0.7, 0.0, rng.exponential(1.0, c)),  # an atom at 0
+            np.where(rng.random(c) < 0.26, 0.0, rng.exponential(1.0, c)),  # q25 at its edge
         ],
         axis=1,
     )

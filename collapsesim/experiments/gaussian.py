@@ -60,7 +60,7 @@ class GaussianResult(Result):
 def _batch_size(cfg: GaussianConfig) -> int:
     if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE:
         per_chain = 8 * cfg.num_samples * max(cfg.num_generations, 1)
-        return max(1, min(cfg.num_chains, _POOL_BUDGET_BYTES // per_chain))
+        return max(1, min(cfg.record_batch(16), _POOL_BUDGET_BYTES // per_chain))
     return min(_MAX_BATCH, cfg.record_batch(16))
 
 

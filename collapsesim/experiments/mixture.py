@@ -96,7 +96,8 @@ def _pool_bytes(cfg: MixtureConfig) -> int:
 
 def _batch_size(cfg: MixtureConfig) -> int:
     if _accumulates(cfg):
-        return max(1, min(cfg.num_chains, _POOL_BUDGET_BYTES // _pool_bytes(cfg)))
+        return max(1, min(cfg.record_batch(8 * cfg.values_per_record),
+                          _POOL_BUDGET_BYTES // _pool_bytes(cfg)))  # fmt: skip
     return min(_MAX_BATCH, cfg.record_batch(8 * cfg.values_per_record))
 
 
@@ -155,7 +156,9 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
     def collect(st: dict[str, Any], lo: int, hi: int) -> None:
         rec = {name: st[f"rec_{name}"] for name in kern.new_records(0, 0, 0, 0)}
         evaluation.fix_start(rec)
-        aggregates.feed(stream, lo, hi - lo, lambda i, j: evaluation.metrics(rec, i, j))
+        # The metrics run parallel Numba kernels (tail mass): on this thread, not overlapped.
+        aggregates.feed(stream, lo, hi - lo, lambda i, j: evaluation.metrics(rec, i, j),
+                        overlap=False)  # fmt: skip
         if lo < kc:
             for name in rec:
                 arrays[f"kept_{name}"][lo : min(hi, kc)] = rec[name][: min(hi, kc) - lo]

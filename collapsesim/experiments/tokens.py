@@ -277,7 +277,7 @@ def _jax_plan(
         default_batch=max(
             1,
             min(
-                cfg.num_chains,
+                cfg.record_batch(64),
                 2**28 // (4 * cfg.categories),
                 _batch_size(cfg) if subsample else cfg.num_chains,
             ),
