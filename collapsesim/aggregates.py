@@ -140,9 +140,9 @@ class Stream:
             "kept": np.empty((m * sk, self.keep * sk, r)),
         }
 
-    def nbytes(self) -> int:
-        """Bytes the stream holds."""
-        return sum(a.nbytes for a in self.arrays.values())
+    def checkpointed(self) -> dict[str, np.ndarray]:
+        """The stream's arrays under the names a plan's checkpointed ``arrays`` give them."""
+        return {f"stream_{k}": v for k, v in self.arrays.items()}
 
     # --- feeding -------------------------------------------------------------------
 

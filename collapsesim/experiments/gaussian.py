@@ -141,7 +141,7 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             "record_generations": len(record_gens),
             "kernel": KERNEL,
         },
-        arrays=_stream_arrays(stream),
+        arrays=stream.checkpointed(),
         default_batch=_batch_size(cfg),
         start=start,
         advance=advance,
@@ -155,11 +155,6 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
 def _stream(cfg: GaussianConfig, num_records: int) -> aggregates.Stream:
     return aggregates.Stream(metrics.GAUSSIAN_METRICS, num_records, cfg.num_chains,
                              keep_chains=cfg.keep_chains, final_chains=cfg.final_chains)  # fmt: skip
-
-
-def _stream_arrays(stream: aggregates.Stream) -> dict[str, np.ndarray]:
-    """The stream's arrays, checkpointed with every batch."""
-    return {f"stream_{k}": v for k, v in stream.arrays.items()}
 
 
 def _records(count: int, record_gens: np.ndarray) -> dict[str, np.ndarray]:
@@ -233,7 +228,7 @@ def _jax_plan(
             "record_generations": len(record_gens),
             **({"kernel": JAX_KERNEL} if sufficient else {}),
         },
-        arrays=_stream_arrays(stream),
+        arrays=stream.checkpointed(),
         default_batch=_batch_size(cfg)
         if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
         else min(2**22, cfg.record_batch(16)),

@@ -150,23 +150,8 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
         "final_iterations": np.zeros(stream.final_count, np.int64),
         "final_failed": np.zeros(stream.final_count, np.int64),
         "totals": np.zeros(2, np.int64),
-        **{f"stream_{key}": v for key, v in stream.arrays.items()},
+        **stream.checkpointed(),
     }
-
-    def collect(st: dict[str, Any], lo: int, hi: int) -> None:
-        rec = {name: st[f"rec_{name}"] for name in kern.new_records(0, 0, 0, 0)}
-        evaluation.fix_start(rec)
-        # The metrics run parallel Numba kernels (tail mass): on this thread, not overlapped.
-        aggregates.feed(stream, lo, hi - lo, lambda i, j: evaluation.metrics(rec, i, j),
-                        overlap=False)  # fmt: skip
-        if lo < kc:
-            for name in rec:
-                arrays[f"kept_{name}"][lo : min(hi, kc)] = rec[name][: min(hi, kc) - lo]
-        if lo < stream.final_count:
-            f = min(hi, stream.final_count) - lo
-            arrays["final_iterations"][lo : lo + f] = rec["total_iterations"][:f]
-            arrays["final_failed"][lo : lo + f] = rec["total_failed"][:f]
-        arrays["totals"] += [rec["total_iterations"].sum(), rec["total_failed"].sum()]
 
     def start(lo: int, hi: int) -> dict[str, Any]:
         rng, w, m, cv = kern.init_mixture_chains(
@@ -228,7 +213,7 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
         start=start,
         advance=advance,
         block=lambda batch, g: _block_size(cfg, batch, g),
-        collect=collect,
+        collect=lambda st, lo, hi: _collect(stream, evaluation, arrays, st, lo, hi),
         finish=lambda: _finish(cfg, record_gens, stream, arrays, evaluation),
         snapshot=snapshot,
         restore=restore,
@@ -369,6 +354,31 @@ class _Evaluation:
         for name, value in self.model0.items():
             out[name][:, 0] = value
         return {name: np.ascontiguousarray(v.T) for name, v in out.items()}
+
+
+def _collect(
+    stream: aggregates.Stream,
+    evaluation: _Evaluation,
+    arrays: dict[str, np.ndarray],
+    st: dict[str, Any],
+    lo: int,
+    hi: int,
+) -> None:
+    """Take a finished batch: its metrics into the stream, its kept fits and totals."""
+    rec = {name: st[f"rec_{name}"] for name in kern.new_records(0, 0, 0, 0)}
+    evaluation.fix_start(rec)
+    # The metrics run parallel Numba kernels (tail mass): on this thread, not overlapped.
+    aggregates.feed(stream, lo, hi - lo, lambda i, j: evaluation.metrics(rec, i, j),
+                    overlap=False)  # fmt: skip
+    kc = stream.keep
+    if lo < kc:
+        for name in rec:
+            arrays[f"kept_{name}"][lo : min(hi, kc)] = rec[name][: min(hi, kc) - lo]
+    if lo < stream.final_count:
+        f = min(hi, stream.final_count) - lo
+        arrays["final_iterations"][lo : lo + f] = rec["total_iterations"][:f]
+        arrays["final_failed"][lo : lo + f] = rec["total_failed"][:f]
+    arrays["totals"] += [rec["total_iterations"].sum(), rec["total_failed"].sum()]
 
 
 def _finish(

@@ -140,7 +140,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
         # fixation generations of the chains final.parquet keeps.
         "fixed_hist": np.zeros(cfg.num_generations + 2, np.int64),
         "fixed_final": np.empty(stream.final_count),
-        **{f"stream_{k}": v for k, v in stream.arrays.items()},
+        **stream.checkpointed(),
     }
 
     def records(lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -149,15 +149,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
         return {"rec": rec, "fixed_at": np.full(hi - lo, -1, np.int64)}
 
     def collect(st: dict[str, Any], lo: int, hi: int) -> None:
-        rec, fixed_at = st["rec"], st["fixed_at"]
-        aggregates.feed(stream, lo, hi - lo, lambda i, j: {
-            name: np.ascontiguousarray(rec[i:j, :, m].T) for m, name in enumerate(METRICS)})  # fmt: skip
-        arrays["fixed_hist"] += np.bincount(fixed_at + 1, minlength=cfg.num_generations + 2)
-        if lo < stream.final_count:
-            f = min(hi, stream.final_count)
-            arrays["fixed_final"][lo:f] = np.where(
-                fixed_at[: f - lo] < 0, np.nan, fixed_at[: f - lo]
-            )
+        _collect(stream, arrays, st, lo, hi)
 
     def finish() -> TokenResult:
         return _finish(cfg, p0, record_gens, stream, arrays, snap_gens)
@@ -291,6 +283,19 @@ def _jax_plan(
         collect=collect,
         finish=finish,
     )
+
+
+def _collect(
+    stream: aggregates.Stream, arrays: dict[str, np.ndarray], st: dict[str, Any], lo: int, hi: int
+) -> None:
+    """Take a finished batch: its metrics into the stream, its fixation generations."""
+    rec, fixed_at = st["rec"], st["fixed_at"]
+    aggregates.feed(stream, lo, hi - lo, lambda i, j: {
+        name: np.ascontiguousarray(rec[i:j, :, m].T) for m, name in enumerate(METRICS)})  # fmt: skip
+    arrays["fixed_hist"] += np.bincount(fixed_at + 1, minlength=len(arrays["fixed_hist"]))
+    if lo < stream.final_count:
+        f = min(hi, stream.final_count)
+        arrays["fixed_final"][lo:f] = np.where(fixed_at[: f - lo] < 0, np.nan, fixed_at[: f - lo])
 
 
 def _original_metrics(p0: np.ndarray) -> np.ndarray:
