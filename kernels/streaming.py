@@ -24,55 +24,91 @@ FINITE, NAN, PINF, NINF = 0, 1, 2, 3
 
 
 @njit(**JIT)
-def _add(s: np.ndarray, c: np.ndarray, k: int, v: float) -> None:
-    """Neumaier's compensated ``s[k] += v``, with the running error kept in ``c[k]``."""
-    t = s[k] + v
-    if abs(s[k]) >= abs(v):
-        c[k] += (s[k] - t) + v
+def _add(s: float, c: float, v: float) -> tuple[float, float]:
+    """Neumaier's compensated ``s + v``: the new sum and running error ``c``."""
+    t = s + v
+    if abs(s) >= abs(v):
+        c += (s - t) + v
     else:
-        c[k] += (v - t) + s[k]
-    s[k] = t
+        c += (v - t) + s
+    return t, c
 
 
 @njit(**JIT)
 def _bin(
     j: int,
+    q: int,
     v: float,
+    a: float,
+    scale: float,
+    bins: np.ndarray,
+    bin_min: np.ndarray,
+    bin_max: np.ndarray,
+    bin_ends: np.ndarray,
+) -> None:
+    """Count the value ``v`` of column ``j`` into its window ``q``, which begins at ``a``
+    (``scale``: bins per unit of the window)."""
+    num_bins = bins.shape[2]
+    t = int((v - a) * scale)
+    if t >= num_bins:
+        t = num_bins - 1
+    bins[j, q, t] += 1
+    # The smallest and largest value and how often each came: an atom at a bin's end (a
+    # spike at 0, an integer) is read back exactly.
+    if v < bin_min[j, q, t]:
+        bin_min[j, q, t] = v
+        bin_ends[j, q, t, 0] = 1
+    elif v == bin_min[j, q, t]:
+        bin_ends[j, q, t, 0] += 1
+    if v > bin_max[j, q, t]:
+        bin_max[j, q, t] = v
+        bin_ends[j, q, t, 1] = 1
+    elif v == bin_max[j, q, t]:
+        bin_ends[j, q, t, 1] += 1
+
+
+@njit(**JIT)
+def _windows(
+    j: int,
+    x: np.ndarray,
     windows: np.ndarray,
-    scales: np.ndarray,
     outside: np.ndarray,
     bins: np.ndarray,
     bin_min: np.ndarray,
     bin_max: np.ndarray,
     bin_ends: np.ndarray,
 ) -> None:
-    """Count the non-NaN value ``v`` of column ``j`` into each of its windows
-    (``scales``: bins per unit of each window)."""
-    num_bins = bins.shape[2]
-    for q in range(windows.shape[1]):
-        a = windows[j, q, 0]
-        b = windows[j, q, 1]
-        if v < a:
-            outside[j, q, 0] += 1
-        elif v > b:
-            outside[j, q, 1] += 1
-        else:
-            t = int((v - a) * scales[q])
-            if t >= num_bins:
-                t = num_bins - 1
-            bins[j, q, t] += 1
-            # The smallest and largest value and how often each came: an atom at a bin's
-            # end (a spike at 0, an integer) is read back exactly.
-            if v < bin_min[j, q, t]:
-                bin_min[j, q, t] = v
-                bin_ends[j, q, t, 0] = 1
-            elif v == bin_min[j, q, t]:
-                bin_ends[j, q, t, 0] += 1
-            if v > bin_max[j, q, t]:
-                bin_max[j, q, t] = v
-                bin_ends[j, q, t, 1] = 1
-            elif v == bin_max[j, q, t]:
-                bin_ends[j, q, t, 1] += 1
+    """Count column ``j``'s block ``x[j]`` into its windows.
+
+    Two passes, as where a value falls among the windows is random and branching on it
+    would be mispredicted half the time: one window at a time, the values below and above
+    are counted and those inside marked, without branches (the block stays in cache);
+    then only the marked values, a few percent, go into the bins, in chain order.
+    """
+    n, num_q, num_bins = x.shape[1], windows.shape[1], bins.shape[2]
+    inside = np.zeros(n, np.bool_)
+    scales = np.empty(num_q)
+    for q in range(num_q):
+        a, b = windows[j, q, 0], windows[j, q, 1]
+        scale = num_bins / (b - a) if b > a else 0.0
+        # A window narrower than the doubles between its ends has one bin.
+        scales[q] = scale if np.isfinite(scale) else 0.0
+        num_below = num_above = 0
+        for i in range(n):
+            v = x[j, i]
+            num_below += v < a
+            num_above += v > b
+            inside[i] |= (v >= a) & (v <= b)  # never NaN
+        outside[j, q, 0] += num_below
+        outside[j, q, 1] += num_above
+    for i in range(n):
+        if not inside[i]:
+            continue
+        v = x[j, i]
+        for q in range(num_q):
+            a = windows[j, q, 0]
+            if (v >= a) & (v <= windows[j, q, 1]):
+                _bin(j, q, v, a, scales[q], bins, bin_min, bin_max, bin_ends)
 
 
 @njit(**PJIT)
@@ -125,30 +161,24 @@ def accumulate(
     for j in prange(num_cols):
         if n == 0:
             continue
-        if moments and counts[j, 0] + counts[j, 1] + counts[j, 2] + counts[j, 3] == 0:
+        if histogram:
+            _windows(j, x, windows, outside, bins, bin_min, bin_max, bin_ends)
+        if not moments:
+            continue
+        if counts[j, 0] + counts[j, 1] + counts[j, 2] + counts[j, 3] == 0:
             first = x[j, 0]
             shift[j] = first if np.isfinite(first) else 0.0
-        scales = np.zeros(windows.shape[1])
-        for q in range(windows.shape[1]):
-            a, b = windows[j, q, 0], windows[j, q, 1]
-            scale = bins.shape[2] / (b - a) if b > a else 0.0
-            # A window narrower than the doubles between its ends has one bin.
-            scales[q] = scale if np.isfinite(scale) else 0.0
         # Scalars in registers: the sums and counts are written back once per column.
         k = shift[j]
         lo = vmin[j]
         hi = vmax[j]
-        s = sums[j].copy()
-        e = comp[j].copy()
+        s1, s2, s3, s4 = sums[j, 0], sums[j, 1], sums[j, 2], sums[j, 3]
+        e1, e2, e3, e4 = comp[j, 0], comp[j, 1], comp[j, 2], comp[j, 3]
         num_finite = num_nan = num_pinf = num_ninf = 0
         for i in range(n):
             v = x[j, i]
             if np.isnan(v):
                 num_nan += 1
-                continue
-            if histogram:
-                _bin(j, v, windows, scales, outside, bins, bin_min, bin_max, bin_ends)
-            if not moments:
                 continue
             lo = min(lo, v)
             hi = max(hi, v)
@@ -160,17 +190,15 @@ def accumulate(
                 num_finite += 1
                 d = v - k
                 d2 = d * d
-                _add(s, e, 0, d)
-                _add(s, e, 1, d2)
-                _add(s, e, 2, d2 * d)
-                _add(s, e, 3, d2 * d2)
-        if moments:
-            counts[j, FINITE] += num_finite
-            counts[j, NAN] += num_nan
-            counts[j, PINF] += num_pinf
-            counts[j, NINF] += num_ninf
-            sums[j] = s
-            comp[j] = e
-        if moments:
-            vmin[j] = lo
-            vmax[j] = hi
+                s1, e1 = _add(s1, e1, d)
+                s2, e2 = _add(s2, e2, d2)
+                s3, e3 = _add(s3, e3, d2 * d)
+                s4, e4 = _add(s4, e4, d2 * d2)
+        counts[j, FINITE] += num_finite
+        counts[j, NAN] += num_nan
+        counts[j, PINF] += num_pinf
+        counts[j, NINF] += num_ninf
+        sums[j, 0], sums[j, 1], sums[j, 2], sums[j, 3] = s1, s2, s3, s4
+        comp[j, 0], comp[j, 1], comp[j, 2], comp[j, 3] = e1, e2, e3, e4
+        vmin[j] = lo
+        vmax[j] = hi

@@ -199,3 +199,48 @@ def test_memory_does_not_grow_with_the_chain_count() -> None:
     assert billion < 2**29
     with pytest.raises(ConfigError, match="lower --final-chains"):  # what the user asked to keep
         GaussianConfig(num_chains=10**9, final_chains=10**9)
+
+
+def test_the_window_counts_are_those_numpy_counts() -> None:
+    # The kernel's branch-free counting against a direct NumPy count, on values with NaN,
+    # infinities and atoms, and windows that overlap, coincide, or have one point.
+    from collapsesim.kernels import streaming as kern
+
+    rng = np.random.default_rng(7)
+    j, n, q, nb = 3, 5000, 4, 16
+    x = rng.normal(0.0, 1.0, (j, n))
+    x[0, ::97] = np.nan
+    x[1, ::89] = np.inf
+    x[1, 3::89] = -np.inf
+    x[2] = np.round(x[2], 1)  # atoms, some at the windows' ends
+    windows = np.array([[-1.0, 0.5], [0.0, 1.0], [0.0, 1.0], [0.3, 0.3]])
+    windows = np.broadcast_to(windows, (j, q, 2)).copy()
+    outside = np.zeros((j, q, 2), np.int64)
+    bins = np.zeros((j, q, nb), np.int64)
+    bmin, bmax = np.full((j, q, nb), np.inf), np.full((j, q, nb), -np.inf)
+    ends = np.zeros((j, q, nb, 2), np.int64)
+    sums = np.zeros((j, 4))
+    kern.accumulate(x, np.zeros((j, 4), np.int64), np.zeros(j), sums, np.zeros((j, 4)),
+                    np.full(j, np.inf), np.full(j, -np.inf), windows, outside, bins, bmin,
+                    bmax, ends, False, True)  # fmt: skip
+    assert not sums.any()  # moments off
+    for c in range(j):
+        v = x[c][~np.isnan(x[c])]
+        for w in range(q):
+            a, b = windows[c, w]
+            assert outside[c, w, 0] == np.sum(v < a)
+            assert outside[c, w, 1] == np.sum(v > b)
+            inside = v[(v >= a) & (v <= b)]
+            scale = nb / (b - a) if b > a else 0.0
+            t = np.minimum((inside - a) * scale, nb - 1).astype(np.int64)
+            np.testing.assert_array_equal(bins[c, w], np.bincount(t, minlength=nb))
+            for k in range(nb):
+                got = inside[t == k]
+                if got.size:
+                    assert bmin[c, w, k] == got.min()
+                    assert bmax[c, w, k] == got.max()
+                    assert ends[c, w, k, 0] == np.sum(got == got.min())
+                    assert ends[c, w, k, 1] == np.sum(got == got.max())
+                else:
+                    assert bmin[c, w, k] == np.inf
+                    assert ends[c, w, k].sum() == 0
