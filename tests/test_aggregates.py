@@ -49,16 +49,19 @@ def _columns(c: int, seed: int = 0) -> np.ndarray:
     )
 
 
-def test_streamed_quantiles_lie_within_a_twentieth_of_their_standard_error(streamed: None) -> None:
-    # 2^20 chains from a pilot of 2^12: C / P = 256, the widest the default pilot allows
-    # up to 2^24 chains (an error bound for 10^8 chains is looser by sqrt(10^8 / 2^24)
-    # ~ 2.4 in bins and is kept by _num_bins's sqrt(C / P) growth).
-    c = 2**20
+@pytest.mark.parametrize("c", [2**16, 2**20])
+def test_streamed_quantiles_lie_within_a_twentieth_of_their_standard_error(
+    streamed: None, c: int
+) -> None:
+    # From a pilot of 2^12: C / P = 16, a default 10^6-chain run's ratio (pilot 2^16), and
+    # C / P = 256, the widest the default pilot allows up to 2^24 chains (an error bound
+    # for 10^8 chains is looser by sqrt(10^8 / 2^24) ~ 2.4 in bins and is kept by
+    # _num_bins's sqrt(C / P) growth).
     x = _columns(c)
     stream = aggregates.Stream(["x"], x.shape[1], c, keep_chains=5, final_chains=10)
     assert not stream.exact
     assert stream.pilot == 2**12
-    _feed(stream, x, [100_003, 7, 250_000])
+    _feed(stream, x, [c // 10 + 3, 7, c // 4])
     agg = stream.aggregates()["x"]
     exact = metrics.aggregate(x)
     rows = np.sort(x, axis=0)
