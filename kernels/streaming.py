@@ -111,6 +111,59 @@ def _windows(
                 _bin(j, q, v, a, scales[q], bins, bin_min, bin_max, bin_ends)
 
 
+@njit(**JIT)
+def _moments(
+    j: int,
+    x: np.ndarray,
+    counts: np.ndarray,
+    shift: np.ndarray,
+    sums: np.ndarray,
+    comp: np.ndarray,
+    vmin: np.ndarray,
+    vmax: np.ndarray,
+) -> None:
+    """Add column ``j``'s block ``x[j]`` to its counts, compensated power sums and extremes,
+    in chain order."""
+    n = x.shape[1]
+    if counts[j, 0] + counts[j, 1] + counts[j, 2] + counts[j, 3] == 0:
+        first = x[j, 0]
+        shift[j] = first if np.isfinite(first) else 0.0
+    # Scalars in registers: the sums and counts are written back once per column.
+    k = shift[j]
+    lo = vmin[j]
+    hi = vmax[j]
+    s1, s2, s3, s4 = sums[j, 0], sums[j, 1], sums[j, 2], sums[j, 3]
+    e1, e2, e3, e4 = comp[j, 0], comp[j, 1], comp[j, 2], comp[j, 3]
+    num_finite = num_nan = num_pinf = num_ninf = 0
+    for i in range(n):
+        v = x[j, i]
+        if np.isnan(v):
+            num_nan += 1
+            continue
+        lo = min(lo, v)
+        hi = max(hi, v)
+        if v == np.inf:
+            num_pinf += 1
+        elif v == -np.inf:
+            num_ninf += 1
+        else:
+            num_finite += 1
+            d = v - k
+            d2 = d * d
+            s1, e1 = _add(s1, e1, d)
+            s2, e2 = _add(s2, e2, d2)
+            s3, e3 = _add(s3, e3, d2 * d)
+            s4, e4 = _add(s4, e4, d2 * d2)
+    counts[j, FINITE] += num_finite
+    counts[j, NAN] += num_nan
+    counts[j, PINF] += num_pinf
+    counts[j, NINF] += num_ninf
+    sums[j, 0], sums[j, 1], sums[j, 2], sums[j, 3] = s1, s2, s3, s4
+    comp[j, 0], comp[j, 1], comp[j, 2], comp[j, 3] = e1, e2, e3, e4
+    vmin[j] = lo
+    vmax[j] = hi
+
+
 @njit(**PJIT)
 def accumulate(
     x: np.ndarray,
@@ -163,42 +216,5 @@ def accumulate(
             continue
         if histogram:
             _windows(j, x, windows, outside, bins, bin_min, bin_max, bin_ends)
-        if not moments:
-            continue
-        if counts[j, 0] + counts[j, 1] + counts[j, 2] + counts[j, 3] == 0:
-            first = x[j, 0]
-            shift[j] = first if np.isfinite(first) else 0.0
-        # Scalars in registers: the sums and counts are written back once per column.
-        k = shift[j]
-        lo = vmin[j]
-        hi = vmax[j]
-        s1, s2, s3, s4 = sums[j, 0], sums[j, 1], sums[j, 2], sums[j, 3]
-        e1, e2, e3, e4 = comp[j, 0], comp[j, 1], comp[j, 2], comp[j, 3]
-        num_finite = num_nan = num_pinf = num_ninf = 0
-        for i in range(n):
-            v = x[j, i]
-            if np.isnan(v):
-                num_nan += 1
-                continue
-            lo = min(lo, v)
-            hi = max(hi, v)
-            if v == np.inf:
-                num_pinf += 1
-            elif v == -np.inf:
-                num_ninf += 1
-            else:
-                num_finite += 1
-                d = v - k
-                d2 = d * d
-                s1, e1 = _add(s1, e1, d)
-                s2, e2 = _add(s2, e2, d2)
-                s3, e3 = _add(s3, e3, d2 * d)
-                s4, e4 = _add(s4, e4, d2 * d2)
-        counts[j, FINITE] += num_finite
-        counts[j, NAN] += num_nan
-        counts[j, PINF] += num_pinf
-        counts[j, NINF] += num_ninf
-        sums[j, 0], sums[j, 1], sums[j, 2], sums[j, 3] = s1, s2, s3, s4
-        comp[j, 0], comp[j, 1], comp[j, 2], comp[j, 3] = e1, e2, e3, e4
-        vmin[j] = lo
-        vmax[j] = hi
+        if moments:
+            _moments(j, x, counts, shift, sums, comp, vmin, vmax)
