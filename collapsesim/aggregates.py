@@ -370,6 +370,13 @@ class _Streamed:
     def std(self) -> np.ndarray:
         return np.sqrt(self.var())
 
+    def central3(self) -> np.ndarray:
+        """The mean of (x - mean)^3 (NaN with any NaN or infinite value)."""
+        counts, n, s, m1 = self._moments()
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            c3 = (s[:, 2] - 3 * m1 * s[:, 1] + 2 * n * m1**3) / n
+        return np.where(self._bad(counts), np.nan, c3)
+
     def central4(self) -> np.ndarray:
         """The mean of (x - mean)^4 (NaN with any NaN or infinite value)."""
         counts, n, s, m1 = self._moments()
@@ -472,6 +479,15 @@ class Column:
             return float(self.values.var(ddof=1)) if len(self.values) > 1 else math.nan
         assert self.streamed is not None
         return self._affine(self._affine(float(self.streamed.var()[0]), shift=False), shift=False)
+
+    def central3(self) -> float:
+        """The mean of (x - mean)^3."""
+        if self.values is not None:
+            v = self.values
+            return float(np.mean((v - v.mean()) ** 3))
+        assert self.streamed is not None
+        scale = 1.0 if self.units is None else self.units[1]
+        return float(self.streamed.central3()[0]) * scale**3
 
     def central4(self) -> float:
         """The mean of (x - mean)^4."""

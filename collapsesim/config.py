@@ -62,7 +62,8 @@ REGIME = "Data regime"
 DECODING = "Decoding"
 OUTPUT = "Output"
 BACKEND = "Backend and cluster"
-GROUPS = (RUN, MODEL, REGIME, DECODING, OUTPUT, BACKEND)
+CURATION = "Curation (synthetic data only; generation 0 is real)"
+GROUPS = (RUN, MODEL, REGIME, CURATION, DECODING, OUTPUT, BACKEND)
 
 
 def opt(

@@ -277,9 +277,19 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
     _write_png(fig, path)
 
 
+def _by_rest(rows: list[dict[str, Any]], names: list[str], axis: str) -> dict[Any, Any]:
+    """Scan rows grouped by the grid's other axes."""
+    rest = [n for n in names if n != axis]
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row[o] for o in rest), []).append(row)
+    return groups
+
+
 def plot_scan(res: Any, path: Path) -> None:
-    """Draw the collapse rate against n (log-log, with theory and the fitted power law)
-    and the level against the real-data share; write a PNG.
+    """Draw the collapse rate against n (log-log, with theory and the fitted power law), or
+    against the first axis where n is not scanned (an operator's strength), and the level
+    against the real-data share or that axis; write a PNG.
 
     Args:
         res: a finished :class:`collapsesim.experiments.scan.ScanResult`.
@@ -327,17 +337,44 @@ def plot_scan(res: Any, path: Path) -> None:
         ax.set_ylabel("collapse rate per generation")
         ax.legend(fontsize="small")
     else:
-        ax.text(0.5, 0.5, "n is not scanned", ha="center", transform=ax.transAxes)
-        ax.set_axis_off()
+        # The rate against the first axis (an operator's strength, a share, ddof).
+        axis = names[0]
+        for i, (key, rows) in enumerate(_by_rest(res.rows, names, axis).items()):
+            x = np.array([r[axis] for r in rows], float)
+            rate = np.array([np.nan if r["rate"] is None else r["rate"] for r in rows])
+            se = np.array([np.nan if r["rate_se"] is None else r["rate_se"] for r in rows])
+            order = np.argsort(x)
+            label = ", ".join(f"{o} {k:g}" for o, k in zip(names[1:], key, strict=True))
+            ax.errorbar(x[order], rate[order], yerr=1.96 * se[order], fmt="o-", capsize=3,
+                        label=label or "simulation (95% interval)")  # fmt: skip
+            exact = [r["theory_rate"] for r in rows]
+            if all(e is not None for e in exact):
+                ax.plot(x[order], np.array(exact, float)[order], "k--", lw=1,
+                        label=None if i else "exact rate")  # fmt: skip
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_xlabel(axis)
+        ax.set_ylabel("collapse rate per generation, -dE[log std]/dT")
+        ax.legend(fontsize="small")
     xname = share or names[0]
-    for key, rows in groups.items() if share is None else {(): res.rows}.items():
+    rest = [n for n in names if n != xname]
+    for key, rows in _by_rest(res.rows, names, xname).items():
         x = np.array([r[xname] for r in rows], float)
         y = np.array([np.nan if r["level"] is None else r["level"] for r in rows])
         e = np.array([np.nan if r["level_se"] is None else r["level_se"] for r in rows])
         order = np.argsort(x)
         bx.errorbar(
-            x[order], y[order], yerr=1.96 * e[order], fmt="o-", capsize=3, label=str(key or "")
+            x[order],
+            y[order],
+            yerr=1.96 * e[order],
+            fmt="o-",
+            capsize=3,
+            label=", ".join(f"{o} {k:g}" for o, k in zip(rest, key, strict=True)) or None,
         )
+    levels = np.array([r["level"] for r in res.rows if r["level"] is not None], float)
+    if levels.size and levels.min() > 0 and levels.max() > 50 * levels.min():
+        bx.set_yscale("log")  # levels that span decades (a spread that grows or collapses)
+    if rest:
+        bx.legend(fontsize="small")
     bx.set_xlabel(xname)
     bx.set_ylabel("level at the last generation (std or heterozygosity)")
     bx.set_title(f"{res.family}: where the chains stand after T generations")

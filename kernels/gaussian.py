@@ -39,6 +39,22 @@ import numpy as np
 from numba import njit, prange
 
 from . import _rng
+from ._curation import (
+    BEST_OF,
+    CORRECT,
+    KIND,
+    NONE,
+    SELF_TOP,
+    SIZE,
+    SOFT,
+    STRENGTH,
+    TOP,
+    correct,
+    draw_kept,
+    law,
+    moments,
+    top_candidates,
+)
 from ._flags import JIT, PJIT
 from ._gaussian_state import (  # noqa: F401 (the state's columns, for callers)
     _BIG,
@@ -142,41 +158,87 @@ def _pooled(
     sufficient,
     mu0,
     sigma0,
+    cur,
+    tally,
+    rec_cost,
 ):
+    # The pooled regimes, and every regime with curation (``cur`` not empty): replace
+    # then keeps the std as a mantissa and exponent, like _replace_sample.
     num_synth = synthetic_count(regime, n, num_real)
+    curated = cur.shape[0] > 0
+    room = 1
+    if curated and not sufficient:
+        room = max(num_synth, 2 * int(cur[BEST_OF]))
+        if int(cur[KIND]) in (TOP, SELF_TOP):
+            room = max(room, top_candidates(num_synth, cur[STRENGTH]))
+    inv_dof = 1.0 / (n - ddof)
     for c in prange(state.shape[0]):
         s0 = rng[c, 0]
         s1 = rng[c, 1]
         mu = state[c, MU]
-        sigma = math.ldexp(state[c, SIG], int(state[c, EXP]))
+        if regime == REPLACE:
+            sig, ex, scale = _renormalise(state[c, SIG], state[c, EXP])
+        else:
+            sig, ex, scale = math.ldexp(state[c, SIG], int(state[c, EXP])), 0.0, 1.0
         pn = state[c, POOL_N]
         pmean = state[c, POOL_MEAN]
         pm2 = state[c, POOL_M2]
         kmean = state[c, KEPT_MEAN]
         km2 = state[c, KEPT_M2]
+        ys = np.empty(room)
+        scratch = np.empty(room)
         for t in range(t_start, t_end):
-            zbar, m2z, s0, s1 = _group(num_synth, sufficient, s0, s1)
-            gn = float(num_synth)
-            gmean = mu + sigma * zbar
-            gm2 = sigma * sigma * m2z
-            if draws_real(regime, t):
-                rz, rm2z, s0, s1 = _group(num_real, sufficient, s0, s1)
-                kmean = mu0 + sigma0 * rz
-                km2 = sigma0 * sigma0 * rm2z
-            pn, pmean, pm2, tn, tmean, tm2 = pooled_fit(
-                regime, pn, pmean, pm2, gn, gmean, gm2, float(num_real), kmean, km2
-            )
-            mu = tmean
-            sigma = math.sqrt(tm2 / (tn - ddof))
+            sigma = sig * scale
+            m, ratio, cost = mu, 1.0, 1.0
+            if curated and t > 0:
+                # Generation 0 is real: the operators shape the draws of models 1, 2, ...
+                m, ratio, keep = law(cur, mu, sigma, sufficient)
+                if sufficient:
+                    zbar, m2z, s0, s1 = _group(num_synth, True, s0, s1)
+                    cost = 1.0 / keep  # the expected candidates per kept sample
+                else:
+                    drawn, starved, s0, s1 = draw_kept(
+                        ys, scratch, num_synth, cur, m, ratio * sigma, ratio, s0, s1
+                    )
+                    zbar, m2z = moments(ys, num_synth)
+                    cost = drawn / num_synth
+                    tally[c, 1] += starved
+                tally[c, 0] += cost
+                m, ratio = correct(cur[CORRECT], m, ratio, mu, sigma)
+            else:
+                zbar, m2z, s0, s1 = _group(num_synth, sufficient, s0, s1)
+            if regime == REPLACE:
+                mu = m + (ratio * sigma) * zbar
+                sig *= ratio * math.sqrt(m2z * inv_dof)
+                if not _SMALL <= sig <= _BIG:
+                    sig, ex, scale = _renormalise(sig, ex)
+                logsig = math.log(sig) + ex * _LN2
+            else:
+                s = ratio * sigma
+                gn = float(num_synth)
+                gmean = m + s * zbar
+                gm2 = s * s * m2z
+                if draws_real(regime, t):
+                    rz, rm2z, s0, s1 = _group(num_real, sufficient, s0, s1)
+                    kmean = mu0 + sigma0 * rz
+                    km2 = sigma0 * sigma0 * rm2z
+                pn, pmean, pm2, tn, tmean, tm2 = pooled_fit(
+                    regime, pn, pmean, pm2, gn, gmean, gm2, float(num_real), kmean, km2
+                )
+                mu = tmean
+                sig = math.sqrt(tm2 / (tn - ddof))
+                logsig = math.log(sig)
             slot = slots[t - t_start]
             if slot >= 0:
                 rec_mu[c, slot] = mu
-                rec_logsig[c, slot] = math.log(sigma)
+                rec_logsig[c, slot] = logsig
+                if curated:
+                    rec_cost[c, slot] = cost
         rng[c, 0] = s0
         rng[c, 1] = s1
         state[c, MU] = mu
-        state[c, SIG] = sigma
-        state[c, EXP] = 0.0
+        state[c, SIG] = sig
+        state[c, EXP] = ex
         state[c, POOL_N] = pn
         state[c, POOL_MEAN] = pmean
         state[c, POOL_M2] = pm2
@@ -186,9 +248,16 @@ def _pooled(
 
 @njit(**PJIT)
 def _advance_subsample(
-    rng, state, pool, pool_size, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof
-):
+    rng, state, pool, pool_size, t_start, t_end, slots, rec_mu, rec_logsig, n, ddof,
+    cur, tally, rec_cost,
+):  # fmt: skip
     num_chains = state.shape[0]
+    curated = cur.shape[0] > 0
+    room = 1
+    if curated:
+        room = max(n, 2 * int(cur[BEST_OF]))
+        if int(cur[KIND]) in (TOP, SELF_TOP):
+            room = max(room, top_candidates(n, cur[STRENGTH]))
     for c in prange(num_chains):
         s0 = rng[c, 0]
         s1 = rng[c, 1]
@@ -197,27 +266,37 @@ def _advance_subsample(
         size = pool_size[c]
         row = pool[c]
         rows = row.reshape((row.shape[0], 1))
+        ys = np.empty(room)
+        scratch = np.empty(room)
         for t in range(t_start, t_end):
             # Generation t's data joins the pool, then n of the pool, drawn without
             # replacement, are the training set.
-            for i in range(n):
-                z, s0, s1 = _rng.normal(s0, s1)
-                row[size + i] = mu + sigma * z
+            cost = 1.0
+            if curated and t > 0:
+                m, ratio, _ = law(cur, mu, sigma, False)
+                drawn, starved, s0, s1 = draw_kept(
+                    ys, scratch, n, cur, m, ratio * sigma, ratio, s0, s1
+                )
+                cost = drawn / n
+                tally[c, 0] += cost
+                tally[c, 1] += starved
+                m, ratio = correct(cur[CORRECT], m, ratio, mu, sigma)
+                for i in range(n):
+                    row[size + i] = m + (ratio * sigma) * ys[i]
+            else:
+                for i in range(n):
+                    z, s0, s1 = _rng.normal(s0, s1)
+                    row[size + i] = mu + sigma * z
             size += n
             s0, s1 = subsample_front(rows, size, n, s0, s1)
-            acc = 0.0
-            for i in range(n):
-                acc += row[i]
-            mu = acc / n
-            acc2 = 0.0
-            for i in range(n):
-                d = row[i] - mu
-                acc2 += d * d
+            mu, acc2 = moments(row, n)
             sigma = math.sqrt(acc2 / (n - ddof))
             slot = slots[t - t_start]
             if slot >= 0:
                 rec_mu[c, slot] = mu
                 rec_logsig[c, slot] = math.log(sigma)
+                if curated:
+                    rec_cost[c, slot] = cost
         rng[c, 0] = s0
         rng[c, 1] = s1
         state[c, MU] = mu
@@ -268,6 +347,9 @@ def advance(
     sigma0: float,
     pool: np.ndarray | None = None,
     pool_size: np.ndarray | None = None,
+    curation: np.ndarray | None = None,
+    tally: np.ndarray | None = None,
+    rec_cost: np.ndarray | None = None,
 ) -> None:
     """Advance chains from model ``t_start`` to model ``t_end`` in place.
 
@@ -293,6 +375,14 @@ def advance(
         sigma0: std of the original distribution.
         pool: accumulate-subsample only: float64 ``(B, n * (T + 1))`` sample pool.
         pool_size: accumulate-subsample only: int64 ``(B,)`` filled pool lengths.
+        curation: the operators' vector (:meth:`collapsesim.curation.Curation.vector`, in
+            standard units), or None for none.
+        tally: with ``curation``: float64 ``(B, 2)``, adds each chain's candidates per
+            kept sample over the generations run, and its starved generations (the
+            selection gave up, ``_curation.MAX_TRIES``).
+        rec_cost: with ``curation``: float64 ``(B, R)`` receiving the recorded
+            generations' candidates per kept sample (the sufficient method: the expected
+            number, ``1 / P(kept)`` given the model).
     """
     # The kernels do not bounds-check: every shape and dtype they index is checked here.
     if state.ndim != 2 or state.shape[1] != NUM_STATE or state.dtype != np.float64:
@@ -302,6 +392,10 @@ def advance(
         raise ValueError("record arrays must be (chains, records) and alike")
     if num_samples - ddof < 1:
         raise ValueError("need num_samples > ddof")
+    cur, tally, rec_cost = _curation_arrays(curation, tally, rec_cost, state.shape[0], rec_mu)
+    if cur.size and sufficient and (int(cur[KIND]) not in (NONE, SOFT) or cur[BEST_OF] > 1):
+        raise ValueError("only sampling bias, soft selection and correction keep the "
+                         "sufficient statistics exact")  # fmt: skip
     if regime == ACCUMULATE_SUBSAMPLE:
         if sufficient:
             raise ValueError("accumulate-subsample has no sufficient-statistic form")
@@ -321,18 +415,42 @@ def advance(
             rec_logsig,
             num_samples,
             ddof,
+            cur,
+            tally,
+            rec_cost,
         )
         return
     if not 0 <= num_real <= num_samples:
         raise ValueError("num_real must lie in [0, num_samples]")
     args = (rng, state, t_start, t_end, slots, rec_mu, rec_logsig, num_samples, ddof)
-    if regime == REPLACE and sufficient:
+    if regime == REPLACE and sufficient and not cur.size:
         replace_sufficient(*args)
-    elif regime == REPLACE:
+    elif regime == REPLACE and not cur.size:
         _replace_sample(*args)
-    elif regime in (ACCUMULATE, FRESH, KEEP_ORIGINAL):
-        if regime == ACCUMULATE:
+    elif regime in (REPLACE, ACCUMULATE, FRESH, KEEP_ORIGINAL):
+        if regime in (REPLACE, ACCUMULATE):
             num_real = 0
-        _pooled(*args, regime, num_real, sufficient, float(mu0), float(sigma0))
+        _pooled(*args, regime, num_real, sufficient, float(mu0), float(sigma0), cur, tally,
+                rec_cost)  # fmt: skip
     else:
         raise ValueError(f"unknown regime code {regime}")
+
+
+def _curation_arrays(
+    curation: np.ndarray | None,
+    tally: np.ndarray | None,
+    rec_cost: np.ndarray | None,
+    num: int,
+    rec_mu: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The kernels' curation arguments, checked: empty arrays where there is none."""
+    if curation is None:
+        return np.zeros(0), np.zeros((0, 2)), np.zeros((0, 0))
+    cur = np.ascontiguousarray(curation, dtype=np.float64)
+    if cur.shape != (SIZE,):
+        raise ValueError(f"curation must be a float64 vector of {SIZE} operators")
+    if tally is None or tally.shape != (num, 2) or tally.dtype != np.float64:
+        raise ValueError("curation needs a float64 tally of shape (chains, 2)")
+    if rec_cost is None or rec_cost.shape != rec_mu.shape or rec_cost.dtype != np.float64:
+        raise ValueError("curation needs float64 rec_cost shaped like the records")
+    return cur, tally, rec_cost

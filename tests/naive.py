@@ -178,3 +178,91 @@ def gaussian_chain_sufficient(
         keep[[g for g in records if 0 < g <= generations]] = True
         out[~keep] = np.nan
     return out, np.array(sigmas[: generations + 1])
+
+
+def _curated_draws(rng, cur, mu, sigma, n, mu0, sigma0):
+    """n kept synthetic samples of model N(mu, sigma^2) under ``cur``, and the candidates
+    drawn for them: each operator as its definition, in the original's units."""
+    lam, kind, x = cur.sampling_bias, cur.select, cur.select_strength
+
+    def draw(k):
+        return mu + lam * sigma * rng.standard_normal(k)
+
+    if kind in ("top", "self-top"):
+        big = max(n, math.ceil(n / x - 1e-9))
+        cand = draw(big)
+        centre, scale = (mu0, sigma0) if kind == "top" else (mu, sigma)
+        loglik = -(((cand - centre) / scale) ** 2)
+        kept, drawn = cand[np.argsort(-loglik, kind="stable")[:n]], big
+    elif cur.best_of > 1:
+        k = cur.best_of
+        cand = draw(n * k).reshape(n, k)
+        slope = cur.reward_slope()
+        reward = -0.5 * ((cand - mu0) / sigma0) ** 2 if slope is None else slope * cand
+        w = np.exp(reward - reward.max(axis=1, keepdims=True))
+        cum = np.cumsum(w / w.sum(axis=1, keepdims=True), axis=1)
+        pick = np.minimum((rng.random(n)[:, None] >= cum).sum(axis=1), k - 1)
+        kept, drawn = cand[np.arange(n), pick], n * k
+    else:
+        chunks, oks = [], []
+        while sum(int(o.sum()) for o in oks) < n:
+            cand = draw(n)
+            if kind == "interval":
+                ok = np.abs(cand - mu0) <= x * sigma0
+            elif kind == "self-interval":
+                ok = np.abs(cand - mu) <= x * sigma
+            elif kind == "soft":
+                ok = rng.random(n) < np.exp(-x * ((cand - mu0) / sigma0) ** 2 / 2)
+            else:
+                ok = np.ones(n, bool)
+            chunks.append(cand)
+            oks.append(ok)
+        cand, ok = np.concatenate(chunks), np.concatenate(oks)
+        where = np.flatnonzero(ok)[:n]
+        kept, drawn = cand[where], int(where[-1]) + 1
+    f = cur.fraction
+    if f > 0:  # along the optimal-transport map from N(mu, sigma^2) to the original
+        kept = (1 - f) * kept + f * (mu0 + sigma0 * (kept - mu) / sigma)
+    return kept, drawn
+
+
+def curated_gaussian_chains(
+    rng: np.random.Generator,
+    chains: int,
+    generations: int,
+    n: int,
+    cur,
+    *,
+    ddof: int = 0,
+    regime: str = "replace",
+    num_real: int = 0,
+    mu0: float = 0.0,
+    sigma0: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Final ``(mu, sigma, candidates per kept sample)`` of Gaussian chains under curation,
+    literally (NumPy's own generator: a reference in distribution, not draw for draw).
+
+    Generation 0 is real and uncurated; the operators shape the synthetic draws of models
+    1..T-1. ``regime``: replace, accumulate or fresh (``num_real`` new real draws).
+    """
+    mus, sigmas, costs = np.empty(chains), np.empty(chains), np.ones(chains)
+    for c in range(chains):
+        mu, sigma = mu0, sigma0
+        everything = []
+        for t in range(generations):
+            num_synth = n - num_real if regime == "fresh" else n
+            if t == 0:
+                synth, drawn = mu + sigma * rng.standard_normal(num_synth), num_synth
+            else:
+                synth, drawn = _curated_draws(rng, cur, mu, sigma, num_synth, mu0, sigma0)
+            costs[c] = drawn / num_synth
+            if regime == "accumulate":
+                everything.append(synth)
+                train = np.concatenate(everything)
+            elif regime == "fresh":
+                train = np.concatenate([synth, mu0 + sigma0 * rng.standard_normal(num_real)])
+            else:
+                train = synth
+            mu, sigma = float(np.mean(train)), float(np.std(train, ddof=ddof))
+        mus[c], sigmas[c] = mu, sigma
+    return mus, sigmas, costs

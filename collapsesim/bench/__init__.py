@@ -31,6 +31,7 @@ CASES: list[Case] = [
     Case("rng", "random-number floor (JAX)", ("jax",), "_jax:jax_floor_rows"),
     Case("gaussian", "Gaussian chains", ("numba",), "_chains:gaussian_rows"),
     Case("gaussian", "Gaussian chains (JAX)", ("jax",), "_jax:jax_gaussian_rows"),
+    Case("gaussian", "Gaussian chains under curation", ("numba",), "_curation:curation_rows"),
     Case("cli", "command line, whole process", ("numba",), "_process:cli_rows"),
     Case("mixture", "mixture EM chains", ("numba",), "_chains:mixture_rows"),
     Case("tokens", "token chains", ("numba",), "_chains:token_rows"),

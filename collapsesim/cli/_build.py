@@ -169,6 +169,10 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
         )
         if not writer:
             return
+        starved = result.summary.get("starved_generations")
+        if starved:
+            warn(f"the selection gave up in {starved} chain-generations (a verifier keeping "
+                 "under one draw in 65536): their training sets are partly unselected")  # fmt: skip
         if run["plot"] is not None:
             try:
                 family.draw(result, run["plot"])

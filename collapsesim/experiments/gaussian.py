@@ -10,7 +10,7 @@ on the batch or block sizes, the thread count, or where a run was interrupted.
 from __future__ import annotations
 
 import math
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,12 +18,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import aggregates, metrics, store, theory
+from .. import curated_theory as ct
 from ..families.gaussian import GaussianConfig
 from ..kernels import gaussian as kern
 from ..regimes import Regime
 from ..results import Result
 from . import _common as common
 from . import _driver as driver
+from ._curation import Tracker
 
 __all__ = ["GaussianProgress", "GaussianResult", "iterate", "load", "run"]
 
@@ -101,10 +103,12 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
         return _jax_plan(cfg, record_gens, stream)
     subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
     sufficient = cfg.resolved_method == "sufficient"
+    track = Tracker(cfg.curation, cfg.sigma0)
 
     def start(lo: int, hi: int) -> dict[str, Any]:
         rng, state = kern.init_chains(cfg.seed, np.arange(lo, hi, dtype=np.int64), 0.0, 1.0)
         out_state: dict[str, Any] = {"rng": rng, "state": state, **_records(hi - lo, record_gens)}
+        out_state |= track.batch(hi - lo, len(record_gens))
         if subsample:
             # Generation t - 1's draws fill the pool to n * t samples.
             out_state |= {
@@ -131,7 +135,12 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             sigma0=1.0,
             pool=st.get("pool"),
             pool_size=st.get("pool_size"),
+            **track.kernel_args(st),
         )
+
+    def collect(st: dict[str, Any], lo: int, hi: int) -> None:
+        _collect(stream, st, lo, hi, track)
+        track.collect(st, lo, hi)
 
     return driver.Plan(
         family="gaussian",
@@ -141,19 +150,25 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             "record_generations": len(record_gens),
             "kernel": KERNEL,
         },
-        arrays=stream.checkpointed(),
+        arrays=stream.checkpointed() | track.arrays,
         default_batch=_batch_size(cfg),
         start=start,
         advance=advance,
         block=lambda batch, g: _block_size(cfg, batch),
-        collect=lambda st, lo, hi: _collect(stream, st, lo, hi),
-        finish=lambda: _finish(cfg, record_gens, stream),
+        collect=collect,
+        finish=lambda: _finish(cfg, record_gens, stream, track),
         check=_check_kernel,
     )
 
 
+def metric_names(cfg: GaussianConfig) -> tuple[str, ...]:
+    """The recorded metrics: :data:`metrics.GAUSSIAN_METRICS`, and with curation the
+    candidates drawn per kept sample (``candidates``)."""
+    return Tracker(cfg.curation).metrics(metrics.GAUSSIAN_METRICS)
+
+
 def _stream(cfg: GaussianConfig, num_records: int) -> aggregates.Stream:
-    return aggregates.Stream(metrics.GAUSSIAN_METRICS, num_records, cfg.num_chains,
+    return aggregates.Stream(metric_names(cfg), num_records, cfg.num_chains,
                              keep_chains=cfg.keep_chains, final_chains=cfg.final_chains)  # fmt: skip
 
 
@@ -163,14 +178,17 @@ def _records(count: int, record_gens: np.ndarray) -> dict[str, np.ndarray]:
             "rec_logsig": np.zeros((count, len(record_gens)))}  # fmt: skip
 
 
-def _collect(stream: aggregates.Stream, st: dict[str, Any], lo: int, hi: int) -> None:
+def _collect(
+    stream: aggregates.Stream, st: dict[str, Any], lo: int, hi: int, track: Tracker | None = None
+) -> None:
     """Feed a finished batch's metrics (standard units) to the run's stream."""
     mu, ls = st["rec_mu"], st["rec_logsig"]
 
     def metrics_of(i: int, j: int) -> dict[str, np.ndarray]:
         # Records by chains: the metrics come out in the stream's layout.
         mu_t, ls_t = np.ascontiguousarray(mu[i:j].T), np.ascontiguousarray(ls[i:j].T)
-        return metrics.gaussian_metrics(mu_t, ls_t, 0.0, 1.0)
+        out = metrics.gaussian_metrics(mu_t, ls_t, 0.0, 1.0)
+        return out if track is None else out | track.chunk(st, i, j)
 
     aggregates.feed(stream, lo, hi - lo, metrics_of)
 
@@ -252,9 +270,15 @@ def _jax_plan(
 
 
 def _finish(
-    cfg: GaussianConfig, record_gens: np.ndarray, stream: aggregates.Stream
+    cfg: GaussianConfig,
+    record_gens: np.ndarray,
+    stream: aggregates.Stream,
+    track: Tracker | None = None,
 ) -> GaussianResult:
     units = _units(cfg)
+    last = ("sigma", "log_sigma", "w2", "tail_mass") + (
+        ("candidates",) if cfg.curation.active else ()
+    )
     return GaussianResult(
         config=cfg,
         generations=record_gens,
@@ -263,12 +287,10 @@ def _finish(
         trajectories=stream.trajectories(units),
         summary=summarize(
             cfg,
-            {
-                name: stream.last(name, units.get(name))
-                for name in ("sigma", "log_sigma", "w2", "tail_mass")
-            },
+            {name: stream.last(name, units.get(name)) for name in last},
             sigma=stream.last("sigma"),
             mu=stream.last("mu"),
+            track=track,
         ),
     )
 
@@ -291,12 +313,14 @@ def summarize(
     *,
     sigma: aggregates.Column,
     mu: aggregates.Column,
+    track: Tracker | None = None,
 ) -> dict[str, Any]:
     """Return the run's summary: final-generation statistics beside exact theory.
 
     ``final``: the last generation's sigma, log_sigma, w2 and tail_mass across all
-    chains; ``sigma`` and ``mu`` the same in standard units (as the chains ran: sigma /
-    sigma0 and (mu - mu0) / sigma0), whose spread survives any mu0 and sigma0.
+    chains (and with curation the candidates per kept sample); ``sigma`` and ``mu`` the
+    same in standard units (as the chains ran: sigma / sigma0 and (mu - mu0) / sigma0),
+    whose spread survives any mu0 and sigma0. ``track``: the run's curation (its cost).
     z-scores use the exact standard error where theory gives it (mean std) and the
     Monte Carlo one otherwise.
     """
@@ -336,22 +360,10 @@ def summarize(
         "mean_final_w2": final["w2"].mean(),
         "mean_final_tail_mass": final["tail_mass"].mean(),
     }
-    e1: float | None
-    e2: float | None
-    elog: float | None
-    slog: float | None
-    vmu: float | None
-    rate: float | None
-    try:
-        # Moments of sigma_T / sigma0 (standard units: finite for any sigma0).
-        e1 = float(theory.moment_std(1, t, n, cfg.ddof, 1.0, cfg.regime))
-        e2 = float(theory.moment_std(2, t, n, cfg.ddof, 1.0, cfg.regime))
-        elog = float(theory.mean_log_std(t, n, cfg.ddof, cfg.sigma0, cfg.regime))
-        slog = float(theory.std_log_std(t, n, cfg.ddof, cfg.regime))
-        vmu = float(theory.var_mean(t, n, cfg.ddof, cfg.sigma0, cfg.regime))
-        rate = theory.collapse_rate(n, cfg.ddof, cfg.regime)
-    except theory.NoClosedForm:
-        e1 = e2 = elog = slog = vmu = rate = None
+    th = _Theory(cfg)
+    e1, e2 = th.get("moment", 1), th.get("moment", 2)
+    elog, slog, vmu = th.get("mean_log"), th.get("std_log"), th.get("var_mean", cfg.sigma0)
+    rate = th.get("rate")
     s["theory_mean_final_std"] = None if e1 is None else cfg.sigma0 * e1
     se1 = math.sqrt(max(e2 - e1 * e1, 0.0) / c) if e1 is not None and e2 is not None else None
     s["theory_stderr_final_std"] = None if se1 is None else cfg.sigma0 * se1
@@ -367,26 +379,94 @@ def summarize(
     s["z_mean_log_final_std"] = common.z(
         s["mean_log_final_std"], elog, s["theory_stderr_log_final_std"]
     )
-    vmu1 = None if vmu is None else float(theory.var_mean(t, n, cfg.ddof, 1.0, cfg.regime))
+    vmu1 = th.get("var_mean", 1.0)
     se_var1 = math.sqrt(max(m4 - var_m**2, 0.0) / c)
     s["z_var_final_mean"] = common.z(float(var_m), vmu1, se_var1)  # in standard units
-    _quantiles(cfg, s, exact=e1 is not None)
+    _quantiles(cfg, s, th)
+    if track is not None and track.active:
+        _variance(cfg, s, th, sigma)
+        track.summarize(s, final.get("candidates"), t, th.get("candidates"))
     return {k: common.finite_or_none(v) for k, v in s.items()}
 
 
-def _quantiles(cfg: GaussianConfig, s: dict[str, Any], *, exact: bool) -> None:
+class _Theory:
+    """The closed forms of a run's settings (:mod:`.theory`, or :mod:`.curated_theory`
+    under curation), None where there is none."""
+
+    def __init__(self, cfg: GaussianConfig) -> None:
+        self.cfg = cfg
+        self.cur = cfg.curation
+
+    def get(self, what: str, arg: float = 1.0) -> float | None:
+        cfg, cur = self.cfg, self.cur
+        t, n, d, r = cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.regime
+        try:
+            if not cur.active:
+                plain: dict[str, Callable[[], Any]] = {
+                    "moment": lambda: theory.moment_std(arg, t, n, d, 1.0, r),
+                    "mean_log": lambda: theory.mean_log_std(t, n, d, cfg.sigma0, r),
+                    "std_log": lambda: theory.std_log_std(t, n, d, r),
+                    "var_mean": lambda: theory.var_mean(t, n, d, arg, r),
+                    "rate": lambda: theory.collapse_rate(n, d, r),
+                }
+                return float(plain[what]())
+            curated: dict[str, Callable[[], Any]] = {
+                "moment": lambda: ct.moment_std(cur, int(arg), t, n, d, r),
+                "mean_log": lambda: ct.mean_log_std(cur, t, n, d, cfg.sigma0, r),
+                "std_log": lambda: ct.std_log_std(cur, t, n, d, r),
+                "var_mean": lambda: ct.var_mean(cur, t, n, d, arg, r),
+                "rate": lambda: ct.collapse_rate(cur, t, n, d, r),
+                "candidates": lambda: ct.candidates(cur, cfg.num_samples),
+            }
+            return float(curated[what]())
+        except theory.NoClosedForm:
+            return None
+
+    def quantiles(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        cfg, cur = self.cfg, self.cur
+        t, n, d, r = cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.regime
+        try:
+            if cur.active:
+                return ct.quantile_std(cur, probs, t, n, d, cfg.sigma0, r)
+            return theory.quantile_std(probs, t, n, d, cfg.sigma0, r)
+        except theory.NoClosedForm:
+            return None
+
+
+def _variance(
+    cfg: GaussianConfig, s: dict[str, Any], th: _Theory, sigma: aggregates.Column
+) -> None:
+    """Add the mean variance ``E[sigma_T^2]`` beside its closed form to the summary ``s``
+    (the moment curation's theory gives where ``E[sigma_T]`` has none)."""
+    c, sigma0 = cfg.num_chains, cfg.sigma0
+    with np.errstate(all="ignore"):  # a std past the doubles (inf) gives NaN moments: null
+        m, v = sigma.mean(), sigma.var() * (c - 1) / c if c > 1 else math.nan
+        mu3, mu4 = sigma.central3(), sigma.central4()
+    # sigma^2 - E sigma^2 = 2 m d + d^2 - v with d = sigma - m: its variance is
+    # 4 m^2 v + 4 m mu3 + mu4 - v^2.
+    spread = math.sqrt(max(4 * m * m * v + 4 * m * mu3 + mu4 - v * v, 0.0) / c)
+    s["mean_final_var"] = sigma0 * sigma0 * (m * m + v)
+    s["stderr_final_var"] = sigma0 * sigma0 * spread if c > 1 else None
+    e2 = th.get("moment", 2)
+    s["theory_mean_final_var"] = None if e2 is None else sigma0 * sigma0 * e2
+    s["z_mean_final_var"] = common.z(m * m + v, e2, spread if c > 1 else None)
+
+
+def _quantiles(cfg: GaussianConfig, s: dict[str, Any], th: _Theory) -> None:
     """Add the exact 5%, 50% and 95% quantiles of sigma_T, their errors and z-scores to ``s``.
 
     Exact by characteristic-function inversion (where theory has a closed form); a sample
     quantile's standard error in log space is sqrt(p (1 - p) / C) / f(log x_p).
     """
-    c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
+    c, t = cfg.num_chains, cfg.num_generations
     probs = (0.05, 0.5, 0.95)
     names = ("q05", "median", "q95")
     qs: np.ndarray | None = None
     dens: np.ndarray | None = None
-    if exact and t > 0:
-        qs, dens = theory.quantile_std(np.array(probs), t, n, cfg.ddof, cfg.sigma0, cfg.regime)
+    exact = th.get("moment", 1) is not None
+    found = th.quantiles(np.array(probs)) if exact and t > 0 else None
+    if found is not None:
+        qs, dens = found
     for k, (p, name) in enumerate(zip(probs, names, strict=True)):
         key = f"{name}_final_std"
         if qs is None or dens is None:
@@ -407,7 +487,10 @@ def load(out: Path) -> GaussianResult:
         store.RunDirError: the directory holds no complete run.
     """
     config, fields = common.load_chains(out, "gaussian", metrics.GAUSSIAN_METRICS)
-    return GaussianResult(config=GaussianConfig.from_dict(config), **fields)
+    cfg = GaussianConfig.from_dict(config)
+    if cfg.curation.active:
+        config, fields = common.load_chains(out, "gaussian", metric_names(cfg))
+    return GaussianResult(config=cfg, **fields)
 
 
 def run(cfg: GaussianConfig, **kwargs: Any) -> GaussianResult:

@@ -205,7 +205,7 @@ def _fits(grid: list[tuple[str, list[float]]], rows: list[dict[str, Any]]) -> li
         exact = np.array(
             [np.nan if m["theory_rate"] is None else m["theory_rate"] for m in members]
         )
-        if np.all(np.isfinite(exact)) and len(np.unique(n)) >= 2:
+        if np.all(np.isfinite(exact) & (exact > 0)) and len(np.unique(n)) >= 2:
             slope = np.polyfit(np.log(n), np.log(exact), 1)[0]
             fit["theory_exponent"] = float(slope)
         else:

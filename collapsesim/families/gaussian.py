@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from .. import metrics, theory
+from .. import curated_theory, metrics, theory
 from ..config import (
     BACKENDS,
     MAX_SAMPLES,
@@ -30,6 +30,16 @@ from ..config import (
     opt_samples,
     opt_seed,
     resolve_precision,
+)
+from ..curation import (
+    Curation,
+    check_curation,
+    opt_best_of,
+    opt_correction,
+    opt_reward,
+    opt_sampling_bias,
+    opt_select,
+    opt_select_strength,
 )
 from ..regimes import Regime, real_count, sufficient_allowed
 from ._family import Family
@@ -61,11 +71,18 @@ class GaussianConfig(ChainConfig):
     record_every: int = opt_record_every()
     keep_chains: int = opt_keep_chains()
     final_chains: int = opt_final_chains()
+    sampling_bias: float = opt_sampling_bias()
+    select: str = opt_select()
+    select_strength: float = opt_select_strength()
+    best_of: int = opt_best_of()
+    reward: str = opt_reward()
+    correction: float = opt_correction()
     backend: str = opt_backend()
     precision: str = opt_precision()
 
     def __post_init__(self) -> None:
         check_ranges(self)
+        cur = check_curation(self)
         checks = [
             (
                 self.method in METHODS,
@@ -89,6 +106,16 @@ class GaussianConfig(ChainConfig):
                 f"method 'sufficient' cannot run regime {regime.value!r}: "
                 "subsampling a pool needs the samples themselves (use --method sample)"
             )
+        if self.method == "sufficient" and not cur.exact_gaussian:
+            raise ConfigError(
+                f"method 'sufficient' cannot run {cur.describe()}: only sampling bias, soft "
+                "selection and correction keep a Gaussian's draws Gaussian (use --method sample)"
+            )
+        if cur.active and self.backend == "jax":
+            raise ConfigError(
+                "curation runs on the numba backend in this version (README: Curation); "
+                "drop --backend jax"
+            )
         self._check_held(16, len(metrics.GAUSSIAN_METRICS))
 
     def memory_bytes(self) -> int:
@@ -111,7 +138,13 @@ class GaussianConfig(ChainConfig):
         """``sample`` or ``sufficient``: auto takes sufficient wherever it is exact."""
         if self.method != "auto":
             return self.method
-        return "sufficient" if sufficient_allowed(Regime(self.regime)) else "sample"
+        exact = sufficient_allowed(Regime(self.regime)) and Curation.of(self).exact_gaussian
+        return "sufficient" if exact else "sample"
+
+    @property
+    def curation(self) -> Curation:
+        """The curation operators of this run."""
+        return Curation.of(self)
 
     @property
     def num_real(self) -> int:
@@ -152,6 +185,12 @@ def table(result: Any) -> Any:
         ("mean W2 to the original", "mean_final_w2", ""),
         ("mean mass beyond 3 sigma0", "mean_final_tail_mass", ""),
     ]
+    if "curation" in s:
+        out.title = f"{title}; curation: {Curation(**s['curation']).describe()}"
+        rows[7:7] = [
+            ("mean variance", "mean_final_var", "stderr_final_var"),
+            ("candidates per kept sample", "mean_final_candidates", "stderr_final_candidates"),
+        ]
     for label, key, se in rows:
         out.add_row(
             label,
@@ -171,7 +210,12 @@ def measure(cfg: GaussianConfig, result: Any) -> dict[str, Any]:
         for key in ("collapse_rate", "stderr_collapse_rate", "mean_final_std", "stderr_final_std")
     )
     try:
-        exact = theory.collapse_rate(cfg.num_samples, cfg.ddof, cfg.regime)
+        if cfg.curation.active:
+            exact = curated_theory.collapse_rate(
+                cfg.curation, cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.regime
+            )
+        else:
+            exact = theory.collapse_rate(cfg.num_samples, cfg.ddof, cfg.regime)
     except theory.NoClosedForm:
         exact = None
     return {"rate": rate, "rate_se": se, "level": level, "level_se": level_se,
@@ -195,6 +239,10 @@ with n = 1000, whose std collapses (E\\[sigma_1000] = 0.4721 exactly for the MLE
         "fresh-fraction": "fresh_fraction",
         "keep-fraction": "keep_fraction",
         "ddof": "ddof",
+        "sampling-bias": "sampling_bias",
+        "select-strength": "select_strength",
+        "best-of": "best_of",
+        "correction": "correction",
     },
     measure=measure,
     cluster=True,

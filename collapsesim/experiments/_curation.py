@@ -1,0 +1,93 @@
+"""The runners' side of curation, written once for every chain family.
+
+A chain family's runner keeps one :class:`Tracker`: it holds the operators' vector for the
+family's kernel, allocates each batch's tally and cost records, feeds the ``candidates``
+metric (candidates drawn per kept sample at each recorded generation) to the run's stream,
+adds up the run's totals (a checkpointed array), and writes the summary's cost rows.
+Without curation it adds nothing: no array, no metric, no key.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .. import aggregates
+from ..curation import Curation
+from . import _common as common
+
+__all__ = ["Tracker"]
+
+TOTALS = "curation_totals"
+
+
+class Tracker:
+    """A run's curation: kernel arguments, batch arrays, the metric, totals, summary."""
+
+    def __init__(self, cur: Curation, sigma0: float = 1.0) -> None:
+        self.cur = cur
+        self.active = cur.active
+        self.vector = cur.vector(sigma0) if self.active else None
+        # Summed over batches: candidates per kept sample over chains and curated
+        # generations, starved generations, chains.
+        self.arrays: dict[str, np.ndarray] = {TOTALS: np.zeros(3)} if self.active else {}
+
+    def metrics(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The family's metrics, and ``candidates`` under curation."""
+        return names + (("candidates",) if self.active else ())
+
+    def batch(self, count: int, num_records: int) -> dict[str, np.ndarray]:
+        """A batch's tally and cost records (1 where nothing is curated: models 0 and 1)."""
+        if not self.active:
+            return {}
+        return {"tally": np.zeros((count, 2)), "rec_cost": np.ones((count, num_records))}
+
+    def kernel_args(self, st: dict[str, Any]) -> dict[str, Any]:
+        """The kernel's keyword arguments ``curation``, ``tally`` and ``rec_cost``."""
+        return {"curation": self.vector, "tally": st.get("tally"), "rec_cost": st.get("rec_cost")}
+
+    def chunk(self, st: dict[str, Any], i: int, j: int) -> dict[str, np.ndarray]:
+        """The ``candidates`` metric of the batch's rows ``i..j``, records by chains."""
+        if not self.active:
+            return {}
+        return {"candidates": np.ascontiguousarray(st["rec_cost"][i:j].T)}
+
+    def collect(self, st: dict[str, Any], lo: int, hi: int) -> None:
+        """Add a finished batch to the run's totals."""
+        if self.active:
+            totals, tally = self.arrays[TOTALS], st["tally"]
+            # Chain after chain (cumsum adds in order): the same total whatever the batches.
+            totals[0] = np.cumsum(np.concatenate([totals[:1], tally[:, 0]]))[-1]
+            totals[1:] += [tally[:, 1].sum(), hi - lo]
+
+    def summarize(
+        self,
+        s: dict[str, Any],
+        cost: aggregates.Column | None,
+        generations: int,
+        exact: float | None,
+    ) -> None:
+        """Add the operators and their cost to the summary ``s``.
+
+        ``cost``: the last generation's candidates per kept sample across chains;
+        ``exact``: its closed form where it is a constant (None otherwise).
+        """
+        if not self.active:
+            return
+        s["curation"] = self.cur.to_dict()
+        if cost is not None:
+            c = s["chains"]
+            se = cost.std() / math.sqrt(c) if c > 1 else None
+            s["mean_final_candidates"] = cost.mean()
+            s["stderr_final_candidates"] = se
+            s["theory_mean_final_candidates"] = exact
+            if exact is not None and se == 0.0:  # a constant cost: equal or not
+                s["z_mean_final_candidates"] = 0.0 if cost.mean() == exact else math.inf
+            else:
+                s["z_mean_final_candidates"] = common.z(cost.mean(), exact, se)
+        totals = self.arrays[TOTALS]
+        if generations > 1 and totals[2] > 0:
+            s["mean_candidates"] = float(totals[0] / (totals[2] * (generations - 1)))
+            s["starved_generations"] = int(totals[1])

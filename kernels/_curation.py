@@ -1,0 +1,232 @@
+"""The curation operators between a model's sampler and the next fit, written once in Numba.
+
+A family's kernel asks :func:`law` for the law its model samples from (the sampling bias,
+and ``soft`` selection in closed form where the family's statistics are exact),
+:func:`draw_kept` for n kept standardised draws of that law (selection and best-of by
+drawing candidates), and :func:`correct` for the self-correction, an affine map. The
+operators and their vector are :mod:`collapsesim.curation`'s; everything here is in the
+chain's standard units, where the original is N(0, 1).
+
+Kept samples are ``x = m + s y``: the frame ``(m, s)`` and standardised values ``y``
+(``s = ratio * sigma``, with ``sigma`` the current model's std). The selection tests are
+written so that they stay right when ``s`` is far below 1 (a collapsed chain): the
+original's log-likelihood of ``m + s y`` is ranked by ``y (2 m + s y)``, not by
+``(m + s y)^2``, whose ``s y`` part would round away.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..curation import (
+    BEST_OF,
+    BIAS,
+    CORRECT,
+    INTERVAL,
+    KIND,
+    LOGLIK,
+    NONE,
+    REWARD,
+    SELF_INTERVAL,
+    SELF_TOP,
+    SIZE,
+    SLOPE,
+    SOFT,
+    STRENGTH,
+    TOP,
+    candidates_of_top,
+)
+from . import _rng
+from ._flags import JIT
+
+__all__ = [
+    "BEST_OF",
+    "CORRECT",
+    "KIND",
+    "NONE",
+    "SELF_TOP",
+    "SIZE",
+    "SOFT",
+    "STRENGTH",
+    "TOP",
+    "correct",
+    "draw_kept",
+    "law",
+    "moments",
+    "top_candidates",
+]
+
+# Candidates one generation may draw per kept sample before the selection gives up and
+# keeps the rest unselected (counted as a starved generation): a verifier that keeps one
+# draw in 2^16 would take a minute per generation.
+MAX_TRIES = 2**16
+
+
+@njit(**JIT, inline="always")
+def law(cur, mu, sigma, exact):
+    """The law the current model N(mu, sigma^2) samples from, before any selection by draws.
+
+    Args:
+        cur: the operators' vector.
+        mu, sigma: the current model (sigma may have underflowed to 0).
+        exact: apply ``soft`` here, in closed form (the kept draws of a Gaussian are then
+            exactly Gaussian); otherwise :func:`draw_kept` applies it by rejection.
+
+    Returns:
+        ``(m, ratio, keep)``: kept draws are ``m + ratio sigma y`` with ``y ~ N(0, 1)``
+        (before the selection :func:`draw_kept` does), and ``keep`` the probability that a
+        candidate is kept (1 unless ``soft`` is applied here).
+    """
+    lam = cur[BIAS]
+    if not (exact and int(cur[KIND]) == SOFT):
+        return mu, lam, 1.0
+    # Candidates N(mu, s^2) kept with probability exp(-beta x^2 / 2): precision
+    # 1 / s^2 + beta, mean mu / (1 + beta s^2), kept with (1 + beta s^2)^(-1/2)
+    # exp(-beta mu^2 / (2 (1 + beta s^2))).
+    beta = cur[STRENGTH]
+    s = lam * sigma
+    q = 1.0 + beta * s * s
+    return mu / q, lam / math.sqrt(q), math.exp(-0.5 * beta * mu * mu / q) / math.sqrt(q)
+
+
+@njit(**JIT, inline="always")
+def correct(frac, m, ratio, mu, sigma):
+    """The frame after moving each sample ``frac`` of the way along the optimal-transport
+    map from the current model N(mu, sigma^2) to the original N(0, 1).
+
+    The map is ``T(x) = (x - mu) / sigma``; ``(1 - frac) x + frac T(x)`` is affine, so a
+    frame ``(m, ratio)`` maps to another (Gillman et al.'s self-correction).
+    """
+    if frac == 0.0:
+        return m, ratio
+    return (1.0 - frac) * m + frac * (m - mu) / sigma, ratio * ((1.0 - frac) + frac / sigma)
+
+
+# Candidates ``ceil(n / X)`` of top and self-top, the one definition compiled for the kernels.
+top_candidates = njit(**JIT)(candidates_of_top)
+
+
+@njit(**JIT, inline="always")
+def _reward(kind, slope, m, s, y):
+    """The reward of ``x = m + s y`` up to a constant of the generation (it cancels)."""
+    if kind == LOGLIK:
+        return -0.5 * s * (y * (2.0 * m + s * y))  # -x^2 / 2 + m^2 / 2
+    return slope * s * y
+
+
+@njit(**JIT)
+def draw_kept(ys, scratch, n, cur, m, s, ratio, s0, s1):
+    """Draw n kept standardised values into ``ys[:n]`` (kept samples are ``m + s ys``).
+
+    Args:
+        ys: float64 buffer of at least n values (``top_candidates`` for top kinds).
+        scratch: float64 buffer of at least ``max(2 best_of, top_candidates)`` values.
+        n: samples to keep.
+        cur: the operators' vector.
+        m, s: the frame of the model's draws (:func:`law`; ``s = ratio sigma``).
+        ratio: ``s / sigma``, the draws' spread in the current model's units.
+        s0, s1: the chain's stream.
+
+    Returns:
+        ``(candidates, starved, s0, s1)``: the candidates drawn, and whether the selection
+        gave up after ``MAX_TRIES n`` of them (the rest then kept unselected).
+    """
+    kind = int(cur[KIND])
+    x = cur[STRENGTH]
+    if kind in (TOP, SELF_TOP):
+        big = top_candidates(n, x)
+        for i in range(big):
+            y, s0, s1 = _rng.normal(s0, s1)
+            ys[i] = y
+            # Most likely first: under the original, |m + s y| ranks as y (2 m + s y);
+            # under the current model (the draws' centre), as |y|.
+            scratch[i] = y * (2.0 * m + s * y) if kind == TOP else abs(y)
+        if big > n:
+            threshold = np.partition(scratch[:big], n - 1)[n - 1]
+            j = 0
+            for i in range(big):
+                if scratch[i] <= threshold and j < n:
+                    ys[j] = ys[i]
+                    j += 1
+        return float(big), False, s0, s1
+    best = int(cur[BEST_OF])
+    if best > 1:
+        reward = int(cur[REWARD])
+        slope = cur[SLOPE]
+        weights = scratch[best : 2 * best]
+        for i in range(n):
+            top = -math.inf
+            for k in range(best):
+                y, s0, s1 = _rng.normal(s0, s1)
+                scratch[k] = y
+                r = _reward(reward, slope, m, s, y)
+                weights[k] = r
+                top = max(top, r)
+            # Luce's choice: candidate k with probability exp(r_k) / sum_j exp(r_j).
+            total = 0.0
+            for k in range(best):
+                w = math.exp(weights[k] - top)
+                weights[k] = w
+                total += w
+            u, s0, s1 = _rng.uniform(s0, s1)
+            u *= total
+            pick = best - 1
+            acc = 0.0
+            for k in range(best):
+                acc += weights[k]
+                if u < acc:
+                    pick = k
+                    break
+            ys[i] = scratch[pick]
+        return float(n * best), False, s0, s1
+    drawn = 0
+    kept = 0
+    cap = MAX_TRIES * n
+    selects = kind in (SOFT, INTERVAL, SELF_INTERVAL)
+    if kind == SOFT:
+        while kept < n and drawn < cap:
+            y, s0, s1 = _rng.normal(s0, s1)
+            u, s0, s1 = _rng.uniform(s0, s1)
+            drawn += 1
+            v = m + s * y
+            a = 0.5 * x * v * v  # keep with probability exp(-a)
+            # Squeezed: 1 - a <= exp(-a) <= 1 / (1 + a) decide most draws without exp.
+            ok = u < 1.0 - a or (u * (1.0 + a) < 1.0 and u < math.exp(-a))
+            ys[kept] = y
+            kept += ok
+    elif kind in (INTERVAL, SELF_INTERVAL):
+        # Kept draws are y in [lo, hi]: |m + s y| <= X (interval; with s = 0 all or none
+        # of them) or |ratio y| <= X (self-interval).
+        if kind == INTERVAL:
+            lo, hi = (-x - m) / s, (x - m) / s
+        else:
+            lo, hi = -x / ratio, x / ratio
+        while kept < n and drawn < cap:
+            y, s0, s1 = _rng.normal(s0, s1)
+            drawn += 1
+            ys[kept] = y
+            kept += lo <= y <= hi
+    starved = selects and kept < n
+    while kept < n:  # no selection, or one that gave up (the rest kept unselected)
+        y, s0, s1 = _rng.normal(s0, s1)
+        drawn += 1
+        ys[kept] = y
+        kept += 1
+    return float(drawn), starved, s0, s1
+
+
+@njit(**JIT, inline="always")
+def moments(ys, n):
+    """``(mean, M2)`` of ``ys[:n]`` in two passes (kept draws need not be centred)."""
+    acc = 0.0
+    for i in range(n):
+        acc += ys[i]
+    mean = acc / n
+    m2 = 0.0
+    for i in range(n):
+        d = ys[i] - mean
+        m2 += d * d
+    return mean, m2
