@@ -41,7 +41,6 @@ References:
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
@@ -65,10 +64,6 @@ def _only(cur: Curation, regime: str, *allowed: str) -> None:
     """NoClosedForm unless the regime is replace and only ``allowed`` operators act."""
     if regime != "replace":
         raise NoClosedForm(f"no closed form for curation under regime {regime!r}")
-    if cur.select in ("soft", "top", "self-top") and cur.select_strength == (
-        0.0 if cur.select == "soft" else 1.0
-    ):  # soft 0 and top 1 keep every draw: the grid point of no selection
-        cur = replace(cur, select="none")
     acting = {
         "bias": cur.sampling_bias != 1.0,
         "self-interval": cur.select == "self-interval",
@@ -193,17 +188,24 @@ def quantile_std(
         return np.exp(np.log(qs) + shift), dens
 
 
-def candidates(cur: Curation, n: int) -> float:
+def candidates(cur: Curation, n: int, *, gaussian: bool = True) -> float:
     """Candidates drawn per kept sample in a curated generation, where it is a constant.
 
+    Args:
+        cur: the operators.
+        n: the synthetic samples a generation keeps (n less the real share).
+        gaussian: whether the chain is Gaussian (``self-interval`` then keeps a fixed
+            share of draws).
+
     Raises:
-        NoClosedForm: ``interval`` and ``soft``, whose rate of keeping depends on the model.
+        NoClosedForm: ``interval`` and ``soft`` (and ``self-interval`` outside the Gaussian
+            chain), whose rate of keeping depends on the model.
     """
-    if cur.select == "self-interval":
+    if cur.select == "self-interval" and gaussian:
         a = cur.select_strength / cur.sampling_bias
         return 1.0 / math.erf(a / math.sqrt(2.0))
     if cur.select in ("top", "self-top"):
         return candidates_of_top(n, cur.select_strength) / n
-    if cur.select in ("interval", "soft"):
+    if cur.select != "none":
         raise NoClosedForm(f"the rate of keeping of {cur.select} depends on the model")
     return float(cur.best_of)

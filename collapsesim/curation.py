@@ -100,12 +100,13 @@ def opt_select() -> Any:
                + " | ".join(KINDS) + " (README: Curation).", group=CURATION)  # fmt: skip
 
 
-def opt_select_strength() -> Any:
+def opt_select_strength(
+    help: str = "X of --select: interval and self-interval keep |x - center| <= X sigma; soft "
+    "keeps with probability exp(-X z^2 / 2); top and self-top keep n of n / X.",
+) -> Any:
     """The ``select_strength`` field."""
     kinds = tuple(k for k in KINDS if k != "none")
-    return opt(1.0, "X of --select: interval and self-interval keep |x - center| <= X sigma; "
-               "soft keeps with probability exp(-X z^2 / 2); top and self-top keep n of n / X.",
-               group=CURATION, when=("select", kinds))  # fmt: skip
+    return opt(1.0, help, group=CURATION, when=("select", kinds))
 
 
 def opt_best_of() -> Any:
@@ -115,10 +116,11 @@ def opt_best_of() -> Any:
                range=(1, MAX_BEST_OF))  # fmt: skip
 
 
-def opt_reward() -> Any:
+def opt_reward(
+    help: str = "Reward of --best-of: loglik (log-likelihood under the original) | linear:A (A x).",
+) -> Any:
     """The ``reward`` field."""
-    return opt("loglik", "Reward of --best-of: loglik (log-likelihood under the original) | "
-               "linear:A (A x).", group=CURATION)  # fmt: skip
+    return opt("loglik", help, group=CURATION)
 
 
 def opt_correction() -> Any:
@@ -174,14 +176,19 @@ class Curation:
 
     @classmethod
     def of(cls, cfg: Any) -> Curation:
-        """The operators of a family's configuration (its curation fields)."""
-        return cls(**{name: getattr(cfg, name) for name in cls.__dataclass_fields__})
+        """The operators of a family's configuration (the curation fields it has; the
+        others are off)."""
+        names = [name for name in cls.__dataclass_fields__ if hasattr(cfg, name)]
+        return cls(**{name: getattr(cfg, name) for name in names})
 
     @property
     def active(self) -> bool:
-        """Whether any operator changes the synthetic data."""
-        return (self.sampling_bias != 1.0 or self.select != "none" or self.best_of > 1
-                or self.correction > 0)  # fmt: skip
+        """Whether any operator changes the synthetic data (``soft`` at strength 0 and
+        ``top`` at 1 keep every draw: no curation, the grid point a scan starts from)."""
+        noop = {"none": True, "soft": self.select_strength == 0.0,
+                "top": self.select_strength == 1.0, "self-top": self.select_strength == 1.0}  # fmt: skip
+        return (self.sampling_bias != 1.0 or not noop.get(self.select, False)
+                or self.best_of > 1 or self.correction > 0)  # fmt: skip
 
     @property
     def fraction(self) -> float:
@@ -249,12 +256,26 @@ class Curation:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def check_curation(cfg: Any) -> Curation:
-    """The operators of a family's configuration, or ConfigError with the reason."""
+def check_curation(cfg: Any, *, linear_reward: bool = True) -> Curation:
+    """The operators of a family's configuration, or ConfigError with the reason.
+
+    Args:
+        cfg: the configuration (its curation fields and ``backend``).
+        linear_reward: whether the family's samples are numbers a ``linear:A`` reward
+            can weigh (categories are not).
+    """
     try:
-        return Curation.of(cfg)
+        cur = Curation.of(cfg)
     except CurationError as err:
         raise ConfigError(str(err)) from None
+    if not linear_reward and cur.reward != "loglik":
+        raise ConfigError(f"this family rewards loglik only, got {cur.reward!r}")
+    if cur.active and getattr(cfg, "backend", "numba") == "jax":
+        raise ConfigError(
+            "curation runs on the numba backend in this version (README: Curation); "
+            "drop --backend jax"
+        )
+    return cur
 
 
 def candidates_of_top(num_samples: int, strength: float) -> int:

@@ -53,9 +53,13 @@ __all__ = [
     "STRENGTH",
     "TOP",
     "correct",
+    "curation_arrays",
+    "discrete_law",
     "draw_kept",
     "law",
+    "luce_pick",
     "moments",
+    "ranked_tokens",
     "top_candidates",
 ]
 
@@ -166,20 +170,9 @@ def draw_kept(ys, scratch, n, cur, m, s, ratio, s0, s1):
                 weights[k] = r
                 top = max(top, r)
             # Luce's choice: candidate k with probability exp(r_k) / sum_j exp(r_j).
-            total = 0.0
             for k in range(best):
-                w = math.exp(weights[k] - top)
-                weights[k] = w
-                total += w
-            u, s0, s1 = _rng.uniform(s0, s1)
-            u *= total
-            pick = best - 1
-            acc = 0.0
-            for k in range(best):
-                acc += weights[k]
-                if u < acc:
-                    pick = k
-                    break
+                weights[k] = math.exp(weights[k] - top)
+            pick, s0, s1 = luce_pick(weights, best, s0, s1)
             ys[i] = scratch[pick]
         return float(n * best), False, s0, s1
     drawn = 0
@@ -230,3 +223,108 @@ def moments(ys, n):
         d = ys[i] - mean
         m2 += d * d
     return mean, m2
+
+
+# --- discrete laws (token chains) ---------------------------------------------------------
+#
+# The same kinds on a law q over K categories, ranked by their likelihood: a draw x of a
+# Gaussian lies within X stds of the mean exactly when its density is at least
+# exp(-X^2 / 2) times the mode's, and ``soft`` keeps it with probability
+# (density / mode's)^X. So for categories ``interval`` keeps those whose original
+# probability is at least exp(-X^2 / 2) times the original's largest, ``self-interval``
+# the same under the current model, ``soft`` keeps category i with probability
+# (p0_i / max p0)^X, and ``top`` / ``self-top`` keep the n most likely of ceil(n / X)
+# candidates (ties in the order they were drawn). The first three are exact laws:
+# the kept tokens are draws of q_i w_i / sum_j q_j w_j, at 1 / sum_j q_j w_j candidates
+# per kept token.
+
+
+@njit(**JIT)
+def discrete_law(cur, p, p0, q):
+    """Reweight the sampling law ``q`` (in place) by the kept weights of ``cur``'s kind.
+
+    Args:
+        cur: the operators' vector.
+        p: the current model (K,), for the ``self-`` kinds.
+        p0: the original (K,).
+        q: the law the model samples from (after decoding), summing to 1; left alone
+            unless the kind is interval, self-interval or soft.
+
+    Returns:
+        ``(candidates per kept token, starved)``: the expected cost, and whether no
+        category of q is kept (q is then left alone, unselected).
+    """
+    kind = int(cur[KIND])
+    if kind not in (INTERVAL, SELF_INTERVAL, SOFT):
+        return 1.0, False
+    x = cur[STRENGTH]
+    ref = p if kind == SELF_INTERVAL else p0
+    top = 0.0
+    for i in range(ref.shape[0]):
+        top = max(top, ref[i])
+    cut = top * math.exp(-0.5 * x * x)
+    kept = 0.0
+    for i in range(q.shape[0]):
+        kept += q[i] * _weight(kind, x, ref[i], top, cut)
+    if not kept > 0.0:
+        return 1.0, True
+    for i in range(q.shape[0]):
+        q[i] = q[i] * _weight(kind, x, ref[i], top, cut) / kept
+    return 1.0 / kept, False
+
+
+@njit(**JIT, inline="always")
+def _weight(kind, x, r, top, cut):
+    """The probability that a category of reference probability r is kept."""
+    if kind == SOFT:
+        return (r / top) ** x if r > 0.0 else (1.0 if x == 0.0 else 0.0)
+    return 1.0 if r >= cut else 0.0
+
+
+@njit(**JIT)
+def ranked_tokens(cand, keys, big, n, dst):
+    """``dst[:n]``: the n tokens of ``cand[:big]`` with the largest ``keys`` (their
+    likelihood), ties in the order drawn (a stable sort)."""
+    order = np.argsort(-keys[:big], kind="mergesort")
+    for i in range(n):
+        dst[i] = cand[order[i]]
+
+
+@njit(**JIT, inline="always")
+def luce_pick(weights, count, s0, s1):
+    """Index ``k < count`` chosen with probability ``weights[k] / sum(weights)`` (uniform
+    if they are all 0)."""
+    total = 0.0
+    for k in range(count):
+        total += weights[k]
+    u, s0, s1 = _rng.uniform(s0, s1)
+    if not total > 0.0:
+        return min(int(u * count), count - 1), s0, s1
+    u *= total
+    acc = 0.0
+    for k in range(count):
+        acc += weights[k]
+        if u < acc:
+            return k, s0, s1
+    return count - 1, s0, s1
+
+
+def curation_arrays(
+    curation: np.ndarray | None,
+    tally: np.ndarray | None,
+    rec_cost: np.ndarray | None,
+    num: int,
+    num_records: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A kernel's curation arguments for ``num`` chains, checked: empty arrays where there
+    is none."""
+    if curation is None:
+        return np.zeros(0), np.zeros((0, 2)), np.zeros((0, 0))
+    cur = np.ascontiguousarray(curation, dtype=np.float64)
+    if cur.shape != (SIZE,):
+        raise ValueError(f"curation must be a float64 vector of {SIZE} operators")
+    if tally is None or tally.shape != (num, 2) or tally.dtype != np.float64:
+        raise ValueError("curation needs a float64 tally of shape (chains, 2)")
+    if rec_cost is None or rec_cost.shape != (num, num_records) or rec_cost.dtype != np.float64:
+        raise ValueError("curation needs float64 rec_cost of shape (chains, records)")
+    return cur, tally, rec_cost

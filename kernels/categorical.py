@@ -30,6 +30,21 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._curation import (
+    BEST_OF,
+    KIND,
+    LOGLIK,
+    NONE,
+    REWARD,
+    SELF_TOP,
+    STRENGTH,
+    curation_arrays,
+    discrete_law,
+    luce_pick,
+    ranked_tokens,
+    top_candidates,
+)
+from ._curation import TOP as TOP_KIND
 from ._flags import JIT, PJIT
 from ._regimes import (
     ACCUMULATE,
@@ -182,10 +197,18 @@ def _chains(
     rare10,
     rare1,
     kept,
+    ops,
+    tally,
+    rec_cost,
 ):
     num_chains = train.shape[0]
     k = p0.shape[0]
-    plain = eps == 0.0 and temperature == 1.0 and top_k <= 0 and top_p >= 1.0
+    curated = ops.shape[0] > 0
+    plain = eps == 0.0 and temperature == 1.0 and top_k <= 0 and top_p >= 1.0 and not curated
+    kind = int(ops[KIND]) if curated else NONE
+    best = int(ops[BEST_OF]) if curated else 1
+    ranked = kind in (TOP_KIND, SELF_TOP)
+    big = top_candidates(synthetic_count(regime, n, num_real), ops[STRENGTH]) if ranked else 0
     log_p0 = np.empty(k)
     for i in range(k):
         log_p0[i] = math.log(p0[i]) if p0[i] > 0.0 else -np.inf
@@ -208,6 +231,8 @@ def _chains(
         synth = synthetic_count(regime, n, num_real)
         rows = tokens.reshape((tokens.shape[0], 1))
         met = np.empty(NUM_METRICS)
+        cand = np.empty(max(big, best), np.int32)
+        keys = np.empty(max(big, best))
         for t in range(t_start, t_end):
             # Generation t's new tokens: model 0 is the original (n real tokens); model
             # t >= 1 is fitted to the previous training set, which is the pool when
@@ -215,6 +240,7 @@ def _chains(
             cur = size[c]
             model_size = cur if regime == ACCUMULATE else n
             count = n if t == 0 else synth
+            cost = 1.0
             if t == 0:
                 s0, s1 = _alias_draws(a0_prob, a0_alias, fresh_new, n, s0, s1)
             elif plain:
@@ -223,8 +249,30 @@ def _chains(
                 _counts(tokens, model_size, counts)
                 _model(counts, model_size, eps, p)
                 _decode(p, temperature, top_k, top_p, q, order)
+                if curated:
+                    # The operators shape the draws of models 1, 2, ... (generation 0 is real).
+                    cost, starved = discrete_law(ops, p, p0, q)
+                    tally[c, 1] += starved
                 _build_alias(q, prob, alias, small, large)
-                s0, s1 = _alias_draws(prob, alias, fresh_new, count, s0, s1)
+                if ranked:
+                    s0, s1 = _alias_draws(prob, alias, cand, big, s0, s1)
+                    ref = p0 if kind == TOP_KIND else p
+                    for i in range(big):
+                        keys[i] = ref[cand[i]]
+                    ranked_tokens(cand, keys, big, count, fresh_new)
+                    cost = big / count
+                elif best > 1:
+                    for i in range(count):
+                        s0, s1 = _alias_draws(prob, alias, cand, best, s0, s1)
+                        for j in range(best):
+                            keys[j] = p0[cand[j]]  # the reward exp(log p0)
+                        pick, s0, s1 = luce_pick(keys, best, s0, s1)
+                        fresh_new[i] = cand[pick]
+                    cost = float(best)
+                else:
+                    s0, s1 = _alias_draws(prob, alias, fresh_new, count, s0, s1)
+                if curated:
+                    tally[c, 0] += cost
             # Generation t's training set.
             if pools(regime):
                 tokens[cur : cur + n] = fresh_new
@@ -260,6 +308,8 @@ def _chains(
                 fixed_at[c] = t + 1
             slot = slots[t - t_start]
             srow = snap_slots[t - t_start] if c == snap_row else -1
+            if curated and slot >= 0:
+                rec_cost[c, slot] = cost
             if slot < 0 and srow < 0:
                 continue
             if eps == 0.0:
@@ -351,6 +401,9 @@ def advance_tokens(
     snap_slots: np.ndarray | None = None,
     snaps: np.ndarray | None = None,
     snap_row: int = -1,
+    curation: np.ndarray | None = None,
+    tally: np.ndarray | None = None,
+    rec_cost: np.ndarray | None = None,
 ) -> None:
     """Advance token chains from model ``t_start`` to ``t_end`` in place.
 
@@ -371,6 +424,9 @@ def advance_tokens(
         snap_slots: int64 like ``slots``: row of ``snaps`` for the whole distribution of
             chain ``snap_row`` (a local index) at that model, or -1.
         snaps: float64 ``(S, K)``.
+        curation, tally, rec_cost: the operators' vector, ``(B, 2)`` candidates per kept
+            token and starved generations added up, ``(B, R)`` candidates per kept token
+            of the recorded models (as :func:`.gaussian.advance`'s); None for none.
     """
     b = train.shape[0]
     k = p0.shape[0]
@@ -397,6 +453,9 @@ def advance_tokens(
         snap_slots = np.full(t_end - t_start, -1, np.int64)
         snaps = np.zeros((0, k))
         snap_row = -1
+    cur, tally, rec_cost = curation_arrays(curation, tally, rec_cost, b, records.shape[1])
+    if cur.size and cur[BEST_OF] > 1 and cur[REWARD] != LOGLIK:
+        raise ValueError("token chains reward loglik only")
     p0 = np.ascontiguousarray(p0, np.float64)
     a0_prob, a0_alias = alias_table(p0)
     rare10, rare1 = rare_masks(p0)
@@ -425,4 +484,7 @@ def advance_tokens(
         rare10,
         rare1,
         kept,
+        cur,
+        tally,
+        rec_cost,
     )

@@ -45,11 +45,11 @@ from ._curation import (
     KIND,
     NONE,
     SELF_TOP,
-    SIZE,
     SOFT,
     STRENGTH,
     TOP,
     correct,
+    curation_arrays,
     draw_kept,
     law,
     moments,
@@ -392,7 +392,9 @@ def advance(
         raise ValueError("record arrays must be (chains, records) and alike")
     if num_samples - ddof < 1:
         raise ValueError("need num_samples > ddof")
-    cur, tally, rec_cost = _curation_arrays(curation, tally, rec_cost, state.shape[0], rec_mu)
+    cur, tally, rec_cost = curation_arrays(
+        curation, tally, rec_cost, state.shape[0], rec_mu.shape[1]
+    )
     if cur.size and sufficient and (int(cur[KIND]) not in (NONE, SOFT) or cur[BEST_OF] > 1):
         raise ValueError("only sampling bias, soft selection and correction keep the "
                          "sufficient statistics exact")  # fmt: skip
@@ -434,23 +436,3 @@ def advance(
                 rec_cost)  # fmt: skip
     else:
         raise ValueError(f"unknown regime code {regime}")
-
-
-def _curation_arrays(
-    curation: np.ndarray | None,
-    tally: np.ndarray | None,
-    rec_cost: np.ndarray | None,
-    num: int,
-    rec_mu: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The kernels' curation arguments, checked: empty arrays where there is none."""
-    if curation is None:
-        return np.zeros(0), np.zeros((0, 2)), np.zeros((0, 0))
-    cur = np.ascontiguousarray(curation, dtype=np.float64)
-    if cur.shape != (SIZE,):
-        raise ValueError(f"curation must be a float64 vector of {SIZE} operators")
-    if tally is None or tally.shape != (num, 2) or tally.dtype != np.float64:
-        raise ValueError("curation needs a float64 tally of shape (chains, 2)")
-    if rec_cost is None or rec_cost.shape != rec_mu.shape or rec_cost.dtype != np.float64:
-        raise ValueError("curation needs float64 rec_cost shaped like the records")
-    return cur, tally, rec_cost

@@ -266,3 +266,52 @@ def curated_gaussian_chains(
             mu, sigma = float(np.mean(train)), float(np.std(train, ddof=ddof))
         mus[c], sigmas[c] = mu, sigma
     return mus, sigmas, costs
+
+
+def curated_token_chains(
+    rng: np.random.Generator, chains: int, generations: int, n: int, p0: np.ndarray, cur
+) -> dict[str, np.ndarray]:
+    """Final heterozygosity, support, and candidates per kept token of token chains under
+    ``replace`` with curation, literally: candidates drawn from the empirical model one by
+    one (NumPy's generator), each kind as its definition on the categories' likelihood.
+    """
+    k = len(p0)
+    out = {name: np.empty(chains) for name in ("heterozygosity", "support", "candidates")}
+    x = cur.select_strength
+    for c in range(chains):
+        p = p0.copy()
+        cost = 1.0
+        for t in range(generations):
+            if t == 0 or (cur.select == "none" and cur.best_of == 1):
+                tokens, drawn = rng.choice(k, size=n, p=p), n
+            elif cur.select in ("top", "self-top"):
+                big = max(n, math.ceil(n / x - 1e-9))
+                cand = rng.choice(k, size=big, p=p)
+                ref = p0 if cur.select == "top" else p
+                tokens, drawn = cand[np.argsort(-ref[cand], kind="stable")[:n]], big
+            elif cur.best_of > 1:
+                cand = rng.choice(k, size=(n, cur.best_of), p=p)
+                w = p0[cand]
+                tokens = np.array([row[rng.choice(cur.best_of, p=wr / wr.sum())]
+                                   for row, wr in zip(cand, w, strict=True)])  # fmt: skip
+                drawn = n * cur.best_of
+            else:
+                ref = p if cur.select == "self-interval" else p0
+                if cur.select == "soft":
+                    keep = (ref / ref.max()) ** x
+                else:
+                    keep = (ref >= ref.max() * math.exp(-x * x / 2)).astype(float)
+                kept: list[int] = []
+                drawn = 0
+                while len(kept) < n:
+                    tok = rng.choice(k, p=p)
+                    drawn += 1
+                    if rng.random() < keep[tok]:
+                        kept.append(int(tok))
+                tokens = np.array(kept)
+            cost = drawn / n
+            p = np.bincount(tokens, minlength=k) / n
+        out["heterozygosity"][c] = 1 - np.sum(p * p)
+        out["support"][c] = np.count_nonzero(p)
+        out["candidates"][c] = cost
+    return out

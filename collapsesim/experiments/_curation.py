@@ -10,6 +10,7 @@ Without curation it adds nothing: no array, no metric, no key.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,16 @@ class Tracker:
     def metrics(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """The family's metrics, and ``candidates`` under curation."""
         return names + (("candidates",) if self.active else ())
+
+    @staticmethod
+    def load(out: Path, family: str, names: tuple[str, ...], config: Any) -> tuple[Any, Any]:
+        """A stored chain run's configuration (as ``config``) and result fields, with the
+        ``candidates`` metric where it ran with curation."""
+        stored, fields = common.load_chains(out, family, names)
+        cfg = config.from_dict(stored)
+        if Curation.of(cfg).active:
+            _, fields = common.load_chains(out, family, Tracker(Curation.of(cfg)).metrics(names))
+        return cfg, fields
 
     def batch(self, count: int, num_records: int) -> dict[str, np.ndarray]:
         """A batch's tally and cost records (1 where nothing is curated: models 0 and 1)."""

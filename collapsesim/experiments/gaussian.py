@@ -161,14 +161,8 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
     )
 
 
-def metric_names(cfg: GaussianConfig) -> tuple[str, ...]:
-    """The recorded metrics: :data:`metrics.GAUSSIAN_METRICS`, and with curation the
-    candidates drawn per kept sample (``candidates``)."""
-    return Tracker(cfg.curation).metrics(metrics.GAUSSIAN_METRICS)
-
-
 def _stream(cfg: GaussianConfig, num_records: int) -> aggregates.Stream:
-    return aggregates.Stream(metric_names(cfg), num_records, cfg.num_chains,
+    return aggregates.Stream(Tracker(cfg.curation).metrics(metrics.GAUSSIAN_METRICS), num_records, cfg.num_chains,
                              keep_chains=cfg.keep_chains, final_chains=cfg.final_chains)  # fmt: skip
 
 
@@ -416,7 +410,7 @@ class _Theory:
                 "std_log": lambda: ct.std_log_std(cur, t, n, d, r),
                 "var_mean": lambda: ct.var_mean(cur, t, n, d, arg, r),
                 "rate": lambda: ct.collapse_rate(cur, t, n, d, r),
-                "candidates": lambda: ct.candidates(cur, cfg.num_samples),
+                "candidates": lambda: ct.candidates(cur, n - cfg.num_real),
             }
             return float(curated[what]())
         except theory.NoClosedForm:
@@ -486,10 +480,7 @@ def load(out: Path) -> GaussianResult:
     Raises:
         store.RunDirError: the directory holds no complete run.
     """
-    config, fields = common.load_chains(out, "gaussian", metrics.GAUSSIAN_METRICS)
-    cfg = GaussianConfig.from_dict(config)
-    if cfg.curation.active:
-        config, fields = common.load_chains(out, "gaussian", metric_names(cfg))
+    cfg, fields = Tracker.load(out, "gaussian", metrics.GAUSSIAN_METRICS, GaussianConfig)
     return GaussianResult(config=cfg, **fields)
 
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import aggregates, store, theory
+from .. import aggregates, curated_theory, store, theory
 from ..config import ConfigError
 from ..families.tokens import TokenConfig
 from ..kernels import categorical as kern
@@ -31,6 +31,7 @@ from ..results import Columns, Result
 from . import _common as common
 from . import _driver as driver
 from ._common import Progress
+from ._curation import Tracker
 
 __all__ = ["METRICS", "Progress", "TokenResult", "iterate", "load", "run"]
 
@@ -132,8 +133,9 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
     original = _original_metrics(p0)
     snaps = np.empty((len(snap_gens), len(p0)))
     snaps[0] = p0
-    stream = aggregates.Stream(METRICS, len(record_gens), c, keep_chains=cfg.keep_chains,
-                               final_chains=cfg.final_chains)  # fmt: skip
+    track = Tracker(cfg.curation)
+    stream = aggregates.Stream(track.metrics(METRICS), len(record_gens), c,
+                               keep_chains=cfg.keep_chains, final_chains=cfg.final_chains)  # fmt: skip
     arrays = {
         "snaps": snaps,
         # Chains fixed at each generation (index g + 1; index 0: not fixed), and the
@@ -141,6 +143,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
         "fixed_hist": np.zeros(cfg.num_generations + 2, np.int64),
         "fixed_final": np.empty(stream.final_count),
         **stream.checkpointed(),
+        **track.arrays,
     }
 
     def records(lo: int, hi: int) -> dict[str, np.ndarray]:
@@ -149,10 +152,11 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
         return {"rec": rec, "fixed_at": np.full(hi - lo, -1, np.int64)}
 
     def collect(st: dict[str, Any], lo: int, hi: int) -> None:
-        _collect(stream, arrays, st, lo, hi)
+        _collect(stream, arrays, st, lo, hi, track)
+        track.collect(st, lo, hi)
 
     def finish() -> TokenResult:
-        return _finish(cfg, p0, record_gens, stream, arrays, snap_gens)
+        return _finish(cfg, p0, record_gens, stream, arrays, snap_gens, track)
 
     if cfg.backend == "jax":
         return _jax_plan(cfg, p0, record_gens, snap_gens, arrays, finish, records, collect)
@@ -162,6 +166,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
             cfg.seed, np.arange(lo, hi, dtype=np.int64), _capacity(cfg)
         )
         st: dict[str, Any] = {"rng": rng, "train": train, "size": size, **records(lo, hi)}
+        st |= track.batch(hi - lo, len(record_gens))
         if regime is Regime.KEEP_ORIGINAL and num_real > 0:
             st["kept"] = np.zeros((hi - lo, num_real), np.int32)
         return st
@@ -197,6 +202,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
             snap_slots=common.slots(snap_gens, g, g_end),
             snaps=snaps,
             snap_row=0 if lo == 0 else -1,
+            **track.kernel_args(st),
         )
 
     return driver.Plan(
@@ -286,12 +292,21 @@ def _jax_plan(
 
 
 def _collect(
-    stream: aggregates.Stream, arrays: dict[str, np.ndarray], st: dict[str, Any], lo: int, hi: int
+    stream: aggregates.Stream,
+    arrays: dict[str, np.ndarray],
+    st: dict[str, Any],
+    lo: int,
+    hi: int,
+    track: Tracker | None = None,
 ) -> None:
     """Take a finished batch: its metrics into the stream, its fixation generations."""
     rec, fixed_at = st["rec"], st["fixed_at"]
-    aggregates.feed(stream, lo, hi - lo, lambda i, j: {
-        name: np.ascontiguousarray(rec[i:j, :, m].T) for m, name in enumerate(METRICS)})  # fmt: skip
+
+    def metrics_of(i: int, j: int) -> dict[str, np.ndarray]:
+        out = {name: np.ascontiguousarray(rec[i:j, :, m].T) for m, name in enumerate(METRICS)}
+        return out if track is None else out | track.chunk(st, i, j)
+
+    aggregates.feed(stream, lo, hi - lo, metrics_of)
     arrays["fixed_hist"] += np.bincount(fixed_at + 1, minlength=len(arrays["fixed_hist"]))
     if lo < stream.final_count:
         f = min(hi, stream.final_count)
@@ -314,6 +329,7 @@ def _finish(
     stream: aggregates.Stream,
     arrays: dict[str, np.ndarray],
     snap_gens: np.ndarray,
+    track: Tracker | None = None,
 ) -> TokenResult:
     final = stream.final()
     final["fixed_at"] = arrays["fixed_final"].copy()
@@ -326,7 +342,11 @@ def _finish(
         snapshot_generations=snap_gens,
         snapshots=arrays["snaps"],
         summary=summarize(
-            cfg, p0, {name: stream.last(name) for name in METRICS}, arrays["fixed_hist"]
+            cfg,
+            p0,
+            {name: stream.last(name) for name in stream.names},
+            arrays["fixed_hist"],
+            track,
         ),
     )
 
@@ -336,11 +356,14 @@ def summarize(
     p0: np.ndarray,
     final: dict[str, aggregates.Column],
     fixed_hist: np.ndarray,
+    track: Tracker | None = None,
 ) -> dict[str, Any]:
     """Return the run's summary: final statistics beside exact theory where it exists.
 
     ``final``: each metric's last generation across all chains; ``fixed_hist``: chains
-    fixed at each generation g (index g + 1; index 0 the chains not fixed).
+    fixed at each generation g (index g + 1; index 0 the chains not fixed); ``track``:
+    the run's curation (its cost). The closed forms assume uncurated draws: under
+    curation there are none but the cost's.
     """
     c, t, n = cfg.num_chains, cfg.num_generations, cfg.num_samples
     s: dict[str, Any] = {
@@ -380,7 +403,8 @@ def summarize(
     s["original_entropy"] = float(-np.sum(p0[p0 > 0] * np.log(p0[p0 > 0])))
     s["original_support"] = int(np.count_nonzero(p0))
     rare10, rare1 = kern.rare_masks(p0)
-    regime, eps, tr = cfg.regime, cfg.smoothing, cfg.transformed
+    curated = track is not None and track.active
+    regime, eps, tr = cfg.regime, cfg.smoothing, cfg.transformed or curated
     het = sup = fix = m10 = m1 = None
     with contextlib.suppress(theory.NoClosedForm):
         het = float(theory.token_heterozygosity(t, n, p0, regime, eps, tr))
@@ -412,6 +436,11 @@ def summarize(
     s["z_mean_final_tail1_mass"] = common.z(
         s["mean_final_tail1_mass"], m1, s["stderr_final_tail1_mass"]
     )
+    if track is not None:
+        exact = None
+        with contextlib.suppress(theory.NoClosedForm):
+            exact = curated_theory.candidates(track.cur, n - cfg.num_real, gaussian=False)
+        track.summarize(s, final.get("candidates"), t, exact)
     return {key: common.finite_or_none(v) for key, v in s.items()}
 
 
@@ -434,13 +463,13 @@ def load(out: Path) -> TokenResult:
         store.RunDirError: the directory holds no complete token run.
     """
     out = Path(out)
-    config, fields = common.load_chains(out, "tokens", METRICS)
+    cfg, fields = Tracker.load(out, "tokens", METRICS, TokenConfig)
     snap = store.read_parquet(
         out / "snapshots.parquet", "SELECT * FROM t ORDER BY generation, category"
     )
     snap_gens = np.unique(snap["generation"])
     return TokenResult(
-        config=TokenConfig.from_dict(config),
+        config=cfg,
         snapshot_generations=snap_gens,
         snapshots=snap["p"].reshape(len(snap_gens), -1),
         **fields,

@@ -29,3 +29,19 @@ def frame(title: str, columns: tuple[str, ...], **kwargs: Any) -> Any:
     for i, col in enumerate(columns):
         table.add_column(col, justify="left" if i == 0 else "right")
     return table
+
+
+def curation_title(s: dict[str, Any]) -> str:
+    """``; curation: ...`` for a summary that ran with curation, else nothing."""
+    if "curation" not in s:
+        return ""
+    from ..curation import Curation
+
+    return f"; curation: {Curation(**s['curation']).describe()}"
+
+
+def cost_row(s: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The table row of the candidates per kept sample (label, value key, s.e. key), if any."""
+    if "mean_final_candidates" not in s:
+        return []
+    return [("candidates per kept sample", "mean_final_candidates", "stderr_final_candidates")]

@@ -43,7 +43,7 @@ from ..curation import (
 )
 from ..regimes import Regime, real_count, sufficient_allowed
 from ._family import Family
-from ._show import fmt, frame, ztext
+from ._show import cost_row, curation_title, fmt, frame, ztext
 
 __all__ = ["FAMILY", "GaussianConfig", "measure", "table"]
 
@@ -110,11 +110,6 @@ class GaussianConfig(ChainConfig):
             raise ConfigError(
                 f"method 'sufficient' cannot run {cur.describe()}: only sampling bias, soft "
                 "selection and correction keep a Gaussian's draws Gaussian (use --method sample)"
-            )
-        if cur.active and self.backend == "jax":
-            raise ConfigError(
-                "curation runs on the numba backend in this version (README: Curation); "
-                "drop --backend jax"
             )
         self._check_held(16, len(metrics.GAUSSIAN_METRICS))
 
@@ -186,11 +181,8 @@ def table(result: Any) -> Any:
         ("mean mass beyond 3 sigma0", "mean_final_tail_mass", ""),
     ]
     if "curation" in s:
-        out.title = f"{title}; curation: {Curation(**s['curation']).describe()}"
-        rows[7:7] = [
-            ("mean variance", "mean_final_var", "stderr_final_var"),
-            ("candidates per kept sample", "mean_final_candidates", "stderr_final_candidates"),
-        ]
+        out.title = title + curation_title(s)
+        rows[7:7] = [("mean variance", "mean_final_var", "stderr_final_var"), *cost_row(s)]
     for label, key, se in rows:
         out.add_row(
             label,

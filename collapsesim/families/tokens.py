@@ -34,9 +34,17 @@ from ..config import (
     opt_seed,
     resolve_precision,
 )
+from ..curation import (
+    Curation,
+    check_curation,
+    opt_best_of,
+    opt_reward,
+    opt_select,
+    opt_select_strength,
+)
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import fmt, frame, ztext
+from ._show import cost_row, curation_title, fmt, frame, ztext
 
 __all__ = ["FAMILY", "TokenConfig", "measure", "table"]
 
@@ -142,6 +150,14 @@ class TokenConfig(ChainConfig):
         1.0, "Nucleus: the fewest top categories with mass >= p (1: off).", group=DECODING
     )
     smoothing: float = opt(0.0, "Additive smoothing eps of each fit (0: none).")
+    select: str = opt_select()
+    select_strength: float = opt_select_strength(
+        "X of --select, on the categories' likelihood: interval keeps those with p0 >= "
+        "exp(-X^2 / 2) max p0 (self-interval: the same under the current model); soft keeps "
+        "category i with probability (p0_i / max p0)^X; top and self-top keep n of n / X."
+    )
+    best_of: int = opt_best_of()
+    reward: str = opt_reward("Reward of --best-of: loglik (log p0 of the token).")
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()
@@ -175,6 +191,7 @@ class TokenConfig(ChainConfig):
                 0, (self.categories >= 2, f"categories must be at least 2, got {self.categories}")
             )
         self._validate(checks)
+        check_curation(self, linear_reward=False)
         if self.original not in TOKEN_ORIGINALS:
             p0 = token_original(self.original, self.categories, self.zipf_alpha)
             digest = file_digest(self.original)
@@ -227,6 +244,11 @@ class TokenConfig(ChainConfig):
         """Whether sampling applies a decoding transform."""
         return self.temperature != 1.0 or 0 < self.top_k < self.categories or self.top_p < 1.0
 
+    @property
+    def curation(self) -> Curation:
+        """The curation operators of this run."""
+        return Curation.of(self)
+
     def p0(self) -> np.ndarray:
         """The original distribution p0 (K,)."""
         return token_original(self.original, self.categories, self.zipf_alpha)
@@ -248,6 +270,7 @@ def table(result: Any) -> Any:
         f"{s['chains']} chains x {s['generations']} generations, n = {s['samples']}, "
         f"K = {s['categories']} ({s['original']}), {s['regime']}"
         f"{', ' + ', '.join(knobs) if knobs else ''}, seed {s['seed']} ({s['seconds']:.2f} s)"
+        f"{curation_title(s)}"
     )
     out = frame(title, ("final generation", "simulation", "± s.e.", "theory", "z"))
     rows = [
@@ -259,6 +282,7 @@ def table(result: Any) -> Any:
         ("entropy (nats)", "mean_final_entropy", "entropy"),
         ("share of the top category", "mean_final_top_share", "top_share"),
         ("total variation to the original", "mean_final_tv", "tv"),
+        *((label, key, "candidates") for label, key, _ in cost_row(s)),
     ]
     for label, key, se_key in rows:
         se = s.get(f"stderr_final_{se_key}") if se_key else s.get("stderr_fixed_fraction")
@@ -278,8 +302,8 @@ def table(result: Any) -> Any:
 def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
     """A scan point: the rate -d log E[H]/dT of the heterozygosity H, its level and theory.
 
-    The exact rate -log(1 - 1/n) holds under replace with no smoothing or decoding (the
-    Wright-Fisher model).
+    The exact rate -log(1 - 1/n) holds under replace with no smoothing, decoding or
+    curation (the Wright-Fisher model).
     """
     t, s = cfg.num_generations, result.summary  # the summary covers every chain
     h0 = float(result.aggregates["heterozygosity"]["mean"][0])
@@ -292,6 +316,7 @@ def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
     else:
         rate, se = math.nan, math.nan
     plain = cfg.regime == "replace" and cfg.smoothing == 0 and not cfg.transformed
+    plain = plain and not cfg.curation.active
     exact = -math.log1p(-1.0 / cfg.num_samples) if plain and cfg.num_samples > 1 else None
     return {"rate": rate, "rate_se": se, "level": mean_h, "level_se": se_h, "theory_rate": exact}
 
@@ -313,6 +338,8 @@ for ever, and each chain ends on a single token.""",
         "fresh-fraction": "fresh_fraction",
         "keep-fraction": "keep_fraction",
         "temperature": "temperature",
+        "select-strength": "select_strength",
+        "best-of": "best_of",
     },
     measure=measure,
     cluster=True,
