@@ -23,7 +23,9 @@ follow in closed form. With ``c_k = E[(chi2_{n-1} / (n - d))^(k/2)]``:
   lambda, draws of std ``lambda sigma_t``, to std ``lambda ((1 - f) sigma_t + f sigma0)``),
   so ``E[sigma_{t+1} | sigma_t] = c_1 lambda ((1 - f) sigma_t + f sigma0)`` and the second
   moment likewise: ``(1, E sigma_t, E sigma_t^2)`` evolves by a fixed 3 x 3 matrix,
-  whose powers give every T; for f > 0 they converge, the chain's stationary law.
+  whose powers give every T. They converge (the chain's stationary law) when
+  ``c_1 (1 - f) lambda < 1`` and ``c_2 ((1 - f) lambda)^2 < 1``: always for f > 0
+  without bias; a bias above 1 can outrun the correction and the moments then grow.
 
 ``soft`` keeps the chain Gaussian (the kept law is the precision-weighted Gaussian of
 :func:`collapsesim.kernels._curation.law`) but its scale map ``s / sqrt(1 + beta s^2)``
@@ -75,9 +77,23 @@ def _only(cur: Curation, regime: str, *allowed: str) -> None:
 
 
 def truncated_variance(a: float) -> float:
-    """``v(a) = 1 - 2 a phi(a) / (2 Phi(a) - 1)``: the variance of N(0, 1) kept on |y| <= a."""
-    mass = math.erf(a / math.sqrt(2.0))
-    return 1.0 - 2.0 * a * math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi) / mass
+    """``v(a) = 1 - 2 a phi(a) / (2 Phi(a) - 1)``: the variance of N(0, 1) kept on |y| <= a.
+
+    Below a = 1 the closed form loses digits to cancellation (all of them by a = 1e-8), so
+    there it is the ratio of the series of ``int_0^a y^2 e^(-y^2/2) dy`` and
+    ``int_0^a e^(-y^2/2) dy`` (terms ``(-1/2)^k / k! a^(2k+3) / (2k+3)`` and
+    ``.. a^(2k+1) / (2k+1)``), exact to rounding in 30 terms.
+    """
+    if a >= 1.0:
+        mass = math.erf(a / math.sqrt(2.0))
+        return 1.0 - 2.0 * a * math.exp(-0.5 * a * a) / math.sqrt(2.0 * math.pi) / mass
+    num = den = 0.0
+    term = 1.0  # (-1/2)^k / k!
+    for k in range(30):
+        num += term * a ** (2 * k + 2) / (2 * k + 3)
+        den += term * a ** (2 * k) / (2 * k + 1)
+        term *= -0.5 / (k + 1)
+    return num / den
 
 
 def _step(k: float, n: int, ddof: int) -> float:

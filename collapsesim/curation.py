@@ -74,13 +74,14 @@ NONE, INTERVAL, SELF_INTERVAL, SOFT, TOP, SELF_TOP = range(6)
 KINDS = {"none": NONE, "interval": INTERVAL, "self-interval": SELF_INTERVAL, "soft": SOFT,
          "top": TOP, "self-top": SELF_TOP}  # fmt: skip
 LINEAR, LOGLIK = 0, 1
-# The kernels' vector: sampling bias, kind, strength, best-of K, reward kind, reward
-# slope (standard units), correction fraction t.
-BIAS, KIND, STRENGTH, BEST_OF, REWARD, SLOPE, CORRECT = range(7)
-SIZE = 7
+# The kernels' vector: sampling bias, kind, strength, best-of K, reward kind, correction
+# fraction t, then the reward's slopes (one per dimension; standard units).
+BIAS, KIND, STRENGTH, BEST_OF, REWARD, CORRECT = range(6)
+SLOPE = SIZE = 6
 EXACT_LAWS = ("sampling_bias", "soft", "correction")
 """Operators that map a Gaussian law to a Gaussian law: the sufficient method stays exact."""
 MAX_BEST_OF = 2**20
+MIN_TOP = 1e-4
 
 
 class CurationError(ValueError):
@@ -98,6 +99,19 @@ def opt_select() -> Any:
     """The ``select`` field."""
     return opt("none", "Verifier that keeps synthetic draws until n are kept: "
                + " | ".join(KINDS) + " (README: Curation).", group=CURATION)  # fmt: skip
+
+
+def opt_select_top(judge: str) -> Any:
+    """The ``select`` field of a neural family, which ranks its samples by ``judge``."""
+    return opt("none", f"none | top: of n / X generated samples keep the n {judge}.",
+               group=CURATION)  # fmt: skip
+
+
+def check_select_top(cfg: Any, judge: str) -> Curation:
+    """A neural family's operators (``select`` none or top), or ConfigError."""
+    if cfg.select not in ("none", "top"):
+        raise ConfigError(f"{judge}: --select top (or none), got {cfg.select!r}")
+    return check_curation(cfg)
 
 
 def opt_select_strength(
@@ -166,11 +180,14 @@ class Curation:
             raise CurationError(f"select soft needs select-strength >= 0, got {x}")
         if self.select in ("top", "self-top") and not 0 < x <= 1:
             raise CurationError(f"select {self.select} needs select-strength in (0, 1], got {x}")
+        if self.select in ("top", "self-top") and x < MIN_TOP:
+            raise CurationError(f"select {self.select} draws n / X candidates; X must be at "
+                                f"least {MIN_TOP:g} (10^4 per kept sample), got {x:g}")  # fmt: skip
         if isinstance(self.best_of, bool) or not 1 <= int(self.best_of) <= MAX_BEST_OF:
             raise CurationError(f"best-of must be an integer in [1, 2^20], got {self.best_of}")
         if self.best_of > 1 and self.select != "none":
             raise CurationError("--best-of and --select are separate curations; give one of them")
-        self.reward_slope()  # checks the reward's text
+        self.reward_slopes()  # checks the reward's text
         if not (math.isfinite(gamma) and gamma >= 0):
             raise CurationError(f"correction must be >= 0 and finite, got {gamma}")
 
@@ -202,7 +219,17 @@ class Curation:
         return self.select in ("none", "soft") and self.best_of == 1
 
     def reward_slope(self) -> float | None:
-        """A of ``linear:A``; None for ``loglik``.
+        """A of ``linear:A`` (the first of ``linear:a1,a2,..``); None for ``loglik``.
+
+        Raises:
+            CurationError: any other text.
+        """
+        slopes = self.reward_slopes()
+        return None if slopes is None else slopes[0]
+
+    def reward_slopes(self) -> tuple[float, ...] | None:
+        """``(a1, a2, ..)`` of ``linear:a1,a2,..`` (d > 1: the reward a . x); None for
+        ``loglik``.
 
         Raises:
             CurationError: any other text.
@@ -211,30 +238,37 @@ class Curation:
             return None
         kind, _, value = self.reward.partition(":")
         try:
-            slope = float(value)
+            slopes = tuple(float(v) for v in value.split(","))
         except ValueError:
-            slope = math.nan
-        if kind != "linear" or not math.isfinite(slope):
-            raise CurationError(f"reward must be loglik or linear:A with A a number, got "
-                                f"{self.reward!r}")  # fmt: skip
-        return slope
+            slopes = (math.nan,)
+        if kind != "linear" or not all(math.isfinite(a) for a in slopes):
+            raise CurationError(f"reward must be loglik or linear:A with A a number (d > 1: "
+                                f"linear:a1,a2,..), got {self.reward!r}")  # fmt: skip
+        return slopes
 
-    def vector(self, sigma0: float = 1.0) -> np.ndarray:
-        """The kernels' float64 vector, in the chain's standard units.
+    def vector(self, sigma0: float = 1.0, dim: int = 1) -> np.ndarray:
+        """The kernels' float64 vector: :data:`SIZE` operators, then ``dim`` reward slopes.
 
-        A chain from N(mu0, sigma0^2) runs as one from N(0, 1); every operator is stated
-        relative to the original, so only the linear reward's slope changes: ``A x`` is
-        ``A mu0 + (A sigma0) u`` in standard units ``u``, and the constant drops out of the
-        choice.
+        A Gaussian chain from N(mu0, sigma0^2) runs in standard units, as one from N(0, 1);
+        every operator is stated relative to the original, so only the linear reward's
+        slope changes: ``A x`` is ``A mu0 + (A sigma0) u`` in standard units ``u``, and the
+        constant drops out of the choice.
+
+        Raises:
+            CurationError: a linear reward with other than ``dim`` slopes.
         """
-        v = np.zeros(SIZE)
+        v = np.zeros(SIZE + dim)
         v[BIAS] = self.sampling_bias
         v[KIND] = KINDS[self.select]
         v[STRENGTH] = self.select_strength
         v[BEST_OF] = self.best_of
-        slope = self.reward_slope()
-        v[REWARD] = LOGLIK if slope is None else LINEAR
-        v[SLOPE] = 0.0 if slope is None else slope * sigma0
+        slopes = self.reward_slopes()
+        v[REWARD] = LOGLIK if slopes is None else LINEAR
+        if slopes is not None:
+            if len(slopes) != dim:
+                raise CurationError(f"reward {self.reward} needs {dim} slope(s), one per "
+                                    "dimension")  # fmt: skip
+            v[SLOPE : SLOPE + dim] = np.asarray(slopes) * sigma0
         v[CORRECT] = self.fraction
         return v
 
@@ -256,16 +290,18 @@ class Curation:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def check_curation(cfg: Any, *, linear_reward: bool = True) -> Curation:
+def check_curation(cfg: Any, *, linear_reward: bool = True, dim: int = 1) -> Curation:
     """The operators of a family's configuration, or ConfigError with the reason.
 
     Args:
         cfg: the configuration (its curation fields and ``backend``).
         linear_reward: whether the family's samples are numbers a ``linear:A`` reward
             can weigh (categories are not).
+        dim: the samples' dimension (a linear reward has one slope per dimension).
     """
     try:
         cur = Curation.of(cfg)
+        cur.vector(dim=dim)
     except CurationError as err:
         raise ConfigError(str(err)) from None
     if not linear_reward and cur.reward != "loglik":

@@ -347,10 +347,10 @@ def plot_scan(res: Any, path: Path) -> None:
             label = ", ".join(f"{o} {k:g}" for o, k in zip(names[1:], key, strict=True))
             ax.errorbar(x[order], rate[order], yerr=1.96 * se[order], fmt="o-", capsize=3,
                         label=label or "simulation (95% interval)")  # fmt: skip
-            exact = np.array([np.nan if r["theory_rate"] is None else r["theory_rate"]
-                              for r in rows])  # fmt: skip
-            if np.isfinite(exact).any():  # where a point has a closed form
-                ax.plot(x[order], exact[order], "kx--", lw=1, label=None if i else "exact rate")
+            closed = np.array([np.nan if r["theory_rate"] is None else r["theory_rate"]
+                               for r in rows])  # fmt: skip
+            if np.isfinite(closed).any():  # where a point has a closed form
+                ax.plot(x[order], closed[order], "kx--", lw=1, label=None if i else "exact rate")
         ax.axhline(0.0, color="0.6", lw=0.8)
         ax.set_xlabel(axis)
         rate_of = {"gaussian": ", -dE[log std]/dT", "tokens": ", -d log E[H]/dT"}

@@ -41,6 +41,7 @@ from ..curation import (
 )
 from . import _rng
 from ._flags import JIT
+from .mixture_em import _sample
 
 __all__ = [
     "BEST_OF",
@@ -57,7 +58,9 @@ __all__ = [
     "discrete_law",
     "draw_kept",
     "law",
+    "log_constants",
     "luce_pick",
+    "mixture_kept",
     "moments",
     "ranked_tokens",
     "top_candidates",
@@ -149,10 +152,17 @@ def draw_kept(ys, scratch, n, cur, m, s, ratio, s0, s1):
             # under the current model (the draws' centre), as |y|.
             scratch[i] = y * (2.0 * m + s * y) if kind == TOP else abs(y)
         if big > n:
+            # The n smallest keys: those below the n-th, then its ties in the order drawn.
             threshold = np.partition(scratch[:big], n - 1)[n - 1]
-            j = 0
+            below = 0
             for i in range(big):
-                if scratch[i] <= threshold and j < n:
+                below += scratch[i] < threshold
+            j = 0
+            ties = n - below
+            for i in range(big):
+                key = scratch[i]
+                if key < threshold or (key == threshold and ties > 0):
+                    ties -= key == threshold
                     ys[j] = ys[i]
                     j += 1
         return float(big), False, s0, s1
@@ -193,8 +203,10 @@ def draw_kept(ys, scratch, n, cur, m, s, ratio, s0, s1):
     elif kind in (INTERVAL, SELF_INTERVAL):
         # Kept draws are y in [lo, hi]: |m + s y| <= X (interval; with s = 0 all or none
         # of them) or |ratio y| <= X (self-interval).
-        if kind == INTERVAL:
+        if kind == INTERVAL and s > 0.0:
             lo, hi = (-x - m) / s, (x - m) / s
+        elif kind == INTERVAL:  # a collapsed model: all of its draws sit at m
+            lo, hi = (-math.inf, math.inf) if abs(m) <= x else (math.inf, -math.inf)
         else:
             lo, hi = -x / ratio, x / ratio
         while kept < n and drawn < cap:
@@ -321,10 +333,138 @@ def curation_arrays(
     if curation is None:
         return np.zeros(0), np.zeros((0, 2)), np.zeros((0, 0))
     cur = np.ascontiguousarray(curation, dtype=np.float64)
-    if cur.shape != (SIZE,):
-        raise ValueError(f"curation must be a float64 vector of {SIZE} operators")
+    if cur.ndim != 1 or cur.shape[0] <= SIZE:
+        raise ValueError(f"curation must be a float64 vector of {SIZE} operators and slopes")
     if tally is None or tally.shape != (num, 2) or tally.dtype != np.float64:
         raise ValueError("curation needs a float64 tally of shape (chains, 2)")
     if rec_cost is None or rec_cost.shape != (num, num_records) or rec_cost.dtype != np.float64:
         raise ValueError("curation needs float64 rec_cost of shape (chains, records)")
     return cur, tally, rec_cost
+
+
+# --- multivariate draws (mixture chains) --------------------------------------------------
+#
+# In d dimensions a draw's distance from a Gaussian is its Mahalanobis radius, and from a
+# mixture the smallest radius over its components (a single Gaussian: the radius itself).
+# ``interval`` keeps draws within radius X of the original, ``self-interval`` within X of
+# the current model, ``soft`` keeps a draw with probability exp(-X r^2 / 2) (r under the
+# original); ``top`` and ``self-top`` keep the n of ceil(n / X) candidates of highest
+# log-likelihood under the original / the current model; best-of rewards that
+# log-likelihood (``loglik``) or ``a . x`` (``linear:a1,...,ad``, its slopes from SLOPE on).
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@njit(**JIT)
+def log_constants(weights, chol, out):
+    """``out[k] = log w_k - d/2 log 2 pi - log det L_k``: the components' log-density offsets."""
+    d = chol.shape[1]
+    for k in range(weights.shape[0]):
+        c = math.log(weights[k]) - 0.5 * d * _LOG_2PI if weights[k] > 0.0 else -math.inf
+        for j in range(d):
+            c -= math.log(chol[k, j, j])
+        out[k] = c
+
+
+@njit(**JIT)
+def _radius_loglik(x, means, chol, const, y):
+    """``(smallest squared Mahalanobis radius, log density)`` of x under a mixture."""
+    k_count, d = means.shape
+    best_r = math.inf
+    top = -math.inf
+    for k in range(k_count):
+        q = 0.0
+        for j in range(d):
+            t = x[j] - means[k, j]
+            for m in range(j):
+                t -= chol[k, j, m] * y[m]
+            y[j] = t / chol[k, j, j]
+            q += y[j] * y[j]
+        best_r = min(best_r, q)
+        top = max(top, const[k] - 0.5 * q)
+    if top == -math.inf:
+        return best_r, top
+    acc = 0.0
+    for k in range(k_count):  # log-sum-exp, again: the radii are cheap next to a draw
+        q = 0.0
+        for j in range(d):
+            t = x[j] - means[k, j]
+            for m in range(j):
+                t -= chol[k, j, m] * y[m]
+            y[j] = t / chol[k, j, j]
+            q += y[j] * y[j]
+        acc += math.exp(const[k] - 0.5 * q - top)
+    return best_r, top + math.log(acc)
+
+
+@njit(**JIT)
+def mixture_kept(out, cand, keys, cur, draw, model, original, y, s0, s1):
+    """Fill ``out`` (n, d) with kept draws of the model mixture under ``cur``.
+
+    Args:
+        out: float64 (n, d) receiving the kept draws.
+        cand: float64 (at least max(best_of, top_candidates, 1), d) candidate scratch.
+        keys: float64 scratch of cand's length.
+        cur: the operators' vector.
+        draw: ``(weights, means, chol)`` the model samples with (its covariance factors
+            times the sampling bias).
+        model, original: ``(weights, means, chol, log constants)`` of the current model
+            and of the original, for the radii and likelihoods.
+        y: float64 (d,) scratch.
+        s0, s1: the chain's stream.
+
+    Returns:
+        ``(candidates, starved, s0, s1)`` as :func:`draw_kept`'s.
+    """
+    n, d = out.shape
+    kind, x, best = int(cur[KIND]), cur[STRENGTH], int(cur[BEST_OF])
+    w, m, chol = draw
+    if kind in (TOP, SELF_TOP):
+        big = top_candidates(n, x)
+        s0, s1 = _sample(w, m, chol, cand[:big], s0, s1)
+        ref = original if kind == TOP else model
+        for i in range(big):
+            keys[i] = -_radius_loglik(cand[i], ref[1], ref[2], ref[3], y)[1]
+        order = np.argsort(keys[:big], kind="mergesort")
+        for i in range(n):
+            out[i] = cand[order[i]]
+        return float(big), False, s0, s1
+    if best > 1:
+        for i in range(n):
+            s0, s1 = _sample(w, m, chol, cand[:best], s0, s1)
+            top = -math.inf
+            for k in range(best):
+                if int(cur[REWARD]) == LOGLIK:
+                    r = _radius_loglik(cand[k], original[1], original[2], original[3], y)[1]
+                else:
+                    r = 0.0
+                    for j in range(d):
+                        r += cur[SLOPE + j] * cand[k, j]
+                keys[k] = r
+                top = max(top, r)
+            for k in range(best):
+                keys[k] = math.exp(keys[k] - top)
+            pick, s0, s1 = luce_pick(keys, best, s0, s1)
+            out[i] = cand[pick]
+        return float(n * best), False, s0, s1
+    drawn = 0
+    kept = 0
+    cap = MAX_TRIES * n
+    selects = kind in (SOFT, INTERVAL, SELF_INTERVAL)
+    one = cand[:1]
+    while kept < n:
+        s0, s1 = _sample(w, m, chol, one, s0, s1)
+        drawn += 1
+        ok = True
+        if selects and drawn <= cap:
+            ref = model if kind == SELF_INTERVAL else original
+            r2 = _radius_loglik(one[0], ref[1], ref[2], ref[3], y)[0]
+            if kind == SOFT:
+                u, s0, s1 = _rng.uniform(s0, s1)
+                ok = u < math.exp(-0.5 * x * r2)
+            else:
+                ok = r2 <= x * x
+        if ok:
+            out[kept] = one[0]
+            kept += 1
+    return float(drawn), selects and drawn > cap, s0, s1

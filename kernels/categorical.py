@@ -243,7 +243,7 @@ def _chains(
             cost = 1.0
             if t == 0:
                 s0, s1 = _alias_draws(a0_prob, a0_alias, fresh_new, n, s0, s1)
-            elif plain:
+            elif plain or count == 0:  # (no synthetic tokens: nothing to curate)
                 s0, s1 = _uniform_picks(tokens, model_size, fresh_new, count, s0, s1)
             else:
                 _counts(tokens, model_size, counts)
@@ -271,8 +271,8 @@ def _chains(
                     cost = float(best)
                 else:
                     s0, s1 = _alias_draws(prob, alias, fresh_new, count, s0, s1)
-                if curated:
-                    tally[c, 0] += cost
+            if curated and t > 0:
+                tally[c, 0] += cost
             # Generation t's training set.
             if pools(regime):
                 tokens[cur : cur + n] = fresh_new

@@ -190,7 +190,7 @@ def _pooled(
         for t in range(t_start, t_end):
             sigma = sig * scale
             m, ratio, cost = mu, 1.0, 1.0
-            if curated and t > 0:
+            if curated and t > 0 and num_synth > 0:
                 # Generation 0 is real: the operators shape the draws of models 1, 2, ...
                 m, ratio, keep = law(cur, mu, sigma, sufficient)
                 if sufficient:
@@ -203,10 +203,11 @@ def _pooled(
                     zbar, m2z = moments(ys, num_synth)
                     cost = drawn / num_synth
                     tally[c, 1] += starved
-                tally[c, 0] += cost
                 m, ratio = correct(cur[CORRECT], m, ratio, mu, sigma)
             else:
                 zbar, m2z, s0, s1 = _group(num_synth, sufficient, s0, s1)
+            if curated and t > 0:
+                tally[c, 0] += cost
             if regime == REPLACE:
                 mu = m + (ratio * sigma) * zbar
                 sig *= ratio * math.sqrt(m2z * inv_dof)

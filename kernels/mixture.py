@@ -13,6 +13,20 @@ import numpy as np
 from numba import njit, prange
 
 from . import _rng
+from ._curation import (
+    BEST_OF,
+    BIAS,
+    CORRECT,
+    KIND,
+    SELF_TOP,
+    SIZE,
+    STRENGTH,
+    TOP,
+    curation_arrays,
+    log_constants,
+    mixture_kept,
+    top_candidates,
+)
 from ._flags import JIT, PJIT
 from ._regimes import (
     ACCUMULATE_SUBSAMPLE,
@@ -75,6 +89,31 @@ def _draw_into(weights, means, covs, out, chol, s0, s1):
     return True, s0, s1
 
 
+@njit(**JIT)
+def _curated_draws(w, m, cv, out, chol, biased, const, cand, keys, y, ops, w0, m0, chol0,
+                   const0, tally, s0, s1):  # fmt: skip
+    """Draw ``out`` from the model under the curation ``ops`` (:mod:`._curation`); add the
+    candidates per kept sample and a starved generation to ``tally``, whose third entry
+    holds this generation's candidates per kept sample."""
+    for k in range(w.shape[0]):
+        if not _cholesky(cv[k], chol[k]):
+            return False, s0, s1
+    log_constants(w, chol, const)
+    lam = ops[BIAS]
+    for k in range(w.shape[0]):
+        for i in range(chol.shape[1]):
+            for j in range(chol.shape[2]):
+                biased[k, i, j] = lam * chol[k, i, j]  # every covariance times lambda^2
+    drawn, starved, s0, s1 = mixture_kept(
+        out, cand, keys, ops, (w, m, biased), (w, m, chol, const), (w0, m0, chol0, const0),
+        y, s0, s1,
+    )  # fmt: skip
+    tally[2] = drawn / out.shape[0]
+    tally[0] += tally[2]
+    tally[1] += starved
+    return True, s0, s1
+
+
 # Kept whole: the per-chain loop of every mixture run (its scratch buffers are allocated
 # once per chain and shared by every generation's draws and fit).
 @njit(**PJIT)
@@ -108,8 +147,19 @@ def _chains(
     pool,
     pool_size,
     kept,
+    ops,
+    chol0,
+    const0,
+    tally,
+    rec_cost,
 ):
     num_chains, k_count, d = means.shape
+    curated = ops.shape[0] > 0
+    room = 1
+    if curated:
+        room = max(2 * int(ops[BEST_OF]), 1)
+        if int(ops[KIND]) in (TOP, SELF_TOP):
+            room = max(room, top_candidates(synthetic_count(regime, n, num_real), ops[STRENGTH]))
     for c in prange(num_chains):
         s0 = rng[c, 0]
         s1 = rng[c, 1]
@@ -122,6 +172,11 @@ def _chains(
         own = np.empty((n, d))
         # EM scratch for the largest training set this call can see, allocated once.
         scratch = np.empty((k_count + d) * max(n, pool.shape[1]))
+        cand = np.empty((room, d))
+        keys = np.empty(room)
+        biased = np.zeros((k_count, d, d))
+        const = np.empty(k_count)
+        y = np.empty(d)
         for t in range(t_start, t_end):
             # Generation t's synthetic data: n (or n - real) draws from model t.
             # A covariance that stops being positive definite (not possible in exact
@@ -129,10 +184,20 @@ def _chains(
             healthy = True
             if pools(regime):
                 size = pool_size[c]
-                ok, s0, s1 = _draw_into(w, m, cv, pool[c, size : size + n], chol, s0, s1)
+                target = pool[c, size : size + n]
                 pool_size[c] = size + n
             else:
-                ok, s0, s1 = _draw_into(w, m, cv, own[:synth_n], chol, s0, s1)
+                target = own[:synth_n]
+            cost = 1.0
+            if curated and t > 0 and target.shape[0] > 0:
+                # The operators shape the draws of models 1, 2, ... (generation 0 is real).
+                ok, s0, s1 = _curated_draws(w, m, cv, target, chol, biased, const, cand, keys,
+                                            y, ops, w0, m0, chol0, const0, tally[c], s0, s1)  # fmt: skip
+                cost = tally[c, 2]
+            else:
+                ok, s0, s1 = _draw_into(w, m, cv, target, chol, s0, s1)
+                if curated and t > 0:  # no synthetic draws: one candidate per sample
+                    tally[c, 0] += 1.0
             healthy = healthy and ok
             if num_real > 0 and draws_real(regime, t):
                 # The real share: fresh draws every generation, or the kept share of
@@ -155,6 +220,8 @@ def _chains(
             if not (converged and healthy):
                 tot_failed[c] += 1
             slot = slots[t - t_start]
+            if curated and slot >= 0:
+                rec_cost[c, slot] = cost
             if slot >= 0:
                 rec_w[c, slot] = w
                 rec_m[c, slot] = m
@@ -232,6 +299,9 @@ def advance_mixture(
     pool: np.ndarray | None = None,
     pool_size: np.ndarray | None = None,
     kept: np.ndarray | None = None,
+    curation: np.ndarray | None = None,
+    tally: np.ndarray | None = None,
+    rec_cost: np.ndarray | None = None,
 ) -> None:
     """Advance mixture chains from model ``t_start`` to ``t_end`` in place.
 
@@ -266,6 +336,11 @@ def advance_mixture(
         pool: accumulate regimes: float64 ``(B, n * T_total, d)`` sample pools.
         pool_size: accumulate regimes: int64 ``(B,)`` filled pool lengths.
         kept: keep-original: float64 ``(B, num_real, d)`` kept original samples.
+        curation, tally, rec_cost: the operators' vector (its slopes one per dimension),
+            ``(B, 2)`` candidates per kept sample and starved generations added up,
+            ``(B, R)`` candidates per kept sample of the recorded fits (as
+            :func:`.gaussian.advance`'s); None for none. The correction is refused (no
+            exact transport between mixtures).
     """
     b, k, d = means.shape
     slots = check_block(rng, b, t_start, t_end, slots, records["weights"].shape[1])
@@ -285,9 +360,19 @@ def advance_mixture(
     if not 0 <= num_real <= num_samples or num_samples < k:
         raise ValueError("need 0 <= num_real <= n and n >= K")
     c0 = np.asarray(covs0, np.float64)
+    chol0 = np.zeros_like(c0)
     for j in range(c0.shape[0]):
-        if not _cholesky(c0[j], np.zeros_like(c0[j])):
+        if not _cholesky(c0[j], chol0[j]):
             raise ValueError(f"original covariance {j} is not positive definite")
+    const0 = np.empty(c0.shape[0])
+    log_constants(np.asarray(weights0, np.float64), chol0, const0)
+    ops, tally, rec_cost = curation_arrays(
+        curation, tally, rec_cost, b, records["weights"].shape[1]
+    )
+    if ops.size and (ops[CORRECT] > 0 or ops.shape[0] != SIZE + d):
+        raise ValueError("mixture curation takes no correction, and one slope per dimension")
+    # The tally's third column holds a generation's cost while the kernel runs.
+    work = np.zeros((b, 3))
     _chains(
         rng,
         weights,
@@ -318,4 +403,11 @@ def advance_mixture(
         pool,
         pool_size,
         kept,
+        ops,
+        chol0,
+        const0,
+        work if ops.size else np.zeros((0, 3)),
+        rec_cost,
     )
+    if ops.size:
+        tally += work[:, :2]

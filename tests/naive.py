@@ -243,24 +243,35 @@ def curated_gaussian_chains(
     literally (NumPy's own generator: a reference in distribution, not draw for draw).
 
     Generation 0 is real and uncurated; the operators shape the synthetic draws of models
-    1..T-1. ``regime``: replace, accumulate or fresh (``num_real`` new real draws).
+    1..T-1. ``regime``: replace, accumulate, fresh (``num_real`` new real draws),
+    keep-original (``num_real`` of generation 0 kept) or accumulate-subsample (n of the
+    pool without replacement).
     """
     mus, sigmas, costs = np.empty(chains), np.empty(chains), np.ones(chains)
     for c in range(chains):
         mu, sigma = mu0, sigma0
         everything = []
+        kept = np.empty(0)
         for t in range(generations):
-            num_synth = n - num_real if regime == "fresh" else n
+            num_synth = n - num_real if regime in ("fresh", "keep-original") else n
             if t == 0:
-                synth, drawn = mu + sigma * rng.standard_normal(num_synth), num_synth
+                synth, drawn = mu + sigma * rng.standard_normal(n), num_synth
+                if regime == "keep-original":
+                    synth, kept = synth[:num_synth], synth[num_synth:]
+                elif regime == "fresh":
+                    synth = synth[:num_synth]
             else:
                 synth, drawn = _curated_draws(rng, cur, mu, sigma, num_synth, mu0, sigma0)
             costs[c] = drawn / num_synth
-            if regime == "accumulate":
+            if regime in ("accumulate", "accumulate-subsample"):
                 everything.append(synth)
                 train = np.concatenate(everything)
+                if regime == "accumulate-subsample":
+                    train = rng.choice(train, size=n, replace=False)
             elif regime == "fresh":
                 train = np.concatenate([synth, mu0 + sigma0 * rng.standard_normal(num_real)])
+            elif regime == "keep-original":
+                train = np.concatenate([synth, kept])
             else:
                 train = synth
             mu, sigma = float(np.mean(train)), float(np.std(train, ddof=ddof))

@@ -338,3 +338,18 @@ def test_cli_runs_the_nature_preset_and_plots(tmp_path: Path) -> None:
     again = runner.invoke(app, [*args[:-5], "--out", str(out)])
     assert again.exit_code == 2
     assert "--resume" in again.output
+
+
+def test_curation_keeps_the_continuations_generation_0_finds_likeliest(tmp_path: Path) -> None:
+    base = lm.run(lm.LmConfig(**TINY))  # type: ignore[arg-type]
+    cfg = lm.LmConfig(**TINY, select="top", select_strength=0.25)  # type: ignore[arg-type]
+    res = lm.run(cfg, out=tmp_path / "c")
+    assert res.metrics["candidates"].tolist() == [4.0, 4.0]
+    assert res.summary["mean_candidates"] == 4.0
+    # The kept quarter is the least surprising to model 0 (the same model 0: generation
+    # 0 trains on the same real text with the same keys).
+    assert np.median(res.perplexities[0]) < np.median(base.perplexities[0])
+    loaded = lm.load(tmp_path / "c")
+    np.testing.assert_array_equal(loaded.metrics["candidates"], res.metrics["candidates"])
+    with pytest.raises(ConfigError, match="perplexity"):
+        lm.LmConfig(select="interval")

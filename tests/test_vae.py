@@ -240,3 +240,26 @@ def test_cli_json_table_plot_and_own_npz(tmp_path: Path) -> None:
     assert (tmp_path / "v.png").stat().st_size > 10_000
     with pytest.raises(ConfigError, match="exceeds"):
         runner.run(runner.VaeConfig(**{**TINY, "train_size": 5000}))  # type: ignore[arg-type]
+
+
+def test_curation_keeps_the_confident_images_and_scales_the_latent(tmp_path: Path) -> None:
+    from flax import nnx
+
+    from collapsesim.models import vae as models
+
+    model = models.VAE((8, 8), 4, (4, 8), rngs=nnx.Rngs(0))
+    key = neural.generation_key(0, 0, neural.SAMPLE)
+    plain = models.sample(model, key, 50)
+    np.testing.assert_array_equal(models.sample(model, key, 50, scale=1.0), plain)
+    flat = models.sample(model, key, 50, scale=0.0)  # every latent at the prior's mean
+    assert (flat == flat[0]).all()
+    assert not (plain == plain[0]).all()
+    cfg = runner.VaeConfig(**TINY, select="top", select_strength=0.5, sampling_bias=0.8)  # type: ignore[arg-type]
+    res = runner.run(cfg, out=tmp_path / "c")
+    assert res.metrics["candidates"].tolist() == [2.0, 2.0]
+    assert res.summary["curation"]["select"] == "top"
+    assert res.summary["mean_candidates"] == 2.0
+    loaded = runner.load(tmp_path / "c")
+    np.testing.assert_array_equal(loaded.metrics["candidates"], res.metrics["candidates"])
+    with pytest.raises(ConfigError, match="confidence"):
+        runner.VaeConfig(select="soft")

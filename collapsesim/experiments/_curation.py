@@ -22,15 +22,19 @@ from . import _common as common
 __all__ = ["Tracker"]
 
 TOTALS = "curation_totals"
+# A batch's state: candidates per kept sample and starved generations added up per chain
+# (B, 2); candidates per kept sample at the recorded generations (B, R).
+TALLY = "curation_tally"
+COST = "curation_cost"
 
 
 class Tracker:
     """A run's curation: kernel arguments, batch arrays, the metric, totals, summary."""
 
-    def __init__(self, cur: Curation, sigma0: float = 1.0) -> None:
+    def __init__(self, cur: Curation, sigma0: float = 1.0, dim: int = 1) -> None:
         self.cur = cur
         self.active = cur.active
-        self.vector = cur.vector(sigma0) if self.active else None
+        self.vector = cur.vector(sigma0, dim) if self.active else None
         # Summed over batches: candidates per kept sample over chains and curated
         # generations, starved generations, chains.
         self.arrays: dict[str, np.ndarray] = {TOTALS: np.zeros(3)} if self.active else {}
@@ -46,29 +50,29 @@ class Tracker:
         stored, fields = common.load_chains(out, family, names)
         cfg = config.from_dict(stored)
         if Curation.of(cfg).active:
-            _, fields = common.load_chains(out, family, Tracker(Curation.of(cfg)).metrics(names))
+            _, fields = common.load_chains(out, family, (*names, "candidates"))
         return cfg, fields
 
     def batch(self, count: int, num_records: int) -> dict[str, np.ndarray]:
         """A batch's tally and cost records (1 where nothing is curated: models 0 and 1)."""
         if not self.active:
             return {}
-        return {"tally": np.zeros((count, 2)), "rec_cost": np.ones((count, num_records))}
+        return {TALLY: np.zeros((count, 2)), COST: np.ones((count, num_records))}
 
     def kernel_args(self, st: dict[str, Any]) -> dict[str, Any]:
         """The kernel's keyword arguments ``curation``, ``tally`` and ``rec_cost``."""
-        return {"curation": self.vector, "tally": st.get("tally"), "rec_cost": st.get("rec_cost")}
+        return {"curation": self.vector, "tally": st.get(TALLY), "rec_cost": st.get(COST)}
 
     def chunk(self, st: dict[str, Any], i: int, j: int) -> dict[str, np.ndarray]:
         """The ``candidates`` metric of the batch's rows ``i..j``, records by chains."""
         if not self.active:
             return {}
-        return {"candidates": np.ascontiguousarray(st["rec_cost"][i:j].T)}
+        return {"candidates": np.ascontiguousarray(st[COST][i:j].T)}
 
     def collect(self, st: dict[str, Any], lo: int, hi: int) -> None:
         """Add a finished batch to the run's totals."""
         if self.active:
-            totals, tally = self.arrays[TOTALS], st["tally"]
+            totals, tally = self.arrays[TOTALS], st[TALLY]
             # Chain after chain (cumsum adds in order): the same total whatever the batches.
             totals[0] = np.cumsum(np.concatenate([totals[:1], tally[:, 0]]))[-1]
             totals[1:] += [tally[:, 1].sum(), hi - lo]
@@ -88,14 +92,17 @@ class Tracker:
         if not self.active:
             return
         s["curation"] = self.cur.to_dict()
+        if generations < 2:
+            exact = 1.0  # model 1 is fitted to real data: nothing was curated
         if cost is not None:
             c = s["chains"]
             se = cost.std() / math.sqrt(c) if c > 1 else None
             s["mean_final_candidates"] = cost.mean()
             s["stderr_final_candidates"] = se
             s["theory_mean_final_candidates"] = exact
-            if exact is not None and se == 0.0:  # a constant cost: equal or not
-                s["z_mean_final_candidates"] = 0.0 if cost.mean() == exact else math.inf
+            if exact is not None and se == 0.0:  # a constant cost: equal, or far off
+                gap = cost.mean() - exact
+                s["z_mean_final_candidates"] = 0.0 if gap == 0 else math.copysign(1e9, gap)
             else:
                 s["z_mean_final_candidates"] = common.z(cost.mean(), exact, se)
         totals = self.arrays[TOTALS]

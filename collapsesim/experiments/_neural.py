@@ -236,3 +236,20 @@ def train(
         yield progress(e + 1, losses[-1])
     fit.finish()
     return losses
+
+
+def metric_names(cfg: Any, names: tuple[str, ...]) -> tuple[str, ...]:
+    """A neural run's metrics: ``names``, and ``candidates`` (per kept sample) if curated."""
+    from ..curation import Curation
+
+    return names + (("candidates",) if Curation.of(cfg).active else ())
+
+
+def summarize_curation(cfg: Any, s: dict[str, Any], cols: dict[str, np.ndarray]) -> None:
+    """Add a curated run's operators and mean candidates per kept sample to its summary."""
+    from ..curation import Curation
+
+    cur = Curation.of(cfg)
+    if cur.active:
+        s["curation"] = cur.to_dict()
+        s["mean_candidates"] = float(np.mean(cols["candidates"]))

@@ -35,6 +35,7 @@ import numpy as np
 from .. import store
 from .. import text as textlib
 from ..config import ConfigError
+from ..curation import candidates_of_top
 from ..families.lm import PRESETS, LmConfig
 from ..results import Columns, NeuralResult
 from . import _common as common
@@ -382,11 +383,22 @@ class _Run:
         self.model = model
         if t == 0:
             self.model_zero(model)
-        prompts = _prompts(cfg, t, train, neural.synthetic_count(cfg, len(data.real)))
+        count = neural.synthetic_count(cfg, len(data.real))
+        cur = cfg.curation
+        big = candidates_of_top(count, cur.select_strength) if cur.active else count
+        prompts = _prompts(cfg, t, train, count)
+        if big > count:  # each prompt continued ceil(1 / X) times (a key per row)
+            prompts = np.resize(prompts, (big, prompts.shape[1]))
         s = yield from _corpus(cfg, t, model, prompts, losses[-1])
+        if big > count:
+            # Keep the n continuations of lowest perplexity under model 0 (ties: drawn first).
+            ppl0 = np.exp(tm.nll(self.judge.model0, s).mean(axis=1))
+            s = s[np.sort(np.argsort(ppl0, kind="stable")[:count])]
         self.samples.append(s)
         row, ppl = self.judge.measure(model, s)
         row |= {"train_loss": losses[-1], "train_size": float(len(train))}
+        if cur.active:
+            row["candidates"] = big / max(count, 1)
         self.perplexities.append(ppl)
         keys = _row_keys(neural.run_key(cfg.seed, _SHOWN_KEY), 0, len(self.shown))
         shown = tm.generate(model, self.shown, keys, cfg.block, temperature=cfg.temperature,
@@ -425,7 +437,8 @@ def _finish(
     prompts: list[str],
     data: _Data,
 ) -> LmResult:
-    cols = {m: np.array([r.get(m, math.nan) for r in rows], np.float64) for m in METRICS}
+    names = neural.metric_names(cfg, METRICS)
+    cols = {m: np.array([r.get(m, math.nan) for r in rows], np.float64) for m in names}
     s: dict[str, Any] = {
         "corpus": cfg.corpus,
         "generations": cfg.num_generations,
@@ -447,6 +460,7 @@ def _finish(
         s[f"real_{m}"] = reference.get(m)
         s[f"first_{m}"] = float(cols[m][0])
         s[f"final_{m}"] = float(cols[m][-1])
+    neural.summarize_curation(cfg, s, cols)
     s["prompt"] = prompts[0]
     s["continuations"] = [g[0] for g in texts]
     summary = {k: common.finite_or_none(v) for k, v in s.items()}
@@ -493,7 +507,7 @@ def load(out: Path) -> LmResult:
     reference = {m: summary.get(f"real_{m}") for m in METRICS[:-1]}
     return LmResult(
         cfg,
-        {m: np.asarray(cols[m], np.float64) for m in METRICS},
+        {m: np.asarray(cols[m], np.float64) for m in neural.metric_names(cfg, METRICS)},
         {k: (math.nan if v is None else float(v)) for k, v in reference.items()},
         [values[gens == t] for t in range(cfg.num_generations)],
         values[gens == -1],

@@ -23,6 +23,7 @@ are stored in ``components.parquet``, components sorted by weight (largest first
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .. import aggregates, metrics, store
+from .. import aggregates, curated_theory, metrics, store, theory
 from ..config import ConfigError
 from ..families.mixture import MixtureConfig
 from ..kernels import mixture as kern
@@ -40,6 +41,7 @@ from ..results import Columns, Result
 from . import _common as common
 from . import _driver as driver
 from ._common import Progress
+from ._curation import Tracker
 
 __all__ = ["METRICS", "MixtureResult", "Progress", "iterate", "load", "run"]
 
@@ -140,7 +142,8 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
     regime = Regime(cfg.regime)
     num_real = cfg.num_real
     r = len(record_gens)
-    stream = aggregates.Stream(METRICS, r, c, keep_chains=cfg.keep_chains,
+    track = Tracker(cfg.curation, dim=d)
+    stream = aggregates.Stream(track.metrics(METRICS), r, c, keep_chains=cfg.keep_chains,
                                final_chains=cfg.final_chains)  # fmt: skip
     kc = stream.keep
     evaluation = _Evaluation(cfg)
@@ -151,6 +154,7 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
         "final_failed": np.zeros(stream.final_count, np.int64),
         "totals": np.zeros(2, np.int64),
         **stream.checkpointed(),
+        **track.arrays,
     }
 
     def start(lo: int, hi: int) -> dict[str, Any]:
@@ -165,7 +169,7 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
             st |= {"pool": np.empty((hi - lo, n * t, d)), "pool_size": np.zeros(hi - lo, np.int64)}
         if regime is Regime.KEEP_ORIGINAL and num_real > 0:
             st["kept"] = np.empty((hi - lo, num_real, d))
-        return st
+        return st | track.batch(hi - lo, r)
 
     def snapshot(st: dict[str, Any], g: int) -> dict[str, Any]:
         if "pool" in st:  # only the filled part of the pools
@@ -203,7 +207,12 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
             pool=st.get("pool"),
             pool_size=st.get("pool_size"),
             kept=st.get("kept"),
+            **track.kernel_args(st),
         )
+
+    def collect(st: dict[str, Any], lo: int, hi: int) -> None:
+        _collect(stream, evaluation, arrays, st, lo, hi, track)
+        track.collect(st, lo, hi)
 
     return driver.Plan(
         family="mixture",
@@ -213,8 +222,8 @@ def _plan(cfg: MixtureConfig) -> driver.Plan:
         start=start,
         advance=advance,
         block=lambda batch, g: _block_size(cfg, batch, g),
-        collect=lambda st, lo, hi: _collect(stream, evaluation, arrays, st, lo, hi),
-        finish=lambda: _finish(cfg, record_gens, stream, arrays, evaluation),
+        collect=collect,
+        finish=lambda: _finish(cfg, record_gens, stream, arrays, evaluation, track),
         snapshot=snapshot,
         restore=restore,
     )
@@ -363,13 +372,18 @@ def _collect(
     st: dict[str, Any],
     lo: int,
     hi: int,
+    track: Tracker | None = None,
 ) -> None:
     """Take a finished batch: its metrics into the stream, its kept fits and totals."""
     rec = {name: st[f"rec_{name}"] for name in kern.new_records(0, 0, 0, 0)}
     evaluation.fix_start(rec)
+
+    def metrics_of(i: int, j: int) -> dict[str, np.ndarray]:
+        out = evaluation.metrics(rec, i, j)
+        return out if track is None else out | track.chunk(st, i, j)
+
     # The metrics run parallel Numba kernels (tail mass): on this thread, not overlapped.
-    aggregates.feed(stream, lo, hi - lo, lambda i, j: evaluation.metrics(rec, i, j),
-                    overlap=False)  # fmt: skip
+    aggregates.feed(stream, lo, hi - lo, metrics_of, overlap=False)
     kc = stream.keep
     if lo < kc:
         for name in rec:
@@ -387,6 +401,7 @@ def _finish(
     stream: aggregates.Stream,
     arrays: dict[str, np.ndarray],
     evaluation: _Evaluation,
+    track: Tracker | None = None,
 ) -> MixtureResult:
     final = stream.final()
     final["total_em_iterations"] = arrays["final_iterations"].astype(np.float64)
@@ -399,7 +414,7 @@ def _finish(
         "means": np.take_along_axis(kept["means"], order[..., None], axis=2),
         "covs": np.take_along_axis(kept["covs"], order[..., None, None], axis=2),
     }
-    columns = {name: stream.last(name) for name in METRICS}
+    columns = {name: stream.last(name) for name in stream.names}
     return MixtureResult(
         config=cfg,
         generations=record_gens,
@@ -407,7 +422,7 @@ def _finish(
         final=final,
         trajectories=stream.trajectories(),
         components=components,
-        summary=summarize(cfg, columns, evaluation.reference, arrays["totals"]),
+        summary=summarize(cfg, columns, evaluation.reference, arrays["totals"], track),
     )
 
 
@@ -416,11 +431,13 @@ def summarize(
     final: dict[str, aggregates.Column],
     reference: dict[str, float],
     totals: np.ndarray,
+    track: Tracker | None = None,
 ) -> dict[str, Any]:
     """Return the run's summary: final-generation statistics and EM diagnostics.
 
     ``final``: each metric's last generation across all chains; ``totals``: the EM
-    iterations and the failed fits of all chains together.
+    iterations and the failed fits of all chains together; ``track``: the run's
+    curation (its cost).
     """
     c, t = cfg.num_chains, cfg.num_generations
     s: dict[str, Any] = {
@@ -453,6 +470,12 @@ def summarize(
     fits = c * t
     s["mean_em_iterations"] = float(totals[0] / fits) if fits else None
     s["nonconverged_fraction"] = float(totals[1] / fits) if fits else None
+    if track is not None:
+        exact = None
+        with contextlib.suppress(theory.NoClosedForm):
+            exact = curated_theory.candidates(track.cur, cfg.num_samples - cfg.num_real,
+                                              gaussian=False)  # fmt: skip
+        track.summarize(s, final.get("candidates"), t, exact)
     return {key: common.finite_or_none(v) for key, v in s.items()}
 
 
@@ -485,8 +508,7 @@ def load(out: Path) -> MixtureResult:
         store.RunDirError: the directory holds no complete mixture run.
     """
     out = Path(out)
-    config, fields = common.load_chains(out, "mixture", METRICS)
-    cfg = MixtureConfig.from_dict(config)
+    cfg, fields = Tracker.load(out, "mixture", METRICS, MixtureConfig)
     r = len(fields["generations"])
     kc = fields["trajectories"][METRICS[0]].shape[0]
     comp = store.read_parquet(

@@ -30,6 +30,7 @@ import numpy as np
 from .. import images as image_data
 from .. import metrics, store
 from ..config import ConfigError
+from ..curation import candidates_of_top
 from ..families.vae import VaeConfig
 from ..results import Columns, NeuralResult
 from . import _common as common
@@ -309,12 +310,12 @@ class _Run:
         self.model = model
         if t == 0:
             self.model_zero(model)
-        s = models.sample(model, neural.generation_key(cfg.seed, t, neural.SAMPLE),
-                          neural.synthetic_count(cfg, len(self.real)),
-                          mean_pixels=cfg.pixels == "mean")  # fmt: skip
+        s, cost = self._synthetic(model, t)
         self.samples.append(s)
         row, counts = self.judge.measure(s)
         row |= {"train_loss": losses[-1], "train_size": float(len(train))}
+        if cfg.curation.active:
+            row["candidates"] = cost
 
         def write(out: Path) -> None:
             (out / "samples").mkdir(exist_ok=True)
@@ -326,6 +327,25 @@ class _Run:
             arrays={"samples": s, "losses": np.array(losses)},
             write=write,
         )
+
+    def _synthetic(self, model: Any, t: int) -> tuple[np.ndarray, float]:
+        """Model t's images for the next training set, curated (every one is synthetic:
+        model 0 is already fitted to the real images), and the candidates per kept image.
+
+        ``--select top`` keeps, of ``ceil(n / X)`` images, the n whose predicted class the
+        classifier is most sure of (ties in the order drawn).
+        """
+        from ..models import vae as models
+
+        cfg, cur = self.cfg, self.cfg.curation
+        count = neural.synthetic_count(cfg, len(self.real))
+        big = candidates_of_top(count, cur.select_strength) if cur.select == "top" else count
+        s = models.sample(model, neural.generation_key(cfg.seed, t, neural.SAMPLE), big,
+                          mean_pixels=cfg.pixels == "mean", scale=cur.sampling_bias)  # fmt: skip
+        if big > count:
+            sure = models.confidence(self.judge.classifier, _as_float(s))
+            s = s[np.sort(np.argsort(-sure, kind="stable")[:count])]
+        return s, big / max(count, 1)
 
     def finish(self, logs: dict[str, list[Any]]) -> VaeResult:
         grids = np.array([x[:16] for x in self.samples])
@@ -344,7 +364,10 @@ def _finish(
     accuracy: float,
     source: str,
 ) -> VaeResult:
-    cols = {m: np.array([r.get(m, math.nan) for r in rows], np.float64) for m in METRICS}
+    cols = {
+        m: np.array([r.get(m, math.nan) for r in rows], np.float64)
+        for m in neural.metric_names(cfg, METRICS)
+    }
     classes = np.array(class_rows, np.int64)
     s: dict[str, Any] = {
         "data": cfg.data,
@@ -362,6 +385,7 @@ def _finish(
         s[f"real_{m}"] = reference.get(m)
         s[f"first_{m}"] = float(cols[m][0])
         s[f"final_{m}"] = float(cols[m][-1])
+    neural.summarize_curation(cfg, s, cols)
     real_share = real_counts / max(real_counts.sum(), 1)
     final_share = classes[-1] / max(classes[-1].sum(), 1)
     s["real_class_shares"] = real_share.tolist()
@@ -393,7 +417,7 @@ def load(out: Path) -> VaeResult:
     reference = {m: summary.get(f"real_{m}") for m in METRICS[:-1]}
     result = VaeResult(
         cfg,
-        {m: np.asarray(cols[m], np.float64) for m in METRICS},
+        {m: np.asarray(cols[m], np.float64) for m in neural.metric_names(cfg, METRICS)},
         np.array(meta["class_rows"], np.int64),
         {k: (math.nan if v is None else float(v)) for k, v in reference.items()},
         grids,

@@ -33,6 +33,7 @@ from ..config import (
 )
 from ..curation import (
     Curation,
+    candidates_of_top,
     check_curation,
     opt_best_of,
     opt_correction,
@@ -124,6 +125,12 @@ class GaussianConfig(ChainConfig):
         need = self.held_bytes(16, len(metrics.GAUSSIAN_METRICS), per_chain=8 * 16)
         if self.resolved_method == "sample":
             need += 16 * n * (os.cpu_count() or 1)
+            cur = self.curation
+            if cur.active:  # the kept draws' buffers of each thread
+                room = max(n, 2 * cur.best_of)
+                if cur.select in ("top", "self-top"):
+                    room = max(room, candidates_of_top(n, cur.select_strength))
+                need += 16 * room * (os.cpu_count() or 1)
         if Regime(self.regime) is Regime.ACCUMULATE_SUBSAMPLE:
             need += 8 * n * max(t, 1)
         return need

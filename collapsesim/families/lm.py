@@ -21,6 +21,7 @@ from ..config import (
     opt_regime,
     opt_seed,
 )
+from ..curation import Curation, check_select_top, opt_select_strength, opt_select_top
 from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import fmt
@@ -72,6 +73,8 @@ class LmConfig:
         1.0, "Nucleus sampling: the smallest set with this mass (1: off).", group=DECODING
     )
     warm_start: bool = opt(False, "Continue from the last model instead of a fresh one.")
+    select: str = opt_select_top("with the lowest perplexity under generation 0")
+    select_strength: float = opt_select_strength("X of --select top, in (0, 1].")
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()
@@ -93,10 +96,16 @@ class LmConfig:
             raise ConfigError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise ConfigError(f"top-p must lie in (0, 1] (1: off), got {self.top_p}")
+        check_select_top(self, "the LM selects by perplexity under generation 0")
         if self.train_size < 0:
             raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
         check_seed(self.seed)
         real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
+
+    @property
+    def curation(self) -> Curation:
+        """The curation operators of this run (its sampling bias is the temperature)."""
+        return Curation.of(self)
 
     @property
     def context(self) -> int:

@@ -28,9 +28,18 @@ from ..config import (
     opt_samples,
     opt_seed,
 )
+from ..curation import (
+    Curation,
+    check_curation,
+    opt_best_of,
+    opt_reward,
+    opt_sampling_bias,
+    opt_select,
+    opt_select_strength,
+)
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import fmt, frame
+from ._show import cost_row, curation_title, fmt, frame
 
 NUM_METRICS = 9  # per chain and record: experiments/mixture.py's METRICS
 
@@ -173,6 +182,17 @@ class MixtureConfig(ChainConfig):
     weights0: tuple[float, ...] = opt((), "", cli=False)
     means0: tuple[tuple[float, ...], ...] = opt((), "", cli=False)
     covs0: tuple[tuple[tuple[float, ...], ...], ...] = opt((), "", cli=False)
+    sampling_bias: float = opt_sampling_bias()
+    select: str = opt_select()
+    select_strength: float = opt_select_strength(
+        "X of --select: interval keeps draws within Mahalanobis radius X of a component of the "
+        "original (self-interval: of the current fit); soft keeps with probability "
+        "exp(-X r^2 / 2); top and self-top keep the n most likely of n / X."
+    )
+    best_of: int = opt_best_of()
+    reward: str = opt_reward(
+        "Reward of --best-of: loglik (log-likelihood under the original) | linear:a1,..,ad (a . x)."
+    )
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()
@@ -228,7 +248,13 @@ class MixtureConfig(ChainConfig):
         object.__setattr__(self, "weights0", _nested_tuple(w))
         object.__setattr__(self, "means0", _nested_tuple(m))
         object.__setattr__(self, "covs0", _nested_tuple(c))
+        check_curation(self, dim=self.dim)
         self._check_held(8 * self.values_per_record, NUM_METRICS)
+
+    @property
+    def curation(self) -> Curation:
+        """The curation operators of this run."""
+        return Curation.of(self)
 
     def memory_bytes(self) -> int:
         """A floor on the run's peak memory: records, the held-out sample, EM's buffers, pools.
@@ -269,6 +295,7 @@ def table(result: Any) -> Any:
         f"{s['chains']} chains x {s['generations']} generations, n = {s['samples']}, "
         f"K = {s['components']}, d = {s['dim']}, {s['covariance']}, {s['init']}, "
         f"{s['regime']}, original {s['original']}, seed {s['seed']} ({s['seconds']:.2f} s)"
+        f"{curation_title(s)}"
     )
     out = frame(title, ("final generation", "mean", "± s.e.", "median", "original"))
     rows = [
@@ -277,13 +304,14 @@ def table(result: Any) -> Any:
         ("L2 distance to the original", "l2", 0.0),
         ("held-out log-likelihood", "heldout_loglik", s["original_heldout_loglik"]),
         ("mass beyond the original's 3 sigma", "tail_mass", s["original_tail_mass"]),
+        *((label, key[len("mean_final_") :], 1.0) for label, key, _ in cost_row(s)),
     ]
     for label, key, ref in rows:
         out.add_row(
             label,
             fmt(s[f"mean_final_{key}"]),
             fmt(s[f"stderr_final_{key}"], 2),
-            fmt(s[f"median_final_{key}"]),
+            fmt(s.get(f"median_final_{key}")),
             fmt(ref),
         )
     out.add_row("EM iterations per fit (all fits)", fmt(s["mean_em_iterations"]), "", "", "")
@@ -342,6 +370,9 @@ the original N(0, I), n = 1000, 2000 generations, here over 100 chains.""",
         "fresh-fraction": "fresh_fraction",
         "keep-fraction": "keep_fraction",
         "components": "num_components",
+        "sampling-bias": "sampling_bias",
+        "select-strength": "select_strength",
+        "best-of": "best_of",
     },
     measure=measure,
     prepare=prepare,

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..config import (
+    CURATION,
     RUN,
     ConfigError,
     check_ranges,
@@ -19,9 +20,10 @@ from ..config import (
     opt_regime,
     opt_seed,
 )
+from ..curation import Curation, check_select_top, opt_select_strength, opt_select_top
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import fmt
+from ._show import curation_title, fmt
 
 __all__ = ["FAMILY", "PIXELS", "VaeConfig", "table"]
 
@@ -63,6 +65,12 @@ class VaeConfig:
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()
+    sampling_bias: float = opt(
+        1.0, "Sampling bias lambda > 0: latents drawn from N(0, lambda^2 I), the truncation "
+        "trick of MAD (lambda < 1 trades diversity for quality).", group=CURATION,
+    )  # fmt: skip
+    select: str = opt_select_top("the classifier is most confident about")
+    select_strength: float = opt_select_strength("X of --select top, in (0, 1].")
     train_size: int = opt(0, "Real training images (0: all of the training split).", group=RUN,
                           range=(0, 10**8))  # fmt: skip
     classifier_epochs: int = opt(6, "Epochs of the feature classifier (trained once).", cli=False,
@@ -84,6 +92,12 @@ class VaeConfig:
             raise ConfigError(f"train size must be >= 0 (0: all), got {self.train_size}")
         check_seed(self.seed)
         real_count(Regime.parse(self.regime), 1, self.fresh_fraction, self.keep_fraction)
+        check_select_top(self, "the VAE selects by its classifier's confidence")
+
+    @property
+    def curation(self) -> Curation:
+        """The curation operators of this run."""
+        return Curation.of(self)
 
     def memory_bytes(self) -> int:
         """A floor on the model's memory: parameters, gradients and Adam's two moments
@@ -116,13 +130,14 @@ def table(result: Any) -> Any:
     out = Table(
         title=f"VAE on {s['data']}: {s['generations']} generations, {s['regime']}, "
         f"{s['train_images']} training images, {s['pixels']} pixels, seed {s['seed']} "
-        f"({fmt(s.get('seconds'), 3)} s)",
+        f"({fmt(s.get('seconds'), 3)} s){curation_title(s)}",
         caption=f"FID, precision and recall against held-out real images, in the features "
         f"of a classifier trained once on the real images (held-out accuracy "
         f"{s['classifier_accuracy']:.3f}); H(class): entropy of its votes on the samples "
         f"(nats); top cls: share of the commonest class; spread: RMS std of generation "
         f"0's encoder means; loss: negative ELBO (nats/image). Vanished classes: "
-        f"{', '.join(map(str, s['vanished_classes'])) or 'none'}",
+        f"{', '.join(map(str, s['vanished_classes'])) or 'none'}"
+        + (f". Candidates per kept image: {fmt(s['mean_candidates'])}" if "curation" in s else ""),
     )
     for name in ("gen", "FID", "prec", "recall", "H(class)", "top cls", "spread", "loss"):
         out.add_column(name, justify="right")

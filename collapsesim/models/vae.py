@@ -126,30 +126,42 @@ def classifier_loss(model: Classifier, x: jax.Array, y: jax.Array, key: jax.Arra
     return optax.softmax_cross_entropy_with_integer_labels(model(x), y)
 
 
-@partial(jax.jit, static_argnames=("graphdef", "count", "mean_pixels"))
-def _sample(graphdef: Any, params: Any, key: jax.Array, count: int, mean_pixels: bool) -> jax.Array:
+@partial(jax.jit, static_argnames=("graphdef", "count", "mean_pixels", "scale"))
+def _sample(
+    graphdef: Any, params: Any, key: jax.Array, count: int, mean_pixels: bool, scale: float
+) -> jax.Array:
     model = nnx.merge(graphdef, params)
     k_z, k_px = jax.random.split(key)
-    probs = nnx.sigmoid(model.decode(jax.random.normal(k_z, (count, model.latent))))
+    z = jax.random.normal(k_z, (count, model.latent))
+    if scale != 1.0:  # the truncation trick: the prior's latent times lambda
+        z = z * scale
+    probs = nnx.sigmoid(model.decode(z))
     if mean_pixels:
         return probs
     return jax.random.bernoulli(k_px, probs).astype(probs.dtype)
 
 
 def sample(
-    model: VAE, key: jax.Array, count: int, *, mean_pixels: bool = True, chunk: int = 1000
+    model: VAE,
+    key: jax.Array,
+    count: int,
+    *,
+    mean_pixels: bool = True,
+    chunk: int = 1000,
+    scale: float = 1.0,
 ) -> np.ndarray:
     """``count`` images from the prior through the decoder, as 8-bit grey levels.
 
     ``mean_pixels``: each pixel's Bernoulli mean (grey); otherwise a 0/1 draw. Images
     are rounded to 8 bits as real images are stored, so a generated dataset is an
-    image dataset like any other (and a checkpoint holds it exactly).
+    image dataset like any other (and a checkpoint holds it exactly). ``scale``: the
+    sampling bias lambda, latents drawn from N(0, lambda^2 I).
     """
     graphdef, params = nnx.split(model)
     parts = []
     for i, lo in enumerate(range(0, count, chunk)):
         c = min(chunk, count - lo)
-        x = _sample(graphdef, params, jax.random.fold_in(key, i), c, mean_pixels)
+        x = _sample(graphdef, params, jax.random.fold_in(key, i), c, mean_pixels, float(scale))
         parts.append(np.asarray(x))
     out = np.concatenate(parts) if parts else np.zeros((0, *model.shape), np.float32)
     return np.round(out * 255.0).astype(np.uint8)
@@ -187,3 +199,10 @@ def features(model: Classifier, images: np.ndarray) -> np.ndarray:
 def predict(model: Classifier, images: np.ndarray) -> np.ndarray:
     """Predicted classes (N,)."""
     return np.argmax(_batched(model, images, "logits"), axis=1)
+
+
+def confidence(model: Classifier, images: np.ndarray) -> np.ndarray:
+    """The classifier's probability of its predicted class (N,), of images in [0, 1]."""
+    logits = _batched(model, images, "logits").astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    return 1.0 / np.exp(logits).sum(axis=1)
