@@ -290,7 +290,9 @@ class Curation:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
-def check_curation(cfg: Any, *, linear_reward: bool = True, dim: int = 1) -> Curation:
+def check_curation(
+    cfg: Any, *, linear_reward: bool = True, dim: int = 1, jax: bool = False
+) -> Curation:
     """The operators of a family's configuration, or ConfigError with the reason.
 
     Args:
@@ -298,6 +300,7 @@ def check_curation(cfg: Any, *, linear_reward: bool = True, dim: int = 1) -> Cur
         linear_reward: whether the family's samples are numbers a ``linear:A`` reward
             can weigh (categories are not).
         dim: the samples' dimension (a linear reward has one slope per dimension).
+        jax: whether the family's JAX backend has the operators.
     """
     try:
         cur = Curation.of(cfg)
@@ -306,7 +309,7 @@ def check_curation(cfg: Any, *, linear_reward: bool = True, dim: int = 1) -> Cur
         raise ConfigError(str(err)) from None
     if not linear_reward and cur.reward != "loglik":
         raise ConfigError(f"this family rewards loglik only, got {cur.reward!r}")
-    if cur.active and getattr(cfg, "backend", "numba") == "jax":
+    if cur.active and getattr(cfg, "backend", "numba") == "jax" and not jax:
         raise ConfigError(
             "curation runs on the numba backend in this version (README: Curation); "
             "drop --backend jax"

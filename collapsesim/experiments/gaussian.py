@@ -206,9 +206,10 @@ def _jax_plan(
 
     precision = cfg.resolved_precision()
     sufficient = cfg.resolved_method == "sufficient"
+    track = Tracker(cfg.curation, cfg.sigma0)
 
     def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
-        chains = {k: v for k, v in st.items() if not k.startswith("rec_")}
+        chains = {k: v for k, v in st.items() if not k.startswith(("rec_", "curation_"))}
         jg.advance(
             chains,
             cfg.seed,
@@ -226,8 +227,13 @@ def _jax_plan(
             mu0=0.0,
             sigma0=1.0,
             dtype=precision,
+            **track.kernel_args(st),
         )
         st.update(chains)
+
+    def collect(st: dict[str, Any], lo: int, hi: int) -> None:
+        _collect(stream, st, lo, hi, track)
+        track.collect(st, lo, hi)
 
     blocks = common.TimedBlocks(cfg.num_generations, 2e-8 if sufficient else 4e-9 * cfg.num_samples)
     return driver.Plan(
@@ -240,7 +246,7 @@ def _jax_plan(
             "record_generations": len(record_gens),
             **({"kernel": JAX_KERNEL} if sufficient else {}),
         },
-        arrays=stream.checkpointed(),
+        arrays=stream.checkpointed() | track.arrays,
         default_batch=_batch_size(cfg)
         if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
         else min(2**22, cfg.record_batch(16)),
@@ -252,13 +258,15 @@ def _jax_plan(
                 cfg.num_samples * cfg.num_generations
                 if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
                 else 0,
+                curated=track.active,
             )
             | _records(hi - lo, record_gens)
+            | track.batch(hi - lo, len(record_gens))
         ),
         advance=blocks.timed(advance),
         block=blocks.size,
-        collect=lambda st, lo, hi: _collect(stream, st, lo, hi),
-        finish=lambda: _finish(cfg, record_gens, stream),
+        collect=collect,
+        finish=lambda: _finish(cfg, record_gens, stream, track),
         check=(lambda stored: _check_kernel(stored, JAX_KERNEL)) if sufficient else lambda _: None,
     )
 

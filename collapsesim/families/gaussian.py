@@ -83,7 +83,7 @@ class GaussianConfig(ChainConfig):
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        cur = check_curation(self)
+        cur = check_curation(self, jax=True)
         checks = [
             (
                 self.method in METHODS,
@@ -106,6 +106,10 @@ class GaussianConfig(ChainConfig):
             raise ConfigError(
                 f"method 'sufficient' cannot run regime {regime.value!r}: "
                 "subsampling a pool needs the samples themselves (use --method sample)"
+            )
+        if cur.active and self.backend == "jax" and regime is Regime.ACCUMULATE_SUBSAMPLE:
+            raise ConfigError(
+                "curation of accumulate-subsample runs on the numba backend (README: Curation)"
             )
         if self.method == "sufficient" and not cur.exact_gaussian:
             raise ConfigError(

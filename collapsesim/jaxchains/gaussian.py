@@ -18,7 +18,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..curation import NONE, SOFT
 from ..keys import generation_key
+from ._curation import Ops, correct, draws, law, ops_of
 from ._regimes import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
@@ -76,6 +78,8 @@ class GaussianState(NamedTuple):
     kept_m2: Any
     pool: Any = None
     pool_size: Any = None
+    cost: Any = None  # with curation: candidates per kept sample of the last generation
+    cost_sum: Any = None  # and their sum over the curated generations
 
 
 class GaussianInfo(NamedTuple):
@@ -97,6 +101,7 @@ def _step(
     mu0: float,
     sigma0: float,
     dtype: Any,
+    ops: Ops | None = None,
 ) -> tuple[GaussianState, GaussianInfo]:
     """One generation of one chain (the sample method's keys): model ``st.t`` draws, refit."""
     jax = _jax()
@@ -113,9 +118,22 @@ def _step(
         st = st._replace(pool=pool, pool_size=size, mu=xbar,
                          log_sigma=0.5 * jnp.log(m2 / (n - ddof)))  # fmt: skip
         return st._replace(t=t + 1), GaussianInfo(st.mu, st.log_sigma)
-    own = _group(k_model, synthetic_count(regime, n, num_real), sufficient, dtype)
+    synth = synthetic_count(regime, n, num_real)
+    own = _group(k_model, synth, sufficient, dtype)
+    frame = None
+    if ops is not None and synth > 0:
+        # Generation 0 is real: the operators shape the draws of models 1, 2, ...
+        m, lr, c1 = law(ops, mu, ls)
+        zc, m2c, c2 = draws(k_model, ops, synth, m, lr, ls, dtype)
+        m, lr = correct(ops, m, lr, mu, ls)
+        live = t >= 1
+        own = (jnp.where(live, zc, own[0]), jnp.where(live, m2c, own[1]))
+        frame = (jnp.where(live, m, mu), jnp.where(live, lr, 0.0))
+        cost = jnp.where(live, c1 * c2, 1.0).astype(dtype)
+        st = st._replace(cost=cost, cost_sum=st.cost_sum + jnp.where(live, cost, 0.0))
     st = refit(st, own, lambda: _group(k_real, num_real, sufficient, dtype), n=n, ddof=ddof,
-               regime=regime, num_real=num_real, mu0=mu0, sigma0=sigma0, dtype=dtype)  # fmt: skip
+               regime=regime, num_real=num_real, mu0=mu0, sigma0=sigma0, dtype=dtype,
+               frame=frame)  # fmt: skip
     return st._replace(t=t + 1), GaussianInfo(st.mu, st.log_sigma)
 
 
@@ -131,23 +149,30 @@ def refit(
     mu0: float,
     sigma0: float,
     dtype: Any,
+    frame: tuple[Any, Any] | None = None,
 ) -> GaussianState:
     """Generation ``st.t``'s fit from its model's group and the regime's other data.
 
     ``own`` is the model's group in standard units, ``(zbar, M2)`` of its standard
     normals; ``real()`` returns the real share's (fresh, keep-original). ``t`` is left as
     it was. Every regime but accumulate-subsample (whose pool :func:`_step` keeps).
+    ``frame``: with curation, ``(m, log ratio)``: the group's samples are
+    ``m + sigma exp(log ratio) z`` (:mod:`._curation`).
     """
     jnp = _jax().numpy
     zbar, m2z = own
     mu, ls = st.mu, st.log_sigma
+    centre = mu
+    if frame is not None:
+        centre, lr = frame
+        ls = ls + lr  # the group's scale; the fit's comes from its M2
     if regime == REPLACE:
         return st._replace(
-            mu=mu + jnp.exp(ls) * zbar, log_sigma=ls + 0.5 * jnp.log(m2z / (n - ddof))
+            mu=centre + jnp.exp(ls) * zbar, log_sigma=ls + 0.5 * jnp.log(m2z / (n - ddof))
         )
     sigma = jnp.exp(ls)
     synth = synthetic_count(regime, n, num_real)
-    own_stats = (jnp.asarray(synth, dtype), mu + sigma * zbar, sigma * sigma * m2z)
+    own_stats = (jnp.asarray(synth, dtype), centre + sigma * zbar, sigma * sigma * m2z)
 
     def real_stats() -> tuple[Any, Any, Any]:
         rz, rm2 = real()
@@ -171,7 +196,7 @@ def refit(
 
 @partial(
     _jax().jit,
-    static_argnames=("n", "ddof", "regime", "num_real", "sufficient", "dtype"),
+    static_argnames=("n", "ddof", "regime", "num_real", "sufficient", "dtype", "ops"),
 )
 def _advance(
     state: dict[str, Any],
@@ -187,6 +212,7 @@ def _advance(
     num_real: int,
     sufficient: bool,
     dtype: Any,
+    ops: Ops | None = None,
 ) -> dict[str, Any]:
     jax = _jax()
     jnp = jax.numpy
@@ -199,6 +225,7 @@ def _advance(
         "mu0": mu0,
         "sigma0": sigma0,
         "dtype": dtype,
+        "ops": ops,
     }
 
     def one_chain(st: dict[str, Any], key: Any) -> dict[str, Any]:
@@ -215,7 +242,7 @@ def _advance(
 
 @partial(
     _jax().jit,
-    static_argnames=("n", "ddof", "regime", "num_real", "dtype", "width"),
+    static_argnames=("n", "ddof", "regime", "num_real", "dtype", "width", "ops"),
 )
 def _advance_sufficient(
     state: dict[str, Any],
@@ -231,6 +258,7 @@ def _advance_sufficient(
     num_real: int,
     dtype: Any,
     width: int,
+    ops: Ops | None = None,
 ) -> dict[str, Any]:
     """The sufficient method over ``steps`` generations from model ``t0``, on the device.
 
@@ -263,7 +291,17 @@ def _advance_sufficient(
         def generation(carry: dict[str, Any], cols: Any) -> tuple[dict[str, Any], None]:
             t, z, m2, r1, r2 = cols
             now = GaussianState(t=t, **carry)
-            new = refit(now, (z, m2), lambda: (r1, r2), **params)
+            frame = None
+            if ops is not None and synth > 0:
+                # The exact laws (bias, soft, correction) from model 1 on.
+                mu, ls = now.mu, now.log_sigma
+                m, lr, c1 = law(ops, mu, ls)
+                m, lr = correct(ops, m, lr, mu, ls)
+                live = t >= 1
+                frame = (jnp.where(live, m, mu), jnp.where(live, lr, 0.0))
+                cost = jnp.where(live, c1, 1.0).astype(dtype)
+                now = now._replace(cost=cost, cost_sum=now.cost_sum + jnp.where(live, cost, 0.0))
+            new = refit(now, (z, m2), lambda: (r1, r2), frame=frame, **params)
             live = t < end
             out = {k: jnp.where(live, getattr(new, k), v) for k, v in carry.items()}
             return out, None
@@ -288,13 +326,17 @@ def _width(chains: int, t_start: int, ends: list[int]) -> int:
 
 
 def init_state(
-    count: int, mu0: float, sigma0: float, pool_capacity: int = 0
+    count: int, mu0: float, sigma0: float, pool_capacity: int = 0, curated: bool = False
 ) -> dict[str, np.ndarray]:
     """Chains at model 0 (float64 NumPy arrays; cast on the way in).
 
     ``pool_capacity``: accumulate-subsample keeps every sample, n T per chain.
+    ``curated``: the state holds the last generation's candidates per kept sample and
+    their sum (curation).
     """
     state = {name: np.zeros(count) for name in STATE}
+    if curated:
+        state |= {"cost": np.ones(count), "cost_sum": np.zeros(count)}
     state["mu"][:] = mu0
     state["log_sigma"][:] = np.log(sigma0)
     if pool_capacity:
@@ -322,8 +364,16 @@ def advance(
     sigma0: float,
     dtype: str = "float32",
     chunk: int = 2**20,
+    curation: np.ndarray | None = None,
+    tally: np.ndarray | None = None,
+    rec_cost: np.ndarray | None = None,
 ) -> None:
     """Advance chains from model ``t_start`` to ``t_end`` on all local JAX devices, in place.
+
+    ``curation``, ``tally``, ``rec_cost``: as :func:`collapsesim.kernels.gaussian.advance`'s
+    (the state then holds ``cost`` and ``cost_sum``, :func:`init_state`); every kind is
+    drawn from its kept law (:mod:`._curation`), the sufficient method takes the exact
+    laws (bias, soft, correction) only.
 
     Generations are run in segments that end at recorded models (``slots`` as for the
     Numba kernel), each a ``lax.scan``; chains go in chunks of at most ``chunk``, each
@@ -342,6 +392,15 @@ def advance(
         raise ValueError("need n > ddof and 0 <= num_real <= n")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
+    ops = ops_of(curation)
+    if ops is not None:
+        if "cost" not in state or tally is None or rec_cost is None:
+            raise ValueError("curation needs a curated state (init_state), tally and rec_cost")
+        if regime == ACCUMULATE_SUBSAMPLE:
+            raise ValueError("curation of accumulate-subsample runs on the numba backend")
+        exact = ops.kind in (NONE, SOFT) and ops.best_of == 1
+        if sufficient and not exact:
+            raise ValueError("the sufficient method takes bias, soft and correction only")
     from ..distributed import host
     from ._devices import chunks, segment_ends
 
@@ -361,17 +420,22 @@ def advance(
                           "num_real": num_real, "dtype": jdtype}  # fmt: skip
                 if grid:
                     st = _advance_sufficient(st, keys, np.uint64(t), mu0, sigma0,
-                                             steps=np.uint64(end - t), width=width, **common)  # fmt: skip
+                                             steps=np.uint64(end - t), width=width, ops=ops,
+                                             **common)  # fmt: skip
                 else:
                     st = _advance(st, keys, np.uint32(t), mu0, sigma0, steps=np.int32(end - t),
-                                  sufficient=False, **common)  # fmt: skip
+                                  sufficient=False, ops=ops, **common)  # fmt: skip
                 t = end
                 slot = slots[end - 1 - t_start]
                 if slot >= 0:
                     rec_mu[lo:hi, slot] = host(st["mu"])[: hi - lo]
                     rec_logsig[lo:hi, slot] = host(st["log_sigma"])[: hi - lo]
+                    if ops is not None and rec_cost is not None:
+                        rec_cost[lo:hi, slot] = host(st["cost"])[: hi - lo]
             for k, arr in state.items():
                 arr[lo:hi] = host(st[k])[: hi - lo]
+            if ops is not None and tally is not None:
+                tally[lo:hi, 0] = state["cost_sum"][lo:hi]
 
 
 def _precision(dtype: str) -> Any:

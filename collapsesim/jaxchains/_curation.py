@@ -1,0 +1,138 @@
+"""The curation operators of the JAX Gaussian chains: the laws of ``kernels/_curation.py``,
+drawn exactly and without rejection loops, so that every lane of a vmapped generation does
+the same work.
+
+Where the Numba sample method draws candidates until n are kept, these draw from the
+kept law itself: truncated normals for ``interval`` and ``self-interval``, the closed-form
+Gaussian for ``soft`` (both methods), ``lax.top_k`` over ceil(n / X) candidates for ``top``
+and ``self-top``, and the Gumbel-max trick for best-of (``argmax(r_k + G_k)`` with
+standard Gumbel G is candidate k with probability ``exp(r_k) / sum_j exp(r_j)``). The
+candidates per kept sample are then their expectation given the model (``1 / P(kept)``),
+as the sufficient method records them.
+
+In standard units (the original is N(0, 1)); a chain's model is ``(mu, log sigma)``.
+
+References:
+    E. J. Gumbel, "Statistical theory of extreme values and some practical applications",
+    NBS Applied Mathematics Series 33 (1954) (the Gumbel-max choice).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..curation import (
+    BEST_OF,
+    BIAS,
+    CORRECT,
+    INTERVAL,
+    KIND,
+    LOGLIK,
+    REWARD,
+    SELF_INTERVAL,
+    SELF_TOP,
+    SLOPE,
+    SOFT,
+    STRENGTH,
+    TOP,
+    candidates_of_top,
+)
+
+__all__ = ["Ops", "correct", "draws", "law", "ops_of"]
+
+
+class Ops(NamedTuple):
+    """The operators as static values (a jit's hashable argument)."""
+
+    bias: float
+    kind: int
+    strength: float
+    best_of: int
+    loglik: bool
+    slope: float
+    fraction: float
+
+
+def ops_of(vector: np.ndarray | None) -> Ops | None:
+    """The operators of a curation vector (:meth:`collapsesim.curation.Curation.vector`)."""
+    if vector is None:
+        return None
+    v = [float(x) for x in vector]
+    return Ops(v[BIAS], int(v[KIND]), v[STRENGTH], int(v[BEST_OF]), int(v[REWARD]) == LOGLIK,
+               v[SLOPE], v[CORRECT])  # fmt: skip
+
+
+def law(ops: Ops, mu: Any, log_sigma: Any) -> tuple[Any, Any, Any]:
+    """The model's draws before any selection by draws, in closed form where exact.
+
+    Returns:
+        ``(m, log ratio, cost)``: kept draws are ``m + exp(log sigma + log ratio) y``
+        with ``y ~ N(0, 1)`` (bias; and ``soft``, applied here in closed form), and the
+        expected candidates per kept sample.
+    """
+    import jax.numpy as jnp
+
+    lr = jnp.full_like(mu, math.log(ops.bias))
+    if ops.kind != SOFT:
+        return mu, lr, jnp.ones_like(mu)
+    beta = ops.strength
+    q = 1.0 + beta * jnp.exp(2.0 * (log_sigma + lr))
+    return mu / q, lr - 0.5 * jnp.log(q), jnp.sqrt(q) * jnp.exp(0.5 * beta * mu * mu / q)
+
+
+def correct(ops: Ops, m: Any, lr: Any, mu: Any, log_sigma: Any) -> tuple[Any, Any]:
+    """The frame after moving each sample ``t`` of the way along the optimal-transport map
+    from N(mu, sigma^2) to N(0, 1) (see :func:`collapsesim.kernels._curation.correct`)."""
+    import jax.numpy as jnp
+
+    f = ops.fraction
+    if f == 0.0:
+        return m, lr
+    inv = jnp.exp(-log_sigma)
+    return (1.0 - f) * m + f * (m - mu) * inv, lr + jnp.log((1.0 - f) + f * inv)
+
+
+def draws(
+    key: Any, ops: Ops, k: int, m: Any, lr: Any, log_sigma: Any, dtype: Any
+) -> tuple[Any, Any, Any]:
+    """``(mean, M2, cost)`` of the k kept standardised draws of the frame ``(m, lr)``.
+
+    The kinds that select by draws (all but bias and soft, which :func:`law` applied)
+    draw from their kept law directly (see the module docstring).
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.special import ndtr
+
+    x = ops.strength
+    s = jnp.exp(log_sigma + lr)
+    cost = jnp.ones((), dtype)
+    if ops.kind in (INTERVAL, SELF_INTERVAL):
+        if ops.kind == INTERVAL:  # |m + s y| <= X
+            lo, hi = (-x - m) / s, (x - m) / s
+        else:  # |ratio y| <= X
+            lo, hi = -x / jnp.exp(lr), x / jnp.exp(lr)
+        y = jax.random.truncated_normal(key, lo, hi, (k,), dtype)
+        cost = 1.0 / (ndtr(hi) - ndtr(lo))
+    elif ops.kind in (TOP, SELF_TOP):
+        big = candidates_of_top(k, x)
+        cand = jax.random.normal(key, (big,), dtype)
+        # Most likely first: under the original |m + s y| ranks as y (2 m + s y), under the
+        # current model (the draws' centre) as |y|.
+        score = cand * (2.0 * m + s * cand) if ops.kind == TOP else jnp.abs(cand)
+        y = cand[jax.lax.top_k(-score, k)[1]]
+        cost = jnp.asarray(big / k, dtype)
+    elif ops.best_of > 1:
+        k_y, k_g = jax.random.split(key)
+        cand = jax.random.normal(k_y, (k, ops.best_of), dtype)
+        reward = -0.5 * s * (cand * (2.0 * m + s * cand)) if ops.loglik else ops.slope * s * cand
+        pick = jnp.argmax(reward + jax.random.gumbel(k_g, cand.shape, dtype), axis=1)
+        y = jnp.take_along_axis(cand, pick[:, None], axis=1)[:, 0]
+        cost = jnp.asarray(float(ops.best_of), dtype)
+    else:
+        y = jax.random.normal(key, (k,), dtype)
+    ybar = jnp.mean(y)
+    return ybar, jnp.sum((y - ybar) ** 2), cost
