@@ -105,3 +105,18 @@ def test_tokens_have_no_gaussian_only_operators():
     assert "--select" in res.output
     assert "--sampling-bias" not in res.output
     assert "--correction" not in res.output
+
+
+@pytest.mark.parametrize(
+    "cur",
+    [*CASES, Curation(select="soft", select_strength=0.0 + 1e-9)],
+    ids=lambda c: c.describe(),
+)
+def test_jax_matches_numba_in_distribution(cur):
+    ops = {k: v for k, v in cur.to_dict().items() if k in ("select", "select_strength", "best_of")}
+    common = {"num_chains": 2000, "num_generations": T, "num_samples": N, "categories": K,
+              "record_every": 1, **ops}  # fmt: skip
+    a = runner.run(TokenConfig(**common, seed=1))
+    b = runner.run(TokenConfig(**common, seed=2, backend="jax", precision="float64"))
+    for name in ("heterozygosity", "support", "candidates"):
+        assert abs(_z2(a.final[name], b.final[name])) < Z, name

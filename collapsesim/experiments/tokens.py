@@ -159,7 +159,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
         return _finish(cfg, p0, record_gens, stream, arrays, snap_gens, track)
 
     if cfg.backend == "jax":
-        return _jax_plan(cfg, p0, record_gens, snap_gens, arrays, finish, records, collect)
+        return _jax_plan(cfg, p0, record_gens, snap_gens, arrays, finish, records, collect, track)
 
     def start(lo: int, hi: int) -> dict[str, Any]:
         rng, train, size, _ = kern.init_token_chains(
@@ -229,6 +229,7 @@ def _jax_plan(
     finish: Callable[[], TokenResult],
     records: Callable[[int, int], dict[str, np.ndarray]],
     collect: Callable[[dict[str, Any], int, int], None],
+    track: Tracker,
 ) -> driver.Plan:
     """The same chains on the JAX backend (all local devices; keys from fold_in)."""
     from ..jaxchains import tokens as jt
@@ -238,7 +239,7 @@ def _jax_plan(
     subsample = Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
 
     def advance(st: dict[str, Any], lo: int, hi: int, g: int, g_end: int) -> None:
-        chains = {k: v for k, v in st.items() if k != "rec"}
+        chains = {k: v for k, v in st.items() if k != "rec" and not k.startswith("curation_")}
         jt.advance(
             chains,
             cfg.seed,
@@ -259,6 +260,7 @@ def _jax_plan(
             snap_slots=common.slots(snap_gens, g, g_end),
             snaps=arrays["snaps"],
             snap_row=0 if lo == 0 else -1,
+            **track.kernel_args(st),
         )
         st.update(chains)
 
@@ -281,8 +283,15 @@ def _jax_plan(
             ),
         ),
         start=lambda lo, hi: (
-            jt.init_state(hi - lo, cfg.categories, num_real, _capacity(cfg) if subsample else 0)
+            jt.init_state(
+                hi - lo,
+                cfg.categories,
+                num_real,
+                _capacity(cfg) if subsample else 0,
+                curated=track.active,
+            )
             | {"rec": records(lo, hi)["rec"]}
+            | track.batch(hi - lo, len(record_gens))
         ),
         advance=blocks.timed(advance),
         block=blocks.size,

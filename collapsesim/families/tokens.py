@@ -191,7 +191,11 @@ class TokenConfig(ChainConfig):
                 0, (self.categories >= 2, f"categories must be at least 2, got {self.categories}")
             )
         self._validate(checks)
-        check_curation(self, linear_reward=False)
+        cur = check_curation(self, linear_reward=False, jax=True)
+        if cur.active and self.backend == "jax" and self.regime == "accumulate-subsample":
+            raise ConfigError(
+                "curation of accumulate-subsample runs on the numba backend (README: Curation)"
+            )
         if self.original not in TOKEN_ORIGINALS:
             p0 = token_original(self.original, self.categories, self.zipf_alpha)
             digest = file_digest(self.original)

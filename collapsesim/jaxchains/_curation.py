@@ -41,7 +41,7 @@ from ..curation import (
     candidates_of_top,
 )
 
-__all__ = ["Ops", "correct", "draws", "law", "ops_of"]
+__all__ = ["Ops", "correct", "draws", "law", "ops_of", "token_counts"]
 
 
 class Ops(NamedTuple):
@@ -136,3 +136,50 @@ def draws(
         y = jax.random.normal(key, (k,), dtype)
     ybar = jnp.mean(y)
     return ybar, jnp.sum((y - ybar) ** 2), cost
+
+
+def token_counts(key: Any, ops: Ops, q: Any, p: Any, p0: Any, count: int) -> tuple[Any, Any]:
+    """Counts (K,) of ``count`` kept tokens of the sampling law q under ``ops``, and the
+    candidates per kept token (``kernels/_curation.py``'s discrete kinds): interval,
+    self-interval and soft as the reweighted law ``q w / sum(q w)`` (cost
+    ``1 / sum(q w)``; q unchanged, cost 1, where nothing of it is kept), top and self-top
+    by ``lax.top_k`` (ties: the earlier candidate), best-of by the Gumbel-max choice of
+    the reward ``log p0``.
+
+    Args:
+        key: the generation's model key.
+        ops: the operators.
+        q: the decoded model the chain samples from; p: the fitted model; p0: the original.
+        count: tokens to keep.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from .tokens import _draw, _draw_tokens
+
+    k, x = q.shape[-1], ops.strength
+    if ops.kind in (INTERVAL, SELF_INTERVAL, SOFT):
+        ref = p if ops.kind == SELF_INTERVAL else p0
+        ratio = ref / jnp.max(ref)
+        if ops.kind == SOFT:
+            w = jnp.where(ref > 0, ratio ** jnp.asarray(x, q.dtype), 1.0 if x == 0.0 else 0.0)
+        else:
+            w = (ratio >= math.exp(-0.5 * x * x)).astype(q.dtype)
+        kept = jnp.sum(q * w)
+        ok = kept > 0
+        law = jnp.where(ok, q * w / jnp.where(ok, kept, 1.0), q)
+        return _draw(key, law, count), jnp.where(ok, 1.0 / jnp.where(ok, kept, 1.0), 1.0)
+    if ops.kind in (TOP, SELF_TOP):
+        big = candidates_of_top(count, x)
+        cand = _draw_tokens(key, q, big)
+        score = (p0 if ops.kind == TOP else p)[cand]
+        kept_tokens = cand[jax.lax.top_k(score, count)[1]]
+        cost = jnp.asarray(big / count, q.dtype)
+    else:  # best-of K, reward log p0
+        k_t, k_g = jax.random.split(key)
+        cand = _draw_tokens(k_t, q, count * ops.best_of).reshape(count, ops.best_of)
+        lp0 = jnp.log(jnp.where(p0 > 0, p0, 1.0)) + jnp.where(p0 > 0, 0.0, -jnp.inf)
+        reward = lp0[cand] + jax.random.gumbel(k_g, cand.shape, q.dtype)
+        kept_tokens = jnp.take_along_axis(cand, jnp.argmax(reward, axis=1)[:, None], axis=1)[:, 0]
+        cost = jnp.asarray(float(ops.best_of), q.dtype)
+    return jnp.zeros(k, jnp.int32).at[kept_tokens].add(1), cost

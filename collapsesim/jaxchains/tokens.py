@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..keys import generation_key
+from ._curation import Ops, ops_of, token_counts
 from ._regimes import (
     ACCUMULATE_SUBSAMPLE,
     KEEP_ORIGINAL,
@@ -106,6 +107,8 @@ class TokenState(NamedTuple):
     fixed_at: Any
     pool: Any = None
     pool_size: Any = None
+    cost: Any = None  # with curation: candidates per kept token of the last generation
+    cost_sum: Any = None  # and their sum over the curated generations
 
 
 class TokenInfo(NamedTuple):
@@ -114,7 +117,7 @@ class TokenInfo(NamedTuple):
     fixed: Any
 
 
-_STATIC = ("n", "regime", "num_real", "eps", "temperature", "top_k", "top_p")
+_STATIC = ("n", "regime", "num_real", "eps", "temperature", "top_k", "top_p", "ops")
 
 
 def _model(counts: Any, eps: float, dtype: Any) -> Any:
@@ -137,6 +140,7 @@ def _step(
     temperature: float,
     top_k: int,
     top_p: float,
+    ops: Ops | None = None,
 ) -> tuple[TokenState, TokenInfo]:
     """One generation of one chain: model ``st.t`` draws (decoded), the regime assembles."""
     jax = _jax()
@@ -144,7 +148,8 @@ def _step(
     k = p0.shape[-1]
     t = st.t
     k_model, k_real = jax.random.split(key)
-    q = decode(_model(st.counts, eps, p0.dtype), temperature, top_k, top_p)
+    p = _model(st.counts, eps, p0.dtype)
+    q = decode(p, temperature, top_k, top_p)
     # Generation 0 is real data from the original; later ones come from the model.
     draw_from = jnp.where(t == 0, p0, q)
     if regime == ACCUMULATE_SUBSAMPLE:
@@ -154,7 +159,15 @@ def _step(
         st = st._replace(pool=pool, pool_size=size)
         own = jnp.zeros(k, jnp.int32).at[pool[idx]].add(1)
     else:
-        own = _draw(k_model, draw_from, synthetic_count(regime, n, num_real))
+        synth = synthetic_count(regime, n, num_real)
+        own = _draw(k_model, draw_from, synth)
+        if ops is not None and synth > 0:
+            # Generation 0 is real: the operators shape the draws of models 1, 2, ...
+            curated, cost = token_counts(k_model, ops, q, p, p0, synth)
+            live = t >= 1
+            own = jnp.where(live, curated, own)
+            cost = jnp.where(live, cost, 1.0).astype(p0.dtype)
+            st = st._replace(cost=cost, cost_sum=st.cost_sum + jnp.where(live, cost, 0.0))
     # Counts merge by addition; generation 0's accumulated pool starts empty.
     counts, _, kept = training_stats(
         regime,
@@ -190,11 +203,12 @@ def _advance(
     temperature: float,
     top_k: int,
     top_p: float,
+    ops: Ops | None = None,
 ) -> tuple[dict[str, Any], Any]:
     jax = _jax()
     jnp = jax.numpy
     params: dict[str, Any] = {"n": n, "regime": regime, "num_real": num_real, "eps": eps,
-              "temperature": temperature, "top_k": top_k, "top_p": top_p}  # fmt: skip
+              "temperature": temperature, "top_k": top_k, "top_p": top_p, "ops": ops}  # fmt: skip
 
     def one_chain(st: dict[str, Any], key: Any) -> tuple[dict[str, Any], Any]:
         # A loop with a traced trip count: segments of any length share one compilation.
@@ -209,16 +223,22 @@ def _advance(
     return jax.vmap(one_chain)(state, keys)
 
 
-def init_state(count: int, k: int, num_real: int, pool_capacity: int = 0) -> dict[str, np.ndarray]:
+def init_state(
+    count: int, k: int, num_real: int, pool_capacity: int = 0, curated: bool = False
+) -> dict[str, np.ndarray]:
     """Chains at model 0 (no training data yet).
 
     ``pool_capacity``: accumulate-subsample keeps every token, n (T + 1) per chain.
+    ``curated``: the state holds the last generation's candidates per kept token and
+    their sum (curation).
     """
-    state = {
+    state: dict[str, np.ndarray] = {
         "counts": np.zeros((count, k), np.int32),
         "kept": np.zeros((count, k if num_real else 1), np.int32),
         "fixed_at": np.full(count, -1, np.int32),
     }
+    if curated:
+        state |= {"cost": np.ones(count), "cost_sum": np.zeros(count)}
     if pool_capacity:
         state["pool"] = np.zeros((count, pool_capacity), np.int32)
         state["pool_size"] = np.zeros(count, np.int32)
@@ -248,12 +268,17 @@ def advance(
     snap_slots: np.ndarray | None = None,
     snaps: np.ndarray | None = None,
     snap_row: int = -1,
+    curation: np.ndarray | None = None,
+    tally: np.ndarray | None = None,
+    rec_cost: np.ndarray | None = None,
 ) -> None:
     """Advance token chains on all local JAX devices, in place; metrics at recorded models.
 
     ``records`` is ``(B, R, 8)`` in :data:`METRICS` order, as the Numba kernel's;
     ``snap_slots``, ``snaps`` and ``snap_row`` store one chain's whole model at some
-    generations, as there.
+    generations, as there; ``curation``, ``tally`` and ``rec_cost`` as
+    :func:`collapsesim.kernels.categorical.advance_tokens`'s (the state then holds
+    ``cost`` and ``cost_sum``, :func:`init_state`; kinds drawn as :mod:`._curation`).
 
     Raises:
         ValueError: accumulate-subsample (Numba only) or bad arguments.
@@ -270,6 +295,12 @@ def advance(
         raise ValueError("accumulate-subsample needs a pool of n (T + 1) tokens per chain")
     if not (temperature > 0 and smoothing >= 0 and 0 < top_p <= 1 and top_k >= 0):
         raise ValueError("need temperature > 0, smoothing >= 0, 0 < top_p <= 1, top_k >= 0")
+    ops = ops_of(curation)
+    if ops is not None:
+        if "cost" not in state or tally is None or rec_cost is None:
+            raise ValueError("curation needs a curated state (init_state), tally and rec_cost")
+        if regime == ACCUMULATE_SUBSAMPLE:
+            raise ValueError("curation of accumulate-subsample runs on the numba backend")
     if snap_slots is None or snaps is None:
         snap_slots = np.full(t_end - t_start, -1, np.int64)
     ends = segment_ends(t_start, t_end, slots, snap_slots)
@@ -295,11 +326,14 @@ def advance(
                     temperature=float(temperature),
                     top_k=int(top_k),
                     top_p=float(top_p),
+                    ops=ops,
                 )
                 t = end
                 slot = slots[end - 1 - t_start]
                 if slot >= 0:
                     records[lo:hi, slot] = host(met)[: hi - lo]
+                    if ops is not None and rec_cost is not None:
+                        rec_cost[lo:hi, slot] = host(st["cost"])[: hi - lo]
                 srow = snap_slots[end - 1 - t_start]
                 if srow >= 0 and snaps is not None and lo <= snap_row < hi:
                     cnt = st["counts"]
@@ -312,3 +346,5 @@ def advance(
                     snaps[srow] = (c + smoothing) / (c.sum() + k * smoothing)
             for name, arr in state.items():
                 arr[lo:hi] = host(st[name])[: hi - lo]
+            if ops is not None and tally is not None:
+                tally[lo:hi, 0] = state["cost_sum"][lo:hi]
