@@ -123,11 +123,12 @@ def opt_select_strength(
     return opt(1.0, help, group=CURATION, when=("select", kinds))
 
 
-def opt_best_of() -> Any:
+def opt_best_of(
+    help: str = "Reward curation: each kept sample is one of K candidates, chosen with "
+    "probability proportional to exp(reward) (1: off).",
+) -> Any:
     """The ``best_of`` field."""
-    return opt(1, "Reward curation: each kept sample is one of K candidates, chosen with "
-               "probability proportional to exp(reward) (1: off).", group=CURATION,
-               range=(1, MAX_BEST_OF))  # fmt: skip
+    return opt(1, help, group=CURATION, range=(1, MAX_BEST_OF))
 
 
 def opt_reward(

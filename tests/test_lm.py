@@ -353,3 +353,7 @@ def test_curation_keeps_the_continuations_generation_0_finds_likeliest(tmp_path:
     np.testing.assert_array_equal(loaded.metrics["candidates"], res.metrics["candidates"])
     with pytest.raises(ConfigError, match="perplexity"):
         lm.LmConfig(select="interval")
+    best = lm.run(lm.LmConfig(**TINY, best_of=3))  # type: ignore[arg-type]
+    assert best.metrics["candidates"].tolist() == [3.0, 3.0]
+    # Luce's choice by likelihood under model 0 favours its likeliest continuations.
+    assert np.median(best.perplexities[0]) < np.median(base.perplexities[0])

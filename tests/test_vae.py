@@ -263,3 +263,6 @@ def test_curation_keeps_the_confident_images_and_scales_the_latent(tmp_path: Pat
     np.testing.assert_array_equal(loaded.metrics["candidates"], res.metrics["candidates"])
     with pytest.raises(ConfigError, match="confidence"):
         runner.VaeConfig(select="soft")
+    best = runner.run(runner.VaeConfig(**TINY, best_of=3))  # type: ignore[arg-type]
+    assert best.metrics["candidates"].tolist() == [3.0, 3.0]
+    assert best.summary["curation"]["best_of"] == 3

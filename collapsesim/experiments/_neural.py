@@ -253,3 +253,15 @@ def summarize_curation(cfg: Any, s: dict[str, Any], cols: dict[str, np.ndarray])
     if cur.active:
         s["curation"] = cur.to_dict()
         s["mean_candidates"] = float(np.mean(cols["candidates"]))
+
+
+def top_rows(scores: np.ndarray, count: int) -> np.ndarray:
+    """Indices, in draw order, of the ``count`` highest scores (ties: the earlier row)."""
+    return np.sort(np.argsort(-scores, kind="stable")[:count])
+
+
+def luce_picks(rewards: np.ndarray, seed: int, t: int) -> np.ndarray:
+    """Per row of ``rewards`` (count, K), candidate k with probability ``exp(r_k) / sum_j
+    exp(r_j)`` (Luce's choice, by the Gumbel-max trick; seeded by the run and generation)."""
+    gumbel = np.random.default_rng([seed, t, 17]).gumbel(size=rewards.shape)
+    return np.argmax(rewards + gumbel, axis=1)

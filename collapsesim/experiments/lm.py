@@ -385,15 +385,26 @@ class _Run:
             self.model_zero(model)
         count = neural.synthetic_count(cfg, len(data.real))
         cur = cfg.curation
-        big = candidates_of_top(count, cur.select_strength) if cur.active else count
+        big = count * cur.best_of
+        if cur.select == "top":
+            big = candidates_of_top(count, cur.select_strength)
         prompts = _prompts(cfg, t, train, count)
-        if big > count:  # each prompt continued ceil(1 / X) times (a key per row)
+        if cur.best_of > 1:  # K continuations of each prompt (a key per row)
+            prompts = np.repeat(prompts, cur.best_of, axis=0)
+        elif big > count:  # each prompt continued ceil(1 / X) times
             prompts = np.resize(prompts, (big, prompts.shape[1]))
         s = yield from _corpus(cfg, t, model, prompts, losses[-1])
         if big > count:
-            # Keep the n continuations of lowest perplexity under model 0 (ties: drawn first).
-            ppl0 = np.exp(tm.nll(self.judge.model0, s).mean(axis=1))
-            s = s[np.sort(np.argsort(ppl0, kind="stable")[:count])]
+            nll0 = tm.nll(self.judge.model0, s)
+            if cur.best_of > 1:
+                # Luce's choice among a prompt's K continuations, the reward their
+                # log-likelihood under model 0 (the prompt's share is the same for all K).
+                reward = -nll0.sum(axis=1).reshape(count, cur.best_of)
+                pick = neural.luce_picks(reward, cfg.seed, t)
+                s = s.reshape(count, cur.best_of, -1)[np.arange(count), pick]
+            else:
+                # The n continuations of lowest perplexity under model 0 (ties: drawn first).
+                s = s[neural.top_rows(-nll0.mean(axis=1), count)]
         self.samples.append(s)
         row, ppl = self.judge.measure(model, s)
         row |= {"train_loss": losses[-1], "train_size": float(len(train))}

@@ -333,18 +333,25 @@ class _Run:
         model 0 is already fitted to the real images), and the candidates per kept image.
 
         ``--select top`` keeps, of ``ceil(n / X)`` images, the n whose predicted class the
-        classifier is most sure of (ties in the order drawn).
+        classifier is most sure of (ties in the order drawn); ``--best-of K`` keeps one of
+        every K with probability proportional to that confidence (the reward is its log).
         """
         from ..models import vae as models
 
         cfg, cur = self.cfg, self.cfg.curation
         count = neural.synthetic_count(cfg, len(self.real))
-        big = candidates_of_top(count, cur.select_strength) if cur.select == "top" else count
+        big = count * cur.best_of
+        if cur.select == "top":
+            big = candidates_of_top(count, cur.select_strength)
         s = models.sample(model, neural.generation_key(cfg.seed, t, neural.SAMPLE), big,
                           mean_pixels=cfg.pixels == "mean", scale=cur.sampling_bias)  # fmt: skip
         if big > count:
             sure = models.confidence(self.judge.classifier, _as_float(s))
-            s = s[np.sort(np.argsort(-sure, kind="stable")[:count])]
+            if cur.best_of > 1:
+                pick = neural.luce_picks(np.log(sure).reshape(count, cur.best_of), cfg.seed, t)
+                s = s.reshape(count, cur.best_of, *s.shape[1:])[np.arange(count), pick]
+            else:
+                s = s[neural.top_rows(sure, count)]
         return s, big / max(count, 1)
 
     def finish(self, logs: dict[str, list[Any]]) -> VaeResult:

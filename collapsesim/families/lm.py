@@ -21,7 +21,7 @@ from ..config import (
     opt_regime,
     opt_seed,
 )
-from ..curation import Curation, check_select_top, opt_select_strength, opt_select_top
+from ..curation import Curation, check_select_top, opt_best_of, opt_select_strength, opt_select_top
 from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import fmt
@@ -75,6 +75,8 @@ class LmConfig:
     warm_start: bool = opt(False, "Continue from the last model instead of a fresh one.")
     select: str = opt_select_top("with the lowest perplexity under generation 0")
     select_strength: float = opt_select_strength("X of --select top, in (0, 1].")
+    best_of: int = opt_best_of("Reward curation: each kept sample is one of K, chosen with "
+                               "probability proportional to the log-likelihood under generation 0 (1: off).")  # fmt: skip
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()

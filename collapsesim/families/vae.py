@@ -20,7 +20,7 @@ from ..config import (
     opt_regime,
     opt_seed,
 )
-from ..curation import Curation, check_select_top, opt_select_strength, opt_select_top
+from ..curation import Curation, check_select_top, opt_best_of, opt_select_strength, opt_select_top
 from ..regimes import Regime, real_count
 from ._family import Family
 from ._show import curation_title, fmt
@@ -71,6 +71,8 @@ class VaeConfig:
     )  # fmt: skip
     select: str = opt_select_top("the classifier is most confident about")
     select_strength: float = opt_select_strength("X of --select top, in (0, 1].")
+    best_of: int = opt_best_of("Reward curation: each kept sample is one of K, chosen with "
+                               "probability proportional to the classifier's confidence (1: off).")  # fmt: skip
     train_size: int = opt(0, "Real training images (0: all of the training split).", group=RUN,
                           range=(0, 10**8))  # fmt: skip
     classifier_epochs: int = opt(6, "Epochs of the feature classifier (trained once).", cli=False,
