@@ -342,3 +342,20 @@ def test_an_interrupted_curated_run_resumes_to_the_same_results(tmp_path):
         np.testing.assert_array_equal(resumed.final[m], whole.final[m])
     assert resumed.summary["mean_candidates"] == whole.summary["mean_candidates"]
     assert runner.load(out).summary == resumed.summary
+
+
+def test_the_neural_families_selection_and_choice_against_literal_loops():
+    """The VAE's and LM's operators: the n best rows in draw order, and Luce's choice
+    (Gumbel-max) at the exact probabilities exp(r_k) / sum_j exp(r_j)."""
+    from collapsesim.experiments import _neural as neural
+
+    scores = np.random.default_rng(1).integers(0, 5, 50).astype(float)  # many ties
+    picked = neural.top_rows(scores, 20)
+    literal = sorted(sorted(range(50), key=lambda i: (-scores[i], i))[:20])
+    assert picked.tolist() == literal
+    rewards = np.tile(np.log([1.0, 2.0, 5.0]), (40000, 1))
+    picks = neural.luce_picks(rewards, 3, 7)
+    freq = np.bincount(picks, minlength=3) / len(picks)
+    exact = np.array([1, 2, 5]) / 8
+    se = np.sqrt(exact * (1 - exact) / len(picks))
+    assert np.all(np.abs(freq - exact) < Z * se)

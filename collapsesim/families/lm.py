@@ -24,7 +24,7 @@ from ..config import (
 from ..curation import Curation, check_select_top, opt_best_of, opt_select_strength, opt_select_top
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import fmt
+from ._show import curation_title, fmt
 
 __all__ = ["FAMILY", "PRESETS", "LmConfig", "table"]
 
@@ -146,7 +146,8 @@ def table(result: Any) -> Any:
         title=f"Transformer LM on {s['corpus']}: {s['generations']} generations, {s['regime']}, "
         f"{s['train_pairs']} training pairs of {s['block']}+{s['block']} {s['tokenizer']} "
         f"tokens, temperature {s['temperature']:g}, seed {s['seed']} "
-        f"({fmt(s.get('seconds'), 3)} s)",
+        f"({fmt(s.get('seconds'), 3)} s){curation_title(s)}"
+        + (f", {fmt(s['mean_candidates'])} candidates per kept pair" if "curation" in s else ""),
         caption="ppl: perplexity on held-out real text; gen-0 ppl: perplexity of the "
         "generation's sampled continuations under generation 0 (median, 95th percentile); "
         "dist-2: distinct word bigrams / all; words, 3-grams: distinct words and character "
