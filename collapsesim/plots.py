@@ -64,7 +64,8 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("generation t")
     ax.set_ylabel("fitted std sigma_t")
-    ax.set_title(f"{cfg.regime}, n = {cfg.num_samples}, ddof {cfg.ddof}, {cfg.num_chains} chains")
+    ax.set_title(f"{cfg.regime}, n = {cfg.num_samples}, ddof {cfg.ddof}, {cfg.num_chains} chains"
+                 + _curated(cfg))  # fmt: skip
     ax.legend(loc="lower left", fontsize="small")
 
     _final_log_sigma(bx, result)
@@ -171,7 +172,7 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     ax.set_ylabel("component std det(C)^(1/2d)")
     ax.set_title(
         f"K = {cfg.num_components}, d = {cfg.dim}, n = {cfg.num_samples}, {cfg.regime}, "
-        f"{cfg.num_chains} chains"
+        f"{cfg.num_chains} chains" + _curated(cfg)
     )
     ax.legend(loc="lower left", fontsize="small")
 
@@ -272,9 +273,17 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
     tx.plot(gens, ent["q50"], color="tab:orange", lw=1.4)
     tx.fill_between(gens, ent["q05"], ent["q95"], color="tab:orange", alpha=0.15)
     tx.set_ylabel("entropy, nats (orange: median, 5-95%)")
-    bx.set_title(f"{cfg.regime}, {cfg.num_chains} chains")
+    bx.set_title(f"{cfg.regime}, {cfg.num_chains} chains" + _curated(cfg))
     bx.legend(loc="lower left", fontsize="small")
     _write_png(fig, path)
+
+
+def _curated(cfg: Any) -> str:
+    """``; curation: ...`` for a figure's title, where the run had curation."""
+    from .curation import Curation
+
+    cur = Curation.of(cfg)
+    return f"; {cur.describe()}" if cur.active else ""
 
 
 def _by_rest(rows: list[dict[str, Any]], names: list[str], axis: str) -> dict[Any, Any]:
