@@ -97,6 +97,8 @@ def _curated_draws(w, m, cv, out, chol, biased, const, cand, keys, y, ops, w0, m
     holds this generation's candidates per kept sample."""
     for k in range(w.shape[0]):
         if not _cholesky(cv[k], chol[k]):
+            tally[2] = 1.0  # nothing drawn: the generation counts one candidate per sample
+            tally[0] += 1.0
             return False, s0, s1
     log_constants(w, chol, const)
     lam = ops[BIAS]

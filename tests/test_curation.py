@@ -284,7 +284,10 @@ def test_a_collapsed_chain_stays_finite_under_curation():
         ({"best_of": 3, "reward": "quadratic"}, "reward must be"),
         ({"correction": -0.1}, "correction must be"),
         ({"select": "interval", "method": "sufficient"}, "use --method sample"),
-        ({"sampling_bias": 0.9, "backend": "jax"}, "numba backend"),
+        (
+            {"sampling_bias": 0.9, "backend": "jax", "regime": "accumulate-subsample"},
+            "numba backend",
+        ),
     ],
 )
 def test_bad_operators_are_config_errors(args, message):

@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import truncnorm
 
 from collapsesim.config import ConfigError
 from collapsesim.experiments import gaussian as runner
@@ -66,3 +67,44 @@ def test_jax_curation_refuses_what_it_cannot_do():
         GaussianConfig(backend="jax", regime="accumulate-subsample", select="soft")
     with pytest.raises(ConfigError, match="method sample"):
         GaussianConfig(backend="jax", method="sufficient", select="top", select_strength=0.5)
+
+
+def test_jax_interval_far_in_a_tail_gives_up_as_numba_does():
+    """A model far outside the kept interval: no NaN, the generation counted as starved."""
+    ops = {"num_chains": 400, "num_generations": 4, "num_samples": 10, "select": "interval",
+           "select_strength": 0.05, "sampling_bias": 0.01}  # fmt: skip
+    numba = runner.run(GaussianConfig(**ops, seed=1)).summary
+    jax = runner.run(GaussianConfig(**ops, seed=1, backend="jax", precision="float64"))
+    assert np.all(np.isfinite(jax.final["sigma"]))
+    assert numba["starved_generations"] > 0
+    assert jax.summary["starved_generations"] > 0
+    assert jax.summary["mean_candidates"] is not None
+
+
+def test_jax_truncated_draws_in_both_tails():
+    import jax
+
+    from collapsesim.jaxchains._curation import _truncated
+
+    with jax.enable_x64(True):
+        for lo, hi in ((3.0, 4.0), (-4.0, -3.0), (-0.5, 2.0)):
+            k1, k2 = jax.random.split(jax.random.key(0))
+            y, cost, starved = _truncated(k1, k2, lo, hi, 20000, np.float64)
+            y = np.asarray(y)
+            assert not bool(starved)
+            assert lo <= y.min()
+            assert y.max() <= hi
+            ref = truncnorm(lo, hi)
+            assert abs(y.mean() - ref.mean()) < Z * ref.std() / np.sqrt(len(y))
+            assert float(cost) == pytest.approx(1 / (_phi(hi) - _phi(lo)), rel=1e-10)
+
+
+def _phi(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def test_jax_costs_without_synthetic_data():
+    ops = {"num_chains": 20, "num_generations": 4, "regime": "fresh", "fresh_fraction": 1.0,
+           "sampling_bias": 0.8}  # fmt: skip
+    s = runner.run(GaussianConfig(**ops, backend="jax")).summary
+    assert s["mean_candidates"] == 1.0

@@ -92,7 +92,7 @@ def test_cli_runs_token_curation_and_stores_it(tmp_path):
     [
         ({"best_of": 2, "reward": "linear:1"}, "loglik only"),
         ({"select": "top", "select_strength": 0.0}, "in (0, 1]"),
-        ({"select": "soft", "backend": "jax"}, "numba backend"),
+        ({"select": "soft", "backend": "jax", "regime": "accumulate-subsample"}, "numba backend"),
     ],
 )
 def test_bad_token_operators_are_config_errors(args, message):
@@ -120,3 +120,13 @@ def test_jax_matches_numba_in_distribution(cur):
     b = runner.run(TokenConfig(**common, seed=2, backend="jax", precision="float64"))
     for name in ("heterozygosity", "support", "candidates"):
         assert abs(_z2(a.final[name], b.final[name])) < Z, name
+
+
+def test_starved_generations_on_both_backends():
+    """An interval the model has lost: nothing of it is kept, on either backend."""
+    common = {"num_chains": 200, "num_generations": 4, "num_samples": 10, "categories": 1000,
+              "select": "interval", "select_strength": 0.1}  # fmt: skip
+    a = runner.run(TokenConfig(**common)).summary
+    b = runner.run(TokenConfig(**common, backend="jax", precision="float64")).summary
+    assert a["starved_generations"] > 0
+    assert b["starved_generations"] > 0

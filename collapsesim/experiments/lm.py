@@ -391,7 +391,8 @@ class _Run:
         prompts = _prompts(cfg, t, train, count)
         if cur.best_of > 1:  # K continuations of each prompt (a key per row)
             prompts = np.repeat(prompts, cur.best_of, axis=0)
-        elif big > count:  # each prompt continued ceil(1 / X) times
+        elif big > count:  # the prompts again and again, ceil(n / X) rows in all; the top
+            # n continuations are taken across prompts, so easy prompts may be kept twice
             prompts = np.resize(prompts, (big, prompts.shape[1]))
         s = yield from _corpus(cfg, t, model, prompts, losses[-1])
         if big > count:
@@ -409,7 +410,7 @@ class _Run:
         row, ppl = self.judge.measure(model, s)
         row |= {"train_loss": losses[-1], "train_size": float(len(train))}
         if cur.active:
-            row["candidates"] = big / max(count, 1)
+            row["candidates"] = big / count if count else 1.0
         self.perplexities.append(ppl)
         keys = _row_keys(neural.run_key(cfg.seed, _SHOWN_KEY), 0, len(self.shown))
         shown = tm.generate(model, self.shown, keys, cfg.block, temperature=cfg.temperature,

@@ -352,7 +352,7 @@ class _Run:
                 s = s.reshape(count, cur.best_of, *s.shape[1:])[np.arange(count), pick]
             else:
                 s = s[neural.top_rows(sure, count)]
-        return s, big / max(count, 1)
+        return s, big / count if count else 1.0
 
     def finish(self, logs: dict[str, list[Any]]) -> VaeResult:
         grids = np.array([x[:16] for x in self.samples])

@@ -97,26 +97,32 @@ def correct(ops: Ops, m: Any, lr: Any, mu: Any, log_sigma: Any) -> tuple[Any, An
 
 def draws(
     key: Any, ops: Ops, k: int, m: Any, lr: Any, log_sigma: Any, dtype: Any
-) -> tuple[Any, Any, Any]:
-    """``(mean, M2, cost)`` of the k kept standardised draws of the frame ``(m, lr)``.
+) -> tuple[Any, Any, Any, Any]:
+    """``(mean, M2, cost, starved)`` of the k kept standardised draws of the frame
+    ``(m, lr)``.
 
     The kinds that select by draws (all but bias and soft, which :func:`law` applied)
-    draw from their kept law directly (see the module docstring).
+    draw from their kept law directly (see the module docstring). An interval that keeps
+    less than ``2^-16`` of the draws (the Numba kernels' cap on candidates) gives up as
+    they do: the draws are kept unselected, at ``2^16`` candidates per kept sample, and
+    the generation counts as starved.
     """
     import jax
     import jax.numpy as jnp
-    from jax.scipy.special import ndtr
 
     x = ops.strength
     s = jnp.exp(log_sigma + lr)
     cost = jnp.ones((), dtype)
+    starved = jnp.zeros((), bool)
     if ops.kind in (INTERVAL, SELF_INTERVAL):
-        if ops.kind == INTERVAL:  # |m + s y| <= X
-            lo, hi = (-x - m) / s, (x - m) / s
+        k_u, k_z = jax.random.split(key)
+        if ops.kind == INTERVAL:  # |m + s y| <= X; a collapsed model (s = 0) keeps all or none
+            inside = jnp.abs(m) <= x
+            lo = jnp.where(s > 0, (-x - m) / s, jnp.where(inside, -jnp.inf, jnp.inf))
+            hi = jnp.where(s > 0, (x - m) / s, jnp.where(inside, jnp.inf, -jnp.inf))
         else:  # |ratio y| <= X
             lo, hi = -x / jnp.exp(lr), x / jnp.exp(lr)
-        y = jax.random.truncated_normal(key, lo, hi, (k,), dtype)
-        cost = 1.0 / (ndtr(hi) - ndtr(lo))
+        y, cost, starved = _truncated(k_u, k_z, lo, hi, k, dtype)
     elif ops.kind in (TOP, SELF_TOP):
         big = candidates_of_top(k, x)
         cand = jax.random.normal(key, (big,), dtype)
@@ -135,12 +141,42 @@ def draws(
     else:
         y = jax.random.normal(key, (k,), dtype)
     ybar = jnp.mean(y)
-    return ybar, jnp.sum((y - ybar) ** 2), cost
+    return ybar, jnp.sum((y - ybar) ** 2), cost, starved
 
 
-def token_counts(key: Any, ops: Ops, q: Any, p: Any, p0: Any, count: int) -> tuple[Any, Any]:
-    """Counts (K,) of ``count`` kept tokens of the sampling law q under ``ops``, and the
-    candidates per kept token (``kernels/_curation.py``'s discrete kinds): interval,
+_GIVE_UP = 2.0**-16  # the Numba kernels' MAX_TRIES: candidates per kept sample at most 2^16
+
+
+def _truncated(k_u: Any, k_z: Any, lo: Any, hi: Any, k: int, dtype: Any) -> tuple[Any, Any, Any]:
+    """k draws of N(0, 1) kept on [lo, hi], the expected candidates per kept draw, and
+    whether the interval keeps too little (then plain normals, as the Numba kernels).
+
+    By inversion in the lower tail (an interval above 0 is mirrored), in logs:
+    ``u = Phi(hi) (r + U (1 - r))`` with ``r = Phi(lo) / Phi(hi)``, so neither tail's mass
+    cancels or underflows before the interval is given up.
+    """
+    import jax
+    import jax.numpy as jnp
+    from jax.scipy.special import log_ndtr, ndtri
+
+    flip = lo > 0
+    a, b = jnp.where(flip, -hi, lo), jnp.where(flip, -lo, hi)
+    la, lb = log_ndtr(a), log_ndtr(b)
+    r = jnp.exp(la - lb)
+    log_mass = lb + jnp.log1p(-r)
+    starved = ~(log_mass >= np.log(_GIVE_UP))  # NaN bounds too
+    u = jax.random.uniform(k_u, (k,), dtype)
+    y = ndtri(jnp.exp(lb + jnp.log(r + u * (1.0 - r))))
+    y = jnp.clip(jnp.where(flip, -y, y), lo, hi)
+    y = jnp.where(starved, jax.random.normal(k_z, (k,), dtype), y)
+    cost = jnp.where(starved, 1.0 / _GIVE_UP, jnp.exp(-log_mass)).astype(dtype)
+    return y, cost, starved
+
+
+def token_counts(key: Any, ops: Ops, q: Any, p: Any, p0: Any, count: int) -> tuple[Any, Any, Any]:
+    """Counts (K,) of ``count`` kept tokens of the sampling law q under ``ops``, the
+    candidates per kept token and whether nothing of q was kept (starved), by
+    ``kernels/_curation.py``'s discrete kinds: interval,
     self-interval and soft as the reweighted law ``q w / sum(q w)`` (cost
     ``1 / sum(q w)``; q unchanged, cost 1, where nothing of it is kept), top and self-top
     by ``lax.top_k`` (ties: the earlier candidate), best-of by the Gumbel-max choice of
@@ -168,13 +204,15 @@ def token_counts(key: Any, ops: Ops, q: Any, p: Any, p0: Any, count: int) -> tup
         kept = jnp.sum(q * w)
         ok = kept > 0
         law = jnp.where(ok, q * w / jnp.where(ok, kept, 1.0), q)
-        return _draw(key, law, count), jnp.where(ok, 1.0 / jnp.where(ok, kept, 1.0), 1.0)
+        cost = jnp.where(ok, 1.0 / jnp.where(ok, kept, 1.0), 1.0)
+        return _draw(key, law, count), cost, ~ok
     if ops.kind in (TOP, SELF_TOP):
         big = candidates_of_top(count, x)
         cand = _draw_tokens(key, q, big)
         score = (p0 if ops.kind == TOP else p)[cand]
         kept_tokens = cand[jax.lax.top_k(score, count)[1]]
         cost = jnp.asarray(big / count, q.dtype)
+        starved = jnp.zeros((), bool)
     else:  # best-of K, reward log p0
         k_t, k_g = jax.random.split(key)
         cand = _draw_tokens(k_t, q, count * ops.best_of).reshape(count, ops.best_of)
@@ -182,4 +220,5 @@ def token_counts(key: Any, ops: Ops, q: Any, p: Any, p0: Any, count: int) -> tup
         reward = lp0[cand] + jax.random.gumbel(k_g, cand.shape, q.dtype)
         kept_tokens = jnp.take_along_axis(cand, jnp.argmax(reward, axis=1)[:, None], axis=1)[:, 0]
         cost = jnp.asarray(float(ops.best_of), q.dtype)
-    return jnp.zeros(k, jnp.int32).at[kept_tokens].add(1), cost
+        starved = jnp.zeros((), bool)
+    return jnp.zeros(k, jnp.int32).at[kept_tokens].add(1), cost, starved

@@ -80,6 +80,7 @@ class GaussianState(NamedTuple):
     pool_size: Any = None
     cost: Any = None  # with curation: candidates per kept sample of the last generation
     cost_sum: Any = None  # and their sum over the curated generations
+    starved: Any = None  # and the generations whose selection gave up
 
 
 class GaussianInfo(NamedTuple):
@@ -121,16 +122,19 @@ def _step(
     synth = synthetic_count(regime, n, num_real)
     own = _group(k_model, synth, sufficient, dtype)
     frame = None
-    if ops is not None and synth > 0:
+    if ops is not None and synth == 0:  # no synthetic draws: one candidate per sample
+        st = st._replace(cost_sum=st.cost_sum + jnp.where(t >= 1, 1.0, 0.0))
+    elif ops is not None:
         # Generation 0 is real: the operators shape the draws of models 1, 2, ...
         m, lr, c1 = law(ops, mu, ls)
-        zc, m2c, c2 = draws(k_model, ops, synth, m, lr, ls, dtype)
+        zc, m2c, c2, gave_up = draws(k_model, ops, synth, m, lr, ls, dtype)
         m, lr = correct(ops, m, lr, mu, ls)
         live = t >= 1
         own = (jnp.where(live, zc, own[0]), jnp.where(live, m2c, own[1]))
         frame = (jnp.where(live, m, mu), jnp.where(live, lr, 0.0))
         cost = jnp.where(live, c1 * c2, 1.0).astype(dtype)
-        st = st._replace(cost=cost, cost_sum=st.cost_sum + jnp.where(live, cost, 0.0))
+        st = st._replace(cost=cost, cost_sum=st.cost_sum + jnp.where(live, cost, 0.0),
+                         starved=st.starved + (live & gave_up).astype(st.starved.dtype))  # fmt: skip
     st = refit(st, own, lambda: _group(k_real, num_real, sufficient, dtype), n=n, ddof=ddof,
                regime=regime, num_real=num_real, mu0=mu0, sigma0=sigma0, dtype=dtype,
                frame=frame)  # fmt: skip
@@ -292,7 +296,9 @@ def _advance_sufficient(
             t, z, m2, r1, r2 = cols
             now = GaussianState(t=t, **carry)
             frame = None
-            if ops is not None and synth > 0:
+            if ops is not None and synth == 0:
+                now = now._replace(cost_sum=now.cost_sum + jnp.where(t >= 1, 1.0, 0.0))
+            elif ops is not None:
                 # The exact laws (bias, soft, correction) from model 1 on.
                 mu, ls = now.mu, now.log_sigma
                 m, lr, c1 = law(ops, mu, ls)
@@ -336,7 +342,7 @@ def init_state(
     """
     state = {name: np.zeros(count) for name in STATE}
     if curated:
-        state |= {"cost": np.ones(count), "cost_sum": np.zeros(count)}
+        state |= {"cost": np.ones(count), "cost_sum": np.zeros(count), "starved": np.zeros(count)}
     state["mu"][:] = mu0
     state["log_sigma"][:] = np.log(sigma0)
     if pool_capacity:
@@ -436,6 +442,7 @@ def advance(
                 arr[lo:hi] = host(st[k])[: hi - lo]
             if ops is not None and tally is not None:
                 tally[lo:hi, 0] = state["cost_sum"][lo:hi]
+                tally[lo:hi, 1] = state["starved"][lo:hi]
 
 
 def _precision(dtype: str) -> Any:

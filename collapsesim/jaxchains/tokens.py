@@ -109,6 +109,7 @@ class TokenState(NamedTuple):
     pool_size: Any = None
     cost: Any = None  # with curation: candidates per kept token of the last generation
     cost_sum: Any = None  # and their sum over the curated generations
+    starved: Any = None  # and the generations whose selection kept nothing of the model
 
 
 class TokenInfo(NamedTuple):
@@ -161,13 +162,16 @@ def _step(
     else:
         synth = synthetic_count(regime, n, num_real)
         own = _draw(k_model, draw_from, synth)
-        if ops is not None and synth > 0:
+        if ops is not None and synth == 0:  # no synthetic tokens: one candidate per token
+            st = st._replace(cost_sum=st.cost_sum + jnp.where(t >= 1, 1.0, 0.0))
+        elif ops is not None:
             # Generation 0 is real: the operators shape the draws of models 1, 2, ...
-            curated, cost = token_counts(k_model, ops, q, p, p0, synth)
+            curated, cost, gave_up = token_counts(k_model, ops, q, p, p0, synth)
             live = t >= 1
             own = jnp.where(live, curated, own)
             cost = jnp.where(live, cost, 1.0).astype(p0.dtype)
-            st = st._replace(cost=cost, cost_sum=st.cost_sum + jnp.where(live, cost, 0.0))
+            st = st._replace(cost=cost, cost_sum=st.cost_sum + jnp.where(live, cost, 0.0),
+                             starved=st.starved + (live & gave_up).astype(st.starved.dtype))  # fmt: skip
     # Counts merge by addition; generation 0's accumulated pool starts empty.
     counts, _, kept = training_stats(
         regime,
@@ -238,7 +242,7 @@ def init_state(
         "fixed_at": np.full(count, -1, np.int32),
     }
     if curated:
-        state |= {"cost": np.ones(count), "cost_sum": np.zeros(count)}
+        state |= {"cost": np.ones(count), "cost_sum": np.zeros(count), "starved": np.zeros(count)}
     if pool_capacity:
         state["pool"] = np.zeros((count, pool_capacity), np.int32)
         state["pool_size"] = np.zeros(count, np.int32)
@@ -348,3 +352,4 @@ def advance(
                 arr[lo:hi] = host(st[name])[: hi - lo]
             if ops is not None and tally is not None:
                 tally[lo:hi, 0] = state["cost_sum"][lo:hi]
+                tally[lo:hi, 1] = state["starved"][lo:hi]
