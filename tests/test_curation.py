@@ -191,8 +191,8 @@ def test_truncated_variance():
         assert ct.truncated_variance(a) == pytest.approx(
             a * a / 3 * (1 - 2 * a * a / 15), rel=1e-12
         )
-    cfg = GaussianConfig(num_chains=20, num_generations=5, select="self-interval",
-                         select_strength=1e-8)  # fmt: skip
+    cfg = GaussianConfig(num_chains=20, num_generations=3, num_samples=5,
+                         select="self-interval", select_strength=1e-8)  # fmt: skip
     assert runner.run(cfg).summary["theory_mean_final_var"] > 0
 
 

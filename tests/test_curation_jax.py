@@ -26,16 +26,17 @@ def _z2(a: np.ndarray, b: np.ndarray) -> float:
     return 0.0 if se == 0 and a.mean() == b.mean() else (a.mean() - b.mean()) / se
 
 
+SLOW = pytest.mark.slow  # each case compiles its own JAX program: the rest under -m slow
 CASES = [
-    ({"sampling_bias": 0.8}, "sufficient"),
+    pytest.param({"sampling_bias": 0.8}, "sufficient", marks=SLOW),
     ({"select": "soft", "select_strength": 2.0}, "sufficient"),
     ({"correction": 1.0, "sampling_bias": 1.2}, "sufficient"),
-    ({"select": "soft", "select_strength": 2.0}, "sample"),
-    ({"select": "interval", "select_strength": 1.0}, "sample"),
+    pytest.param({"select": "soft", "select_strength": 2.0}, "sample", marks=SLOW),
+    pytest.param({"select": "interval", "select_strength": 1.0}, "sample", marks=SLOW),
     ({"select": "self-interval", "select_strength": 1.0, "sampling_bias": 1.2}, "sample"),
     ({"select": "top", "select_strength": 0.5}, "sample"),
-    ({"select": "self-top", "select_strength": 0.25}, "sample"),
-    ({"best_of": 4}, "sample"),
+    pytest.param({"select": "self-top", "select_strength": 0.25}, "sample", marks=SLOW),
+    pytest.param({"best_of": 4}, "sample", marks=SLOW),
     ({"best_of": 3, "reward": "linear:1.5"}, "sample"),
     ({"select": "interval", "select_strength": 0.5, "correction": 0.3}, "sample"),
 ]

@@ -41,7 +41,7 @@ from ..curation import (
     candidates_of_top,
 )
 
-__all__ = ["Ops", "correct", "draws", "law", "ops_of", "token_counts"]
+__all__ = ["Ops", "checked", "correct", "draws", "law", "ops_of", "token_counts"]
 
 
 class Ops(NamedTuple):
@@ -63,6 +63,25 @@ def ops_of(vector: np.ndarray | None) -> Ops | None:
     v = [float(x) for x in vector]
     return Ops(v[BIAS], int(v[KIND]), v[STRENGTH], int(v[BEST_OF]), int(v[REWARD]) == LOGLIK,
                v[SLOPE], v[CORRECT])  # fmt: skip
+
+
+def checked(
+    vector: np.ndarray | None, state: dict[str, Any], tally: Any, rec_cost: Any, subsample: bool
+) -> Ops | None:
+    """The operators of a JAX chains' ``advance`` call, with its arguments checked.
+
+    Raises:
+        ValueError: a state without the curation's fields (see the chains' ``init_state``),
+            no tally or cost records, or accumulate-subsample (Numba only).
+    """
+    ops = ops_of(vector)
+    if ops is None:
+        return None
+    if "cost" not in state or tally is None or rec_cost is None:
+        raise ValueError("curation needs a curated state (init_state), tally and rec_cost")
+    if subsample:
+        raise ValueError("curation of accumulate-subsample runs on the numba backend")
+    return ops
 
 
 def law(ops: Ops, mu: Any, log_sigma: Any) -> tuple[Any, Any, Any]:

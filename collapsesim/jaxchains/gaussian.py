@@ -20,7 +20,7 @@ import numpy as np
 
 from ..curation import NONE, SOFT
 from ..keys import generation_key
-from ._curation import Ops, correct, draws, law, ops_of
+from ._curation import Ops, checked, correct, draws, law
 from ._regimes import (
     ACCUMULATE,
     ACCUMULATE_SUBSAMPLE,
@@ -398,12 +398,8 @@ def advance(
         raise ValueError("need n > ddof and 0 <= num_real <= n")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {dtype!r}")
-    ops = ops_of(curation)
+    ops = checked(curation, state, tally, rec_cost, regime == ACCUMULATE_SUBSAMPLE)
     if ops is not None:
-        if "cost" not in state or tally is None or rec_cost is None:
-            raise ValueError("curation needs a curated state (init_state), tally and rec_cost")
-        if regime == ACCUMULATE_SUBSAMPLE:
-            raise ValueError("curation of accumulate-subsample runs on the numba backend")
         exact = ops.kind in (NONE, SOFT) and ops.best_of == 1
         if sufficient and not exact:
             raise ValueError("the sufficient method takes bias, soft and correction only")

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..keys import generation_key
-from ._curation import Ops, ops_of, token_counts
+from ._curation import Ops, checked, token_counts
 from ._regimes import (
     ACCUMULATE_SUBSAMPLE,
     KEEP_ORIGINAL,
@@ -299,12 +299,7 @@ def advance(
         raise ValueError("accumulate-subsample needs a pool of n (T + 1) tokens per chain")
     if not (temperature > 0 and smoothing >= 0 and 0 < top_p <= 1 and top_k >= 0):
         raise ValueError("need temperature > 0, smoothing >= 0, 0 < top_p <= 1, top_k >= 0")
-    ops = ops_of(curation)
-    if ops is not None:
-        if "cost" not in state or tally is None or rec_cost is None:
-            raise ValueError("curation needs a curated state (init_state), tally and rec_cost")
-        if regime == ACCUMULATE_SUBSAMPLE:
-            raise ValueError("curation of accumulate-subsample runs on the numba backend")
+    ops = checked(curation, state, tally, rec_cost, regime == ACCUMULATE_SUBSAMPLE)
     if snap_slots is None or snaps is None:
         snap_slots = np.full(t_end - t_start, -1, np.int64)
     ends = segment_ends(t_start, t_end, slots, snap_slots)
