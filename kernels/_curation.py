@@ -60,6 +60,7 @@ __all__ = [
     "law",
     "log_constants",
     "luce_pick",
+    "luce_pick_log",
     "mixture_kept",
     "moments",
     "ranked_tokens",
@@ -172,17 +173,11 @@ def draw_kept(ys, scratch, n, cur, m, s, ratio, s0, s1):
         slope = cur[SLOPE]
         weights = scratch[best : 2 * best]
         for i in range(n):
-            top = -math.inf
             for k in range(best):
                 y, s0, s1 = _rng.normal(s0, s1)
                 scratch[k] = y
-                r = _reward(reward, slope, m, s, y)
-                weights[k] = r
-                top = max(top, r)
-            # Luce's choice: candidate k with probability exp(r_k) / sum_j exp(r_j).
-            for k in range(best):
-                weights[k] = math.exp(weights[k] - top)
-            pick, s0, s1 = luce_pick(weights, best, s0, s1)
+                weights[k] = _reward(reward, slope, m, s, y)
+            pick, s0, s1 = luce_pick_log(weights, best, s0, s1)
             ys[i] = scratch[pick]
         return float(n * best), False, s0, s1
     drawn = 0
@@ -300,6 +295,18 @@ def ranked_tokens(cand, keys, big, n, dst):
     order = np.argsort(-keys[:big], kind="mergesort")
     for i in range(n):
         dst[i] = cand[order[i]]
+
+
+@njit(**JIT, inline="always")
+def luce_pick_log(rewards, count, s0, s1):
+    """Luce's choice by rewards: candidate k with probability ``exp(r_k) / sum_j exp(r_j)``
+    (the rewards in ``rewards[:count]`` become their weights ``exp(r_k - max r)``)."""
+    top = -math.inf
+    for k in range(count):
+        top = max(top, rewards[k])
+    for k in range(count):
+        rewards[k] = math.exp(rewards[k] - top)
+    return luce_pick(rewards, count, s0, s1)
 
 
 @njit(**JIT, inline="always")
@@ -432,7 +439,6 @@ def mixture_kept(out, cand, keys, cur, draw, model, original, y, s0, s1):
     if best > 1:
         for i in range(n):
             s0, s1 = _sample(w, m, chol, cand[:best], s0, s1)
-            top = -math.inf
             for k in range(best):
                 if int(cur[REWARD]) == LOGLIK:
                     r = _radius_loglik(cand[k], original[1], original[2], original[3], y)[1]
@@ -441,10 +447,7 @@ def mixture_kept(out, cand, keys, cur, draw, model, original, y, s0, s1):
                     for j in range(d):
                         r += cur[SLOPE + j] * cand[k, j]
                 keys[k] = r
-                top = max(top, r)
-            for k in range(best):
-                keys[k] = math.exp(keys[k] - top)
-            pick, s0, s1 = luce_pick(keys, best, s0, s1)
+            pick, s0, s1 = luce_pick_log(keys, best, s0, s1)
             out[i] = cand[pick]
         return float(n * best), False, s0, s1
     drawn = 0
