@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
     from .experiments.mixture import MixtureResult
     from .experiments.tokens import TokenResult
 
-__all__ = ["plot_gaussian", "plot_lm", "plot_mixture", "plot_scan", "plot_tokens", "plot_vae"]
+__all__ = ["plot_gaussian", "plot_lm", "plot_mixture", "plot_panels", "plot_scan", "plot_tokens",
+           "plot_vae"]  # fmt: skip
 
 _SHOWN_CHAINS = 8
 
@@ -190,6 +192,53 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     bx.legend(loc="upper left", fontsize="small")
 
     _mixture_samples(cx, result, shown, plt)
+    _write_png(fig, path)
+
+
+def plot_panels(
+    result: Any, path: Path, panels: Sequence[tuple[str, str, bool]], heading: str
+) -> None:
+    """Draw each panel's metric over generations, theory beside; write a PNG.
+
+    Every panel: a few kept chains faintly, the 5-95% band and median across chains, the
+    mean, and the exact mean (``result.theory``) dashed where there is one. Values that
+    are not positive are left out of a log-scaled panel.
+
+    Args:
+        result: a finished recorded-metric run (its ``aggregates``, ``trajectories`` and
+            ``theory``).
+        path: the PNG file to write (atomically).
+        panels: ``(metric, axis label, log scale)`` of each panel, in order.
+        heading: the figure's title.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    gens = result.generations
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.6 * cols, 4.2 * rows), squeeze=False,
+                             constrained_layout=True)  # fmt: skip
+    for k, (name, label, log) in enumerate(panels):
+        ax = axes[k // cols][k % cols]
+        for i, row in enumerate(result.trajectories[name][:_SHOWN_CHAINS]):
+            ax.plot(gens, row, lw=0.6, alpha=0.5, color="0.6",
+                    label="single chains" if i == 0 else None)  # fmt: skip
+        agg = result.aggregates[name]
+        _band(ax, gens, agg, "tab:blue", "chains")
+        ax.plot(gens, agg["mean"], color="tab:orange", lw=1.3, label="mean")
+        if name in result.theory:
+            ax.plot(gens, result.theory[name], "k--", lw=1.2, label="exact mean")
+        if log and np.nanmax(np.where(agg["q95"] > 0, agg["q95"], np.nan), initial=0) > 0:
+            ax.set_yscale("log")
+        ax.set_xlabel("generation t")
+        ax.set_ylabel(label)
+        ax.legend(fontsize="x-small", loc="best")
+    for k in range(len(panels), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    fig.suptitle(heading + _curated(result.config), fontsize="medium")
     _write_png(fig, path)
 
 

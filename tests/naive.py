@@ -326,3 +326,100 @@ def curated_token_chains(
         out["support"][c] = np.count_nonzero(p)
         out["candidates"][c] = cost
     return out
+
+
+# --- multivariate Gaussian ------------------------------------------------------------
+
+
+def _mv_normals(d: int, s0, s1):
+    return _normals(d, s0, s1)
+
+
+def _mv_points(m: int, mean, chol, ratio, s0, s1):
+    """m points of N(mean, (ratio chol)(ratio chol)'), normals drawn point by point."""
+    x = np.empty((m, len(mean)))
+    for p in range(m):
+        z, s0, s1 = _normals(len(mean), s0, s1)
+        x[p] = mean + ratio * (chol @ z)
+    return x, s0, s1
+
+
+def _bartlett(dof: int, d: int, s0, s1):
+    a = np.zeros((d, d))
+    for i in range(d):
+        for j in range(i):
+            a[i, j], s0, s1 = _u(_rng.normal(s0, s1))
+        x, s0, s1 = _u(_rng.chisquare(float(dof - i), s0, s1))
+        a[i, i] = math.sqrt(x)
+    return a, s0, s1
+
+
+def _fisher_yates(rows: np.ndarray, size: int, n: int, s0, s1):
+    for i in range(n):
+        j, s0, s1 = _u(_rng.integer_below(np.uint64(size - i), s0, s1))
+        k = i + int(j)
+        rows[[i, k]] = rows[[k, i]]
+    return s0, s1
+
+
+def mvgaussian_chain(
+    seed: int,
+    chain: int,
+    generations: int,
+    n: int,
+    mu0: np.ndarray,
+    cov0: np.ndarray,
+    *,
+    ddof: int = 0,
+    regime: str = "replace",
+    num_real: int = 0,
+    sufficient: bool = False,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(mu, Sigma)`` of models 0..T of one d-dimensional chain, literally.
+
+    The sample method draws every training point (``x = mu + L z``, L the Cholesky
+    factor) and fits with ``np.mean`` and ``np.cov``, each regime as its definition
+    (accumulate: the fit of every point so far). The sufficient method (replace) draws the
+    mean ``mu + L z / sqrt(n)`` and the Bartlett factor A, row by row, and sets
+    ``L <- L A / sqrt(n - ddof)``.
+    """
+    s0, s1 = _u(_rng.stream_state(np.uint64(seed), np.uint64(chain)))
+    d = len(mu0)
+    chol0 = np.linalg.cholesky(cov0)
+    mu, chol = np.array(mu0, float), chol0.copy()
+    models = [(mu.copy(), chol @ chol.T)]
+    pool = np.empty((0, d))
+    kept = np.empty((0, d))
+    synth = n - num_real if regime in ("fresh", "keep-original") else n
+    for t in range(generations):
+        if sufficient:
+            assert regime == "replace"
+            z, s0, s1 = _normals(d, s0, s1)
+            a, s0, s1 = _bartlett(n - 1, d, s0, s1)
+            mu = mu + chol @ z / math.sqrt(n)
+            chol = chol @ a / math.sqrt(n - ddof)
+            models.append((mu.copy(), chol @ chol.T))
+            continue
+        x, s0, s1 = _mv_points(synth, mu, chol, 1.0, s0, s1)
+        if regime == "replace":
+            train = x
+        elif regime == "accumulate":
+            pool = np.concatenate([pool, x])
+            train = pool
+        elif regime == "accumulate-subsample":
+            pool = np.concatenate([pool, x])
+            s0, s1 = _fisher_yates(pool, len(pool), n, s0, s1)
+            train = pool[:n]
+        else:
+            if num_real > 0 and (regime == "fresh" or t == 0):
+                real, s0, s1 = _mv_points(num_real, mu0, chol0, 1.0, s0, s1)
+                if regime == "keep-original":
+                    kept = real
+            else:
+                real = kept
+            train = np.concatenate([x, real])
+        mu = train.mean(axis=0)
+        cov = np.cov(train.T, ddof=ddof).reshape(d, d)
+        chol = np.linalg.cholesky(cov)
+        models.append((mu.copy(), cov))
+    return models
