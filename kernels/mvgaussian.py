@@ -37,7 +37,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import _rng
-from ._curation import curation_arrays, log_constants, mixture_kept
+from ._curation import CORRECT, curation_arrays, log_constants, mixture_kept
 from ._flags import JIT, PJIT
 from ._regimes import (
     ACCUMULATE,
@@ -230,6 +230,59 @@ def _set_model(mean, scatter, count, ddof, mu, u, work):
     return _normalise(u, d)
 
 
+@njit(**JIT)
+def _sym_power(m, power):
+    """``m^power`` of a symmetric positive semi-definite matrix, by its eigenvectors."""
+    lam, vec = np.linalg.eigh(m)
+    d = m.shape[0]
+    out = np.zeros((d, d))
+    for k in range(d):
+        p = max(lam[k], 0.0) ** power if lam[k] > 0.0 or power > 0 else math.inf
+        for i in range(d):
+            for j in range(d):
+                out[i, j] += vec[i, k] * p * vec[j, k]
+    return out
+
+
+@njit(**JIT)
+def _transport(u, mean0, chol0, frac):
+    """The self-correction's affine map ``y -> shift + B y`` in the model's frame: a
+    fraction ``frac`` of the way along the optimal-transport map from ``N(0, u u')`` to
+    ``N(mean0, chol0 chol0')``, ``T(y) = mean0 + A y`` with
+    ``A = S^-1/2 (S^1/2 S0 S^1/2)^1/2 S^-1/2`` (Gillman et al. 2024; the Gaussian map of
+    Knott and Smith 1984)."""
+    d = mean0.shape[0]
+    cov = u @ u.T
+    root = _sym_power(cov, 0.5)
+    inv_root = _sym_power(cov, -0.5)
+    a = inv_root @ _sym_power(root @ (chol0 @ chol0.T) @ root, 0.5) @ inv_root
+    b = frac * a
+    for i in range(d):
+        b[i, i] += 1.0 - frac
+    return frac * mean0, b
+
+
+@njit(**JIT)
+def _apply_points(shift, b, pts):
+    """``y <- shift + B y`` for every row of pts."""
+    m, d = pts.shape
+    y = np.empty(d)
+    for p in range(m):
+        for i in range(d):
+            v = shift[i]
+            for j in range(d):
+                v += b[i, j] * pts[p, j]
+            y[i] = v
+        pts[p] = y
+
+
+@njit(**JIT)
+def _apply_stats(shift, b, mean, scatter):
+    """The statistics of the mapped points: ``shift + B mean`` and ``B scatter B'``."""
+    mean[:] = shift + b @ mean
+    scatter[:, :] = b @ scatter @ b.T
+
+
 # Kept whole: the per-chain loop, its scratch allocated once per chain for every generation.
 @njit(**PJIT)
 def _chains(rng, mu, scale, u, t_start, t_end, slots, rec, n, ddof, regime, num_real,
@@ -239,8 +292,7 @@ def _chains(rng, mu, scale, u, t_start, t_end, slots, rec, n, ddof, regime, num_
     synth_n = synthetic_count(regime, n, num_real)
     curated = ops.shape[0] > 0
     big = int(evaluation[0])  # candidate rows curation may need at once
-    const0 = np.empty(1)
-    log_constants(np.ones(1), chol0.reshape((1, d, d)), const0)
+    frac = ops[CORRECT] if curated else 0.0
     for c in prange(mu.shape[0]):
         s0, s1 = np.uint64(rng[c, 0]), np.uint64(rng[c, 1])
         z = np.empty(d)
@@ -263,14 +315,17 @@ def _chains(rng, mu, scale, u, t_start, t_end, slots, rec, n, ddof, regime, num_
             sc = scale[c]
             lam = ops[0] if curated and t > 0 else 1.0
             cost = 1.0
-            # The model's own share: its statistics (gm, gs) of synth_n points, in the
-            # model's frame (x = mu + exp(s) y).
-            if curated and t > 0 and synth_n > 0 and not sufficient:
+            corrects = frac > 0.0 and t > 0 and synth_n > 0
+            if curated and t > 0 and synth_n > 0:
+                # The original in the model's frame.
                 inv = math.exp(-sc)
                 for j in range(d):
                     frame0[0, j] = (mu0[j] - mu_c[j]) * inv
                     for k in range(d):
                         fchol0[0, j, k] = chol0[j, k] * inv
+            # The model's own share: its statistics (gm, gs) of synth_n points, in the
+            # model's frame (x = mu + exp(s) y).
+            if curated and t > 0 and synth_n > 0 and not sufficient:
                 log_constants(one, fchol0, fconst)
                 log_constants(one, u_c.reshape((1, d, d)), mconst)
                 for j in range(d):
@@ -284,11 +339,17 @@ def _chains(rng, mu, scale, u, t_start, t_end, slots, rec, n, ddof, regime, num_
                 cost = drawn / synth_n
                 tally[c, 0] += cost
                 tally[c, 1] += starved
+                if corrects:
+                    shift, bmat = _transport(u_c, frame0[0], fchol0[0], frac)
+                    _apply_points(shift, bmat, pts[:synth_n])
                 _stats(pts[:synth_n], gm, gs)
             elif synth_n > 0:
                 if sufficient:
                     s0, s1 = _group_of_law(synth_n, zero[0], u_c, lam, gm, gs, a, z, pts, s0, s1,
-                                           regime != REPLACE)  # fmt: skip
+                                           regime != REPLACE or corrects)  # fmt: skip
+                    if corrects:
+                        shift, bmat = _transport(u_c, frame0[0], fchol0[0], frac)
+                        _apply_stats(shift, bmat, gm, gs)
                 else:
                     s0, s1 = _draw(zero[0], u_c, lam, pts[:synth_n], z, s0, s1)
                     _stats(pts[:synth_n], gm, gs)
@@ -298,7 +359,7 @@ def _chains(rng, mu, scale, u, t_start, t_end, slots, rec, n, ddof, regime, num_
                 tally[c, 0] += 1.0  # no synthetic draws: one candidate per sample
             if regime == REPLACE:
                 # Fit in the frame: mu' = mu + e^s mean_y, L' = e^s chol(scatter_y / c).
-                if sufficient:
+                if sufficient and not corrects:
                     _tri_mul(u_c, a, nu, d)
                     f = lam / math.sqrt(n - ddof)
                     for i in range(d):

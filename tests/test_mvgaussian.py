@@ -141,6 +141,34 @@ def test_replace_theory_by_z_score(kw: dict) -> None:
         assert abs(s[f"z_mean_final_{name}"]) < 4, (name, s[f"z_mean_final_{name}"])
 
 
+@pytest.mark.parametrize(
+    "kw",
+    [{"correction": 0.5}, {"correction": 1.0, "sampling_bias": 0.9, "method": "sample"},
+     {"select": "self-interval", "select_strength": 1.5}],
+)  # fmt: skip
+def test_one_dimensional_curation_by_z_score(kw: dict) -> None:
+    """In d = 1 the chain is the Gaussian family's: its curated E[sigma_T^2] holds for the
+    trace ratio (selection by candidates, the transport map of the correction)."""
+    cfg = MvGaussianConfig(num_chains=4000, num_generations=10, num_samples=20, dim=1,
+                           tail_probes=0, record_every=10, seed=4, **kw)  # fmt: skip
+    s = runner.run(cfg).summary
+    assert s["theory_mean_final_trace_ratio"] is not None
+    assert abs(s["z_mean_final_trace_ratio"]) < 4
+    if "select" in kw:
+        assert s["mean_final_candidates"] > 1
+
+
+def test_correction_pulls_towards_the_original() -> None:
+    """In d = 3 the transport map keeps the chain near the original, by both methods alike."""
+    kw = {"num_chains": 300, "num_generations": 60, "num_samples": 20, "dim": 3,
+          "tail_probes": 0, "original": "powerlaw:1"}  # fmt: skip
+    free = runner.run(MvGaussianConfig(**kw)).summary
+    for method in ("sufficient", "sample"):
+        s = runner.run(MvGaussianConfig(**kw, correction=1.0, method=method)).summary
+        assert s["mean_final_w2"] < 0.5 * free["mean_final_w2"]
+        assert s["median_final_log_det_ratio"] > 0.2 * free["median_final_log_det_ratio"]
+
+
 def test_theory_forms() -> None:
     """The closed forms at ddof 0 are the issue's: (1 - 1/n)^t and friends."""
     from scipy.special import digamma
@@ -184,7 +212,7 @@ def test_runner_resume_and_batches_are_bit_identical(tmp_path) -> None:
     ("kw", "message"),
     [({"num_samples": 3, "dim": 3}, r"at least d \+ 1"),
      ({"method": "fast"}, "unknown method"),
-     ({"method": "sufficient", "best_of": 3}, "sampling-bias only"),
+     ({"method": "sufficient", "best_of": 3}, "correction only"),
      ({"method": "sufficient", "regime": "accumulate-subsample"}, "use --method sample"),
      ({"original": "powerlaw:-1"}, "ALPHA"),
      ({"original": "nowhere.npy"}, "neither"),

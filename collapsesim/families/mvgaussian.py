@@ -37,6 +37,7 @@ from ..curation import (
     candidates_of_top,
     check_curation,
     opt_best_of,
+    opt_correction,
     opt_reward,
     opt_sampling_bias,
     opt_select,
@@ -197,6 +198,7 @@ class MvGaussianConfig(ChainConfig):
     reward: str = opt_reward(
         "Reward of --best-of: loglik (log-likelihood under the original) | linear:a1,..,ad (a . x)."
     )
+    correction: float = opt_correction()
     regime: str = opt_regime()
     fresh_fraction: float = opt_fresh_fraction()
     keep_fraction: float = opt_keep_fraction()
@@ -232,8 +234,8 @@ class MvGaussianConfig(ChainConfig):
         cur = check_curation(self, dim=self.dim)
         exact = cur.select == "none" and cur.best_of == 1
         if self.method == "sufficient" and not exact:
-            raise ConfigError("the sufficient method takes --sampling-bias only; selection "
-                              "and best-of draw candidates: use --method sample")  # fmt: skip
+            raise ConfigError("the sufficient method takes --sampling-bias and --correction "
+                              "only; selection and best-of draw candidates: use --method sample")  # fmt: skip
         if self.method == "sufficient" and regime is Regime.ACCUMULATE_SUBSAMPLE:
             raise ConfigError("accumulate-subsample draws from a pool of points: use --method "
                               "sample (or auto)")  # fmt: skip
@@ -326,10 +328,10 @@ def expected(cfg: MvGaussianConfig, generations: np.ndarray) -> dict[str, np.nda
         self-generating world", 2024.
     """
     cur = cfg.curation
-    if Regime(cfg.regime) is not Regime.REPLACE or not (
-        cur.select == "none" and cur.best_of == 1
-    ):  # fmt: skip
+    if Regime(cfg.regime) is not Regime.REPLACE:
         return {}
+    if not (cur.select == "none" and cur.best_of == 1 and cur.correction == 0):
+        return _one_dimensional(cfg, generations) if cfg.dim == 1 else {}
     from scipy.special import digamma
 
     n, d, c = cfg.num_samples, cfg.dim, cfg.num_samples - cfg.ddof
@@ -354,6 +356,20 @@ def expected(cfg: MvGaussianConfig, generations: np.ndarray) -> dict[str, np.nda
         "log_det_ratio": t * log_step + later * d * math.log(lam2),
         "mean_sq_error": err,
     }
+
+
+def _one_dimensional(cfg: MvGaussianConfig, generations: np.ndarray) -> dict[str, np.ndarray]:
+    """In one dimension the chain is the Gaussian family's: its curated closed form of
+    ``E[sigma_T^2]`` (self-interval, correction) is the trace ratio's."""
+    from .. import curated_theory as ct
+    from ..theory import NoClosedForm
+
+    cur = cfg.curation
+    try:
+        values = [ct.moment_std(cur, 2, int(t), cfg.num_samples, cfg.ddof) for t in generations]
+    except NoClosedForm:
+        return {}
+    return {"trace_ratio": np.array(values), "det_ratio": np.array(values)}
 
 
 def rate(cfg: MvGaussianConfig) -> float | None:
