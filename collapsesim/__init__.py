@@ -32,8 +32,11 @@ from .results import Result, UnknownTableError, load, run
 
 __all__ = [
     "GaussianConfig",
+    "KdeConfig",
     "LmConfig",
     "MixtureConfig",
+    "MvGaussianConfig",
+    "RegressionConfig",
     "Result",
     "TokenConfig",
     "UnknownTableError",
@@ -46,6 +49,9 @@ __all__ = [
 _CONFIGS = {
     "GaussianConfig": "gaussian",
     "MixtureConfig": "mixture",
+    "MvGaussianConfig": "mvgaussian",
+    "RegressionConfig": "regression",
+    "KdeConfig": "kde",
     "TokenConfig": "tokens",
     "VaeConfig": "vae",
     "LmConfig": "lm",

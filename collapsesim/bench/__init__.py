@@ -35,6 +35,7 @@ CASES: list[Case] = [
     Case("cli", "command line, whole process", ("numba",), "_process:cli_rows"),
     Case("mixture", "mixture EM chains", ("numba",), "_chains:mixture_rows"),
     Case("mvgaussian", "multivariate Gaussian chains", ("numba",), "_mvgaussian:mvgaussian_rows"),
+    Case("regression", "linear-regression chains", ("numba",), "_regression:regression_rows"),
     Case("tokens", "token chains", ("numba",), "_chains:token_rows"),
     Case("tokens", "token chains (JAX)", ("jax",), "_jax:jax_token_rows"),
     Case("vae", "VAE", ("numba", "jax"), "_neural:vae_rows"),

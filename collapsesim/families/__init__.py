@@ -12,12 +12,15 @@ from .gaussian import FAMILY as GAUSSIAN
 from .lm import FAMILY as LM
 from .mixture import FAMILY as MIXTURE
 from .mvgaussian import FAMILY as MVGAUSSIAN
+from .regression import FAMILY as REGRESSION
 from .tokens import FAMILY as TOKENS
 from .vae import FAMILY as VAE
 
 __all__ = ["FAMILIES", "Family", "get", "of_config"]
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (GAUSSIAN, MIXTURE, MVGAUSSIAN, TOKENS, VAE, LM)}
+FAMILIES: dict[str, Family] = {
+    f.name: f for f in (GAUSSIAN, MIXTURE, MVGAUSSIAN, REGRESSION, TOKENS, VAE, LM)
+}
 """Every family by name, in the order the command line lists them."""
 
 
