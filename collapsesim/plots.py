@@ -231,8 +231,10 @@ def plot_panels(
         ax.plot(gens, agg["mean"], color="tab:orange", lw=1.3, label="mean")
         if name in result.theory:
             ax.plot(gens, result.theory[name], "k--", lw=1.2, label="exact mean")
-        if log and np.nanmax(np.where(agg["q95"] > 0, agg["q95"], np.nan), initial=0) > 0:
-            ax.set_yscale("log")
+        shown = np.concatenate([agg["q05"], agg["q95"]])
+        shown = shown[np.isfinite(shown) & (shown > 0)]
+        if log and shown.size and shown.max() > shown.min() * (1 + 1e-9):
+            ax.set_yscale("log")  # a constant (a fixed bandwidth) stays on a linear axis
         ax.set_xlabel("generation t")
         ax.set_ylabel(label)
         ax.legend(fontsize="x-small", loc="best")

@@ -423,3 +423,13 @@ def mvgaussian_chain(
         chol = np.linalg.cholesky(cov)
         models.append((mu.copy(), cov))
     return models
+
+
+# --- linear regression and kernel density: one module each, beside this one ----------
+
+from naive_kde import kde_chain, w2_gauss, w2_ref
+from naive_regression import regression_chain
+
+__all__ = ["curated_gaussian_chains", "curated_token_chains", "gaussian_chain",
+           "gaussian_chain_sufficient", "kde_chain", "mvgaussian_chain", "regression_chain",
+           "w2_gauss", "w2_ref"]  # fmt: skip

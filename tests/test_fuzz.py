@@ -34,6 +34,9 @@ SMALL = {
     "gaussian": ["--chains", "20", "--generations", "6", "--samples", "10"],
     "mixture": ["--chains", "6", "--generations", "3", "--samples", "30", "--heldout", "50"],
     "tokens": ["--chains", "20", "--generations", "6", "--samples", "30", "--categories", "50"],
+    "mvgaussian": ["--chains", "6", "--generations", "4", "--samples", "12", "--dim", "3"],
+    "regression": ["--chains", "6", "--generations", "4", "--samples", "40", "--dim", "5"],
+    "kde": ["--chains", "6", "--generations", "3", "--samples", "20", "--heldout", "8"],
 }
 INTS: list[Any] = [-1, 0, 1, 2, 3, 7, 2**31, 2**63, 2**64, 10**30, "x", "", "1.5", "1e3"]
 FLOATS: list[Any] = [

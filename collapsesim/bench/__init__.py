@@ -36,6 +36,7 @@ CASES: list[Case] = [
     Case("mixture", "mixture EM chains", ("numba",), "_chains:mixture_rows"),
     Case("mvgaussian", "multivariate Gaussian chains", ("numba",), "_mvgaussian:mvgaussian_rows"),
     Case("regression", "linear-regression chains", ("numba",), "_regression:regression_rows"),
+    Case("kde", "kernel-density chains", ("numba",), "_kde:kde_rows"),
     Case("tokens", "token chains", ("numba",), "_chains:token_rows"),
     Case("tokens", "token chains (JAX)", ("jax",), "_jax:jax_token_rows"),
     Case("vae", "VAE", ("numba", "jax"), "_neural:vae_rows"),

@@ -195,7 +195,9 @@ def add_scan(app: typer.Typer) -> None:
 Each family measures a rate with a 95% interval and a level at the last generation:
 gaussian the rate -dE\\[log sigma]/dt and the mean std; tokens the rate -d log E\\[H]/dt
 of the heterozygosity H = 1 - sum p^2 and the mean H; mixture the rate of the log
-component std and its mean. Over n a power law rate ~ n^b is fitted (theory: b = -1).
+component std and its mean; mvgaussian -dE\\[log det Sigma]/dt / 2d and the trace ratio;
+regression the risk gained per generation and the final risk; kde the decay of the log
+number of ancestors and its mean. Over n a power law rate ~ n^b is fitted (theory: b = -1).
 
 Options not given take the family's defaults (see collapsesim FAMILY --help), except
 --generations (200 here)."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from ._family import Family
 from .gaussian import FAMILY as GAUSSIAN
+from .kde import FAMILY as KDE
 from .lm import FAMILY as LM
 from .mixture import FAMILY as MIXTURE
 from .mvgaussian import FAMILY as MVGAUSSIAN
@@ -19,7 +20,7 @@ from .vae import FAMILY as VAE
 __all__ = ["FAMILIES", "Family", "get", "of_config"]
 
 FAMILIES: dict[str, Family] = {
-    f.name: f for f in (GAUSSIAN, MIXTURE, MVGAUSSIAN, REGRESSION, TOKENS, VAE, LM)
+    f.name: f for f in (GAUSSIAN, MIXTURE, MVGAUSSIAN, REGRESSION, KDE, TOKENS, VAE, LM)
 }
 """Every family by name, in the order the command line lists them."""
 

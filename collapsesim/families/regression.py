@@ -143,10 +143,10 @@ class RegressionConfig(ChainConfig):
         n, d = self.num_samples, self.dim
         regime = self._validate(
             [
-                (math.isfinite(self.noise) and self.noise > 0,
-                 f"noise must be positive and finite, got {self.noise}"),
-                (math.isfinite(self.ridge) and self.ridge >= 0,
-                 f"ridge must be >= 0 and finite, got {self.ridge}"),
+                (math.isfinite(self.noise) and 1e-100 <= self.noise <= 1e100,
+                 f"noise must lie in [1e-100, 1e100], got {self.noise}"),
+                (math.isfinite(self.ridge) and 0 <= self.ridge <= 1e100,
+                 f"ridge must lie in [0, 1e100], got {self.ridge}"),
                 (self.design in DESIGNS, f"unknown design {self.design!r}; choose fixed or fresh"),
                 (self.ridge > 0 or n > d,
                  (f"OLS needs more rows than dimensions: samples must exceed dim = {d}, got {n} "
