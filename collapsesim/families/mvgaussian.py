@@ -20,6 +20,7 @@ import numpy as np
 from ..config import (
     ChainConfig,
     ConfigError,
+    check_ranges,
     opt,
     opt_chains,
     opt_final_chains,
@@ -208,6 +209,10 @@ class MvGaussianConfig(ChainConfig):
     final_chains: int = opt_final_chains()
 
     def __post_init__(self) -> None:
+        check_ranges(self)  # before the checks below compare the numbers
+        for name in ("method", "original"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be text, got {getattr(self, name)!r}")
         regime = self._validate(
             [
                 (

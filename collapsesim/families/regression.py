@@ -23,6 +23,7 @@ from ..config import (
     CURATION,
     ChainConfig,
     ConfigError,
+    check_ranges,
     opt,
     opt_chains,
     opt_final_chains,
@@ -140,6 +141,11 @@ class RegressionConfig(ChainConfig):
     final_chains: int = opt_final_chains()
 
     def __post_init__(self) -> None:
+        check_ranges(self)  # before the checks below compare the numbers
+        for name in ("noise", "ridge"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise ConfigError(f"{name} must be a number, got {v!r}")
         n, d = self.num_samples, self.dim
         regime = self._validate(
             [
