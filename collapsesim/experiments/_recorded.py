@@ -279,9 +279,3 @@ def load(spec: Spec, out: Path) -> RecordedResult:
     """
     cfg, fields = Tracker.load(Path(out), spec.family, spec.metrics, spec.config)
     return spec.result(config=cfg, theory=_theory(spec, cfg, fields["generations"]), **fields)
-
-
-def run(spec: Spec, cfg: Any, **options: Any) -> RecordedResult:
-    """Run ``cfg`` to the end; see :func:`iterate`."""
-    result: RecordedResult = common.drain(iterate(spec, cfg, **options))
-    return result
