@@ -1,6 +1,7 @@
 """Fixed-seed runs whose outputs are kept bit for bit under ``tests/golden/``.
 
-Every chain family, every regime, both backends, the sample and sufficient methods.
+Every chain family, every regime, both backends, the sample and sufficient methods, and
+some curation operators.
 ``python tests/golden/cases.py`` rewrites the files; do that only when a change of draws is
 a decision (say so in the README and the closing note). ``tests/test_golden.py`` reruns
 every case and compares each array bit for bit.
@@ -271,22 +272,120 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
             "seed": 8,
         },
     ),
+    "mvgaussian-replace-sufficient": (
+        "mvgaussian",
+        {"num_chains": 8, "num_generations": 30, "num_samples": 20, "dim": 4, "seed": 1},
+    ),
+    "mvgaussian-accumulate-sample-ddof1": (
+        "mvgaussian",
+        {
+            "num_chains": 6,
+            "num_generations": 20,
+            "num_samples": 12,
+            "dim": 3,
+            "method": "sample",
+            "ddof": 1,
+            "regime": "accumulate",
+            "original": "powerlaw:1.5",
+            "seed": 2,
+        },
+    ),
+    "mvgaussian-keep-original-bias": (
+        "mvgaussian",
+        {
+            "num_chains": 6,
+            "num_generations": 20,
+            "num_samples": 15,
+            "dim": 3,
+            "regime": "keep-original",
+            "sampling_bias": 0.9,
+            "seed": 3,
+        },
+    ),
+    "mvgaussian-subsample-best-of": (
+        "mvgaussian",
+        {
+            "num_chains": 4,
+            "num_generations": 12,
+            "num_samples": 10,
+            "dim": 2,
+            "method": "sample",
+            "regime": "accumulate-subsample",
+            "best_of": 2,
+            "seed": 4,
+        },
+    ),
+    "regression-replace-fixed": (
+        "regression",
+        {"num_chains": 8, "num_generations": 20, "num_samples": 30, "dim": 5, "seed": 1},
+    ),
+    "regression-accumulate-fresh-ridge": (
+        "regression",
+        {
+            "num_chains": 6,
+            "num_generations": 15,
+            "num_samples": 25,
+            "dim": 4,
+            "design": "fresh",
+            "ridge": 0.5,
+            "regime": "accumulate",
+            "spectrum": "powerlaw:1.0",
+            "seed": 2,
+        },
+    ),
+    "regression-fresh-interval": (
+        "regression",
+        {
+            "num_chains": 6,
+            "num_generations": 15,
+            "num_samples": 25,
+            "dim": 4,
+            "regime": "fresh",
+            "select": "interval",
+            "select_strength": 1.5,
+            "seed": 3,
+        },
+    ),
+    "kde-replace-fixed": (
+        "kde",
+        {"num_chains": 6, "num_generations": 20, "num_samples": 40, "heldout": 32, "seed": 1},
+    ),
+    "kde-accumulate-moons-scott": (
+        "kde",
+        {
+            "num_chains": 4,
+            "num_generations": 10,
+            "num_samples": 30,
+            "heldout": 32,
+            "original": "moons",
+            "bandwidth": "scott",
+            "regime": "accumulate",
+            "seed": 2,
+        },
+    ),
+    "kde-keep-original-blobs-bias": (
+        "kde",
+        {
+            "num_chains": 4,
+            "num_generations": 10,
+            "num_samples": 30,
+            "heldout": 32,
+            "original": "blobs",
+            "regime": "keep-original",
+            "sampling_bias": 0.8,
+            "seed": 3,
+        },
+    ),
 }
 
 
 def run_case(name: str) -> dict[str, np.ndarray]:
     """Run one case; return every array its result holds, by a flat name."""
     family, kwargs = CASES[name]
-    if family == "gaussian":
-        from collapsesim.config import GaussianConfig as Config
-        from collapsesim.experiments.gaussian import run
-    elif family == "mixture":
-        from collapsesim.config import MixtureConfig as Config  # type: ignore[assignment]
-        from collapsesim.experiments.mixture import run  # type: ignore[assignment]
-    else:
-        from collapsesim.config import TokenConfig as Config  # type: ignore[assignment]
-        from collapsesim.experiments.tokens import run  # type: ignore[assignment]
-    result = run(Config(**kwargs))
+    from collapsesim.families import get
+
+    fam = get(family)
+    result = fam.run(fam.config(**kwargs))
     arrays: dict[str, np.ndarray] = {"generations": np.asarray(result.generations)}
     for metric, stats in result.aggregates.items():
         for stat, values in stats.items():
