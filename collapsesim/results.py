@@ -273,7 +273,8 @@ def run(config: Any, **options: Any) -> Result:
         **options: the family runner's keyword arguments: ``out`` (a run directory to
             store the run in) and ``resume`` for every family; ``threads``,
             ``batch_chains``, ``block_generations`` and ``checkpoint_seconds`` for the
-            chain families.
+            chain families, and ``cluster`` (a Dask address such as ``"local:2"``, or a
+            connected :class:`collapsesim.cluster.Cluster`) for their Numba kernels.
 
     Returns:
         The family's :class:`Result`.

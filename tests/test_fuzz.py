@@ -153,6 +153,8 @@ def test_chain_commands_never_trace_back(
 RUN_VALUES: list[tuple[str, Any]] = [
     ("--threads", v) for v in (-1, 0, 10**30, "x")
 ] + [("--checkpoint-every", v) for v in ("nan", "-1", "inf", "x")] + [
+    ("--cluster", v) for v in ("x", "local:0", "udp://h:1")
+] + [
     ("--out", "PATH:junk"), ("--out", "PATH:dotfiles"), ("--plot", "/proc/x.png"),
     ("--plot", "PATH:junk"), ("--plot", "x.txt"), ("--resume", None),
 ]  # fmt: skip

@@ -33,6 +33,7 @@ CASES: list[Case] = [
     Case("gaussian", "Gaussian chains (JAX)", ("jax",), "_jax:jax_gaussian_rows"),
     Case("gaussian", "Gaussian chains under curation", ("numba",), "_curation:curation_rows"),
     Case("cli", "command line, whole process", ("numba",), "_process:cli_rows"),
+    Case("cluster", "a Dask LocalCluster against one process", ("numba",), "_cluster:cluster_rows"),
     Case("mixture", "mixture EM chains", ("numba",), "_chains:mixture_rows"),
     Case("mvgaussian", "multivariate Gaussian chains", ("numba",), "_mvgaussian:mvgaussian_rows"),
     Case("regression", "linear-regression chains", ("numba",), "_regression:regression_rows"),

@@ -23,9 +23,15 @@ from ..families import Family
 from ._errors import UserError, check_plot_path, one_line_errors, warn
 from ._progress import drive
 
-__all__ = ["add_family"]
+__all__ = ["CLUSTER_HELP", "DASK", "add_family"]
 
 _CLUSTER = "Several hosts (jax.distributed)"
+DASK = "Several machines (Dask)"
+CLUSTER_HELP = (
+    "Run the chains on a Dask cluster (README: Running on a cluster): local or "
+    "local:N starts N worker processes here; tcp://HOST:PORT or a scheduler file "
+    "(.json) joins one. Numba backend; results do not depend on it."
+)
 
 
 def _run_options(family: Family) -> list[tuple[str, Any, Any]]:
@@ -53,6 +59,8 @@ def _run_options(family: Family) -> list[tuple[str, Any, Any]]:
             help="Numba threads (default: all cores). Results do not depend on it.")  # fmt: skip
         add("checkpoint_every", float, 30.0, "--checkpoint-every", rich_help_panel=OUTPUT,
             help="Seconds between checkpoints with --out (also one after each chain batch).")  # fmt: skip
+        add("cluster_address", str | None, None, "--cluster", rich_help_panel=DASK,
+            help=CLUSTER_HELP)  # fmt: skip
     if family.cluster:
         add("distributed", bool, False, "--distributed", rich_help_panel=_CLUSTER,
             help="jax, several hosts: join a run whose settings the cluster provides "
@@ -163,6 +171,8 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
         options: dict[str, Any] = {"out": out, "resume": run["resume"]}
         if family.kind == "chains":
             options |= {"threads": run["threads"], "checkpoint_seconds": run["checkpoint_every"]}
+            if run["cluster_address"] is not None:
+                options["cluster"] = run["cluster_address"]
         writer = distributed.is_writer()
         result = drive(
             family.progress, family.iterate(cfg, **options), quiet=run["as_json"] or not writer

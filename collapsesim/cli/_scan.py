@@ -17,7 +17,7 @@ import typer
 
 from ..config import OUTPUT, RUN
 from ..families import FAMILIES, Family
-from ._build import reflow, report
+from ._build import CLUSTER_HELP, DASK, reflow, report
 from ._errors import UserError, check_plot_path, one_line_errors
 from ._progress import drive
 
@@ -70,7 +70,7 @@ def _value(text: str, kind: Any, flag: str) -> Any:
 def _execute(family_name: str, kw: dict[str, Any], fields: dict[str, Any]) -> None:
     from ..experiments import scan as scanner
 
-    run = {k: kw.pop(k) for k in ("threads", "out", "resume", "plot", "as_json")}
+    run = {k: kw.pop(k) for k in ("threads", "cluster", "out", "resume", "plot", "as_json")}
     out: Path | None = run["out"]
     with one_line_errors(out, scanner.ScanError):
         if family_name not in FAMILIES or FAMILIES[family_name] not in _scannable():
@@ -102,7 +102,7 @@ def _execute(family_name: str, kw: dict[str, Any], fields: dict[str, Any]) -> No
                 base[name] = _value(text, hints[name], flag)
         grid = scanner.parse_grid(family.name, specs)
         steps = scanner.iterate(family.name, base, grid, out=out, resume=run["resume"],
-                                threads=run["threads"])  # fmt: skip
+                                threads=run["threads"], cluster=run["cluster"])  # fmt: skip
         result = drive("scan", steps, quiet=run["as_json"])
         if run["plot"] is not None:
             from ..plots import plot_scan
@@ -170,6 +170,9 @@ def add_scan(app: typer.Typer) -> None:
     shared: list[tuple[str, Any, Any]] = [
         ("threads", Annotated[int | None, typer.Option("--threads", rich_help_panel=RUN,
          help="Numba threads (default: all cores). Results do not depend on it.")], None),
+        ("cluster", Annotated[str | None, typer.Option("--cluster", rich_help_panel=DASK,
+         help=CLUSTER_HELP + " The points run one after another, each on the whole "
+         "cluster.")], None),
         ("out", Annotated[Path | None, typer.Option("--out", rich_help_panel=OUTPUT,
          help="Scan directory: a Parquet per point, summary.parquet, scan.json.")], None),
         ("resume", Annotated[bool, typer.Option("--resume", rich_help_panel=OUTPUT,

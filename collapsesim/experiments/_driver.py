@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .. import distributed, store
+from ..config import ConfigError
 from . import _common as common
 from ._common import Progress
 
@@ -31,7 +33,7 @@ R = TypeVar("R")
 # (a batch's records in its state, the run's aggregates.Stream among the arrays).
 CHECKPOINT_FORMAT = 2
 
-__all__ = ["Finished", "Plan", "drive", "locked", "run_plan"]
+__all__ = ["Finished", "Plan", "connected", "drive", "locked", "run_plan"]
 
 
 @dataclass
@@ -48,6 +50,9 @@ class Plan:
     :class:`..aggregates.Stream`, whose arrays are among ``arrays``); ``finish`` builds
     the run's result once every batch is collected, and ``save`` stores it in the run
     directory.
+
+    ``scratch``: the state's arrays that only the kernels read (training sets, pools),
+    which a cluster's worker keeps instead of sending back with the finished batch.
 
     ``num_chains`` (None: the configuration's) is 1 for neural families. ``setup(out)``
     runs once the run directory is ready; ``check(run_json)`` vets a run being resumed;
@@ -72,6 +77,7 @@ class Plan:
     collect: Callable[[dict[str, Any], int, int], None] = lambda state, lo, hi: None
     save: Callable[[Path, Any, dict[str, Any]], None] = common.save_result
     num_chains: int | None = None
+    scratch: tuple[str, ...] = ("pool", "pool_size", "pool_mean", "pool_scatter", "kept", "train")
     setup: Callable[[Path | None], None] = lambda out: None
     check: Callable[[dict[str, Any]], None] = lambda run_json: None
     report: Callable[[int, int, int, int], Any] = Progress
@@ -200,6 +206,81 @@ class _Run:
             if b + 1 < num_batches:
                 self.checkpoint(b + 1, 0, {})
 
+    def remote_batches(
+        self, cluster: Any, make_plan: Callable[[], Plan], c: int, t: int, block: int | None
+    ) -> Generator[Any, None, None]:
+        """:meth:`batches` on a Dask cluster: every batch one task (the workers build the
+        plan from ``make_plan``), collected here in chain order as they finish.
+
+        At most a few tasks per worker are out at once, so the finished batches waiting
+        for an earlier one stay few. A checkpoint follows every batch collected; a task
+        whose worker died is rerun by Dask, with the same draws.
+        """
+        from distributed import as_completed
+
+        from . import _remote
+
+        plan, batch = self.plan, self.batch
+        num_batches = math.ceil(c / batch)
+        b0 = self.start.first_batch
+        g_first, saved = 0, None
+        if self.start.saved is not None and self.start.first_gen > 0:
+            g_first = self.start.first_gen
+            saved = {k[6:]: v for k, v in self.start.saved.items() if k.startswith("state_")}
+        self.start.saved = None
+        token = uuid.uuid4().hex
+        client = cluster.client
+        bounds = {b: (b * batch, min(c, (b + 1) * batch)) for b in range(b0, num_batches)}
+
+        def submit(b: int) -> Any:
+            lo, hi = bounds[b]
+            g, st = (g_first, saved) if b == b0 else (0, None)
+            return client.submit(_remote.run_batch, token, make_plan, lo, hi, g, t, block,
+                                 cluster.threads, st, key=f"collapsesim-batch-{b}-{token}",
+                                 pure=False)  # fmt: skip
+
+        window = 3 * cluster.slots
+        pending = as_completed()
+        nxt = b0
+        while nxt < num_batches and nxt - b0 < window:
+            pending.add(submit(nxt))
+            nxt += 1
+        lo0, hi0 = bounds.get(b0, (c, c))
+        done = lo0 * t + (hi0 - lo0) * g_first
+        yield plan.report(done, c * t, b0, g_first)
+        ready: dict[int, dict[str, Any]] = {}
+        collect = b0
+        for future in pending:
+            b = int(future.key.split("-")[2])
+            state, seconds = _task_result(future)
+            future.release()
+            ready[b] = state
+            self.kernel_seconds += seconds
+            lo, hi = bounds[b]
+            done += (hi - lo) * (t - (g_first if b == b0 else 0))
+            while collect in ready:
+                plan.collect(ready.pop(collect), *bounds[collect])
+                collect += 1
+                if collect < num_batches:
+                    self.checkpoint(collect, 0, {})
+                if nxt < num_batches:
+                    pending.add(submit(nxt))
+                    nxt += 1
+            yield plan.report(done, c * t, b, t)
+
+
+def _task_result(future: Any) -> Any:
+    """A finished task's result; ClusterError for one the cluster gave up on."""
+    from distributed import KilledWorker
+
+    from ..cluster import ClusterError
+
+    try:
+        return future.result()
+    except KilledWorker as err:
+        raise ClusterError(f"the cluster gave up on a batch whose workers kept dying ({err}); "
+                           "continue with --resume") from None  # fmt: skip
+
 
 def drive(
     cfg: Any,
@@ -212,6 +293,7 @@ def drive(
     batch_chains: int | None,
     block_generations: int | None,
     checkpoint_seconds: float,
+    cluster: Any = None,
 ) -> Generator[Any, None, Finished | R]:
     """Run a family's plan in batches and blocks, checkpointing; yield progress.
 
@@ -220,7 +302,9 @@ def drive(
     checkpoint is written at most every ``checkpoint_seconds`` (and after each batch).
     Resuming restores the run-wide arrays and the interrupted batch's state. Returns
     :class:`Finished`, or the loaded result when ``out`` holds a complete run. In a
-    multi-host run process 0 writes; the others read the run directory to resume.
+    multi-host run process 0 writes; the others read the run directory to resume. With
+    ``cluster`` (a :class:`..cluster.Cluster`) the batches run there, a task each, by
+    default about four per worker.
 
     Raises:
         ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
@@ -243,7 +327,10 @@ def drive(
     check_memory(cfg)
     plan = make_plan()
     c = cfg.num_chains if plan.num_chains is None else plan.num_chains
-    start = _Start(min(batch_chains or plan.default_batch, c))
+    default = plan.default_batch
+    if cluster is not None:
+        default = min(default, max(1, math.ceil(c / (4 * cluster.slots))))
+    start = _Start(min(batch_chains or default, c))
     meta: dict[str, Any] = {}
     if out is not None:
         if resuming:
@@ -251,10 +338,16 @@ def drive(
         start = _restart(out, plan, start.batch, resuming)
         if distributed.is_writer():
             info = {"config": config_dict, "family": plan.family, **plan.meta}
+            if cluster is not None:
+                info["cluster"] = cluster.describe()
             meta = common.start_meta(out, {**info, "batch_chains": start.batch}, resuming)
     plan.setup(out)
     run = _Run(plan, out, start, checkpoint_seconds)
-    yield from run.batches(c, cfg.num_generations, block_generations)
+    if cluster is None:
+        yield from run.batches(c, cfg.num_generations, block_generations)
+    else:
+        yield from run.remote_batches(cluster, make_plan, c, cfg.num_generations,
+                                      block_generations)  # fmt: skip
     return Finished(run.kernel_seconds, meta, wall0, plan)
 
 
@@ -294,6 +387,7 @@ def run_plan(
     batch_chains: int | None = None,
     block_generations: int | None = None,
     checkpoint_seconds: float = 30.0,
+    cluster: Any = None,
 ) -> Generator[Any, None, R]:
     """Run a family's experiment, yielding progress; return its result.
 
@@ -312,6 +406,10 @@ def run_plan(
         batch_chains: chains advanced together (default: the plan's).
         block_generations: generations per kernel call (default: the plan's blocks).
         checkpoint_seconds: write a checkpoint at most this often (and after each batch).
+        cluster: run the batches on a Dask cluster: an address (``local``, ``local:N``,
+            ``tcp://HOST:PORT``, a scheduler file; see :mod:`..cluster`), started or
+            joined for the run, or a connected :class:`..cluster.Cluster`. The Numba
+            kernels only; ``threads`` is then each task's.
 
     Yields:
         The plan's progress report after each block of generations (and whatever its
@@ -321,7 +419,10 @@ def run_plan(
         ConfigError: bad ``threads``, ``batch_chains`` or ``block_generations``.
         store.RunDirError: ``out`` cannot take this run.
     """
-    with locked(out):
+    if cluster is not None and getattr(cfg, "backend", "numba") != "numba":
+        raise ConfigError("--cluster runs the Numba kernels; a JAX run spans hosts with "
+                          "--distributed or --coordinator")  # fmt: skip
+    with locked(out), connected(cluster, threads) as handle:
         done = yield from drive(
             cfg,
             make_plan,
@@ -332,10 +433,20 @@ def run_plan(
             batch_chains=batch_chains,
             block_generations=block_generations,
             checkpoint_seconds=checkpoint_seconds,
+            cluster=handle,
         )
         if not isinstance(done, Finished):
             return done
         return complete(done.plan.finish(), done, out, done.plan.save)
+
+
+def connected(cluster: Any, threads: int | None) -> contextlib.AbstractContextManager[Any]:
+    """The cluster to run on: None, one already connected, or an address to connect to."""
+    if cluster is None or not isinstance(cluster, str):
+        return contextlib.nullcontext(cluster)
+    from ..cluster import connect
+
+    return connect(cluster, threads)
 
 
 def locked(out: Path | None) -> contextlib.AbstractContextManager[None]:

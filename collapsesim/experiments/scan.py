@@ -222,8 +222,13 @@ def iterate(
     out: Path | None = None,
     resume: bool = False,
     threads: int | None = None,
+    cluster: Any = None,
 ) -> Generator[ScanProgress, None, ScanResult]:
     """Run every grid point (skipping finished ones with ``resume``); yield progress.
+
+    ``cluster``: run each point's chains on a Dask cluster (an address, started or joined
+    once for the whole scan, or a connected :class:`..cluster.Cluster`); the points run
+    one after another.
 
     Raises:
         ScanError: a grid point whose configuration is invalid (checked before any run).
@@ -231,8 +236,8 @@ def iterate(
     """
     points = _configs(family, base, grid)
     ident = {"family": family, "base": base, "grid": [[n, v] for n, v in grid]}
-    with driver.locked(out):
-        return (yield from _points(family, grid, points, ident, out, resume, threads))
+    with driver.locked(out), driver.connected(cluster, threads) as handle:
+        return (yield from _points(family, grid, points, ident, out, resume, threads, handle))
 
 
 def _points(
@@ -243,6 +248,7 @@ def _points(
     out: Path | None,
     resume: bool,
     threads: int | None,
+    cluster: Any = None,
 ) -> Generator[ScanProgress, None, ScanResult]:
     """Run the grid points into ``out`` (which the caller holds locked)."""
     run_iter = _family(family).iterate
@@ -260,7 +266,7 @@ def _points(
                 raise store.RunDirError(f"{err}; delete it and rerun with --resume to run that "
                                         "grid point again") from None  # fmt: skip
             continue
-        steps = run_iter(cfg, threads=threads)
+        steps = run_iter(cfg, threads=threads, **({} if cluster is None else {"cluster": cluster}))
         while True:
             try:
                 p = next(steps)
