@@ -40,6 +40,12 @@ def _arrays(result: Any) -> dict[str, np.ndarray]:
     for group in ("final", "trajectories", "components"):
         for key, values in getattr(result, group, {}).items():
             out[f"{group}/{key}"] = np.asarray(values)
+    if hasattr(result, "snapshots"):
+        out["snapshots"] = np.asarray(result.snapshots)
+    if hasattr(result, "theory"):
+        out |= {f"theory/{k}": np.asarray(v) for k, v in result.theory.items()}
+    summary = {k: v for k, v in result.summary.items() if "seconds" not in k}
+    out["summary"] = np.array(repr(sorted(summary.items())))
     return out
 
 

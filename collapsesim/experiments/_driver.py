@@ -52,7 +52,9 @@ class Plan:
     directory.
 
     ``scratch``: the state's arrays that only the kernels read (training sets, pools),
-    which a cluster's worker keeps instead of sending back with the finished batch.
+    which a cluster's worker keeps instead of sending back with the finished batch;
+    ``chain0_arrays``: the run-wide arrays that the batch of chain 0 fills as it advances
+    (chain 0's snapshots), which the worker sends back with that batch.
 
     ``num_chains`` (None: the configuration's) is 1 for neural families. ``setup(out)``
     runs once the run directory is ready; ``check(run_json)`` vets a run being resumed;
@@ -78,6 +80,7 @@ class Plan:
     save: Callable[[Path, Any, dict[str, Any]], None] = common.save_result
     num_chains: int | None = None
     scratch: tuple[str, ...] = ("pool", "pool_size", "pool_mean", "pool_scatter", "kept", "train")
+    chain0_arrays: tuple[str, ...] = ()
     setup: Callable[[Path | None], None] = lambda out: None
     check: Callable[[dict[str, Any]], None] = lambda run_json: None
     report: Callable[[int, int, int, int], Any] = Progress
@@ -252,9 +255,11 @@ class _Run:
         collect = b0
         for future in pending:
             b = int(future.key.split("-")[2])
-            state, seconds = _task_result(future)
+            state, filled, seconds = _task_result(future)
             future.release()
             ready[b] = state
+            for name, arr in filled.items():
+                plan.arrays[name][...] = arr
             self.kernel_seconds += seconds
             lo, hi = bounds[b]
             done += (hi - lo) * (t - (g_first if b == b0 else 0))

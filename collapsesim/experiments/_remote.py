@@ -47,9 +47,10 @@ def run_batch(
     block: int | None,
     threads: int | None,
     saved: dict[str, Any] | None,
-) -> tuple[dict[str, Any], float]:
+) -> tuple[dict[str, Any], dict[str, Any], float]:
     """Advance chains ``[lo, hi)`` from model ``g0`` (a fresh start, or ``saved``, a
-    checkpointed state) to model ``t``; return ``(state, kernel seconds)``."""
+    checkpointed state) to model ``t``; return ``(state, the run-wide arrays it filled
+    (chain 0's batch only), kernel seconds)``."""
     with _LOCK:
         plan = _plan(token, make_plan)
         if threads is not None:
@@ -67,4 +68,5 @@ def run_batch(
                     pass
             g = g_end
         seconds = time.perf_counter() - k0
-    return {k: v for k, v in state.items() if k not in plan.scratch}, seconds
+        filled = {name: plan.arrays[name].copy() for name in plan.chain0_arrays} if lo == 0 else {}
+    return {k: v for k, v in state.items() if k not in plan.scratch}, filled, seconds

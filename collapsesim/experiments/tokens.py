@@ -209,6 +209,7 @@ def _plan(cfg: TokenConfig) -> driver.Plan:
         family="tokens",
         meta={"num_real": num_real, "record_generations": len(record_gens)},
         arrays=arrays,
+        chain0_arrays=("snaps",),
         default_batch=_batch_size(cfg),
         start=start,
         advance=advance,
