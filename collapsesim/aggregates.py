@@ -9,8 +9,9 @@ final values of the first ``final_chains`` chains and the trajectories of the fi
 * **exact**, when every value fits in :data:`HOLD_VALUES` (or the run has no more than
   :data:`PILOT_CHAINS` chains): the stream holds every value and the statistics are the
   ones :func:`metrics.aggregate` computes, bit for bit as before streaming existed.
-* **streamed**, beyond that: moments are exact sums, compensated and taken in chain order
-  (so the same whatever the batches or threads); minimum and maximum are exact. Quantiles
+* **streamed**, beyond that: moments are compensated sums taken in chain order within
+  segments of :data:`SEGMENT` chains, whose sums are then added up in order (so the same
+  whatever the batches, threads or cluster tasks); minimum and maximum are exact. Quantiles
   come from windowed histograms: the first ``P`` chains (the pilot, at most 2^16) are
   held (for the whole run), each quantile's window is fixed at the pilot's order
   statistics ``WINDOW_Z`` standard errors either side of it, and every chain is then
@@ -24,7 +25,11 @@ final values of the first ``final_chains`` chains and the trajectories of the fi
   whole run's quantile from the pilot's); the quantile is then NaN, with a warning.
 
 Histograms with the same windows merge by addition: the same merge serves hosts of a
-distributed run that agree on the pilot's windows.
+distributed run that agree on the pilot's windows. A cluster's worker accumulates the
+chains of its task, which begins on a segment, into a *fragment* (:meth:`Stream.begin_fragment`,
+:meth:`Stream.end_fragment`) with the run's windows and shifts; the client merges the
+fragments in chain order (:meth:`Stream.merge`), which gives the one-process stream's
+arrays bit for bit.
 """
 
 from __future__ import annotations
@@ -34,10 +39,11 @@ import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["HOLD_VALUES", "PILOT_CHAINS", "Column", "Stream", "feed", "stream_bytes"]
+__all__ = ["HOLD_VALUES", "PILOT_CHAINS", "SEGMENT", "Column", "Stream", "feed", "stream_bytes"]
 
 # The configuration sizes runs with stream_bytes: the kernels and metrics are imported
 # only where a stream is fed or read.
@@ -52,6 +58,11 @@ MIN_PILOT = 2**12
 WINDOW_Z = 6.0
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _Q_NAMES = ("q05", "q25", "q50", "q75", "q95")
+
+SEGMENT = 2**12
+"""Chains whose moments are summed together before they join the run's sums: a streamed
+run's moments are the same sums whether one process or a cluster's tasks (which begin on
+segments) took the chains."""
 
 CHUNK = 2**13
 """Chains whose metrics are computed at once when a batch is fed (cache-sized temporaries)."""
@@ -126,8 +137,10 @@ class Stream:
             "added": np.zeros(2, np.int64),  # chains added so far; windows fixed (0/1)
             "counts": np.zeros((j * sk, 4), np.int64),
             "shift": np.zeros(j * sk),
-            "sums": np.zeros((j * sk, 4)),
+            "sums": np.zeros((j * sk, 4)),  # the current segment's
             "comp": np.zeros((j * sk, 4)),
+            "total_sums": np.zeros((j * sk, 4)),  # the finished segments'
+            "total_comp": np.zeros((j * sk, 4)),
             "vmin": np.full(j * sk, np.inf),
             "vmax": np.full(j * sk, -np.inf),
             "windows": np.zeros((j * sk, q, 2)),
@@ -139,6 +152,8 @@ class Stream:
             "final": np.empty((m * sk, self.final_count * sk)),
             "kept": np.empty((m * sk, self.keep * sk, r)),
         }
+        self._segments: list[tuple[np.ndarray, np.ndarray]] | None = None  # a fragment's
+        self._first = 0
 
     def checkpointed(self) -> dict[str, np.ndarray]:
         """The stream's arrays under the names a plan's checkpointed ``arrays`` give them."""
@@ -173,14 +188,42 @@ class Stream:
             if lo < self.final_count:
                 f = min(hi, self.final_count)
                 a["final"][:, lo:f] = x[r - 1 :: r, : f - lo]
+            if lo == 0:
+                # Each column's shift: its first value (finite, else 0), so powers of
+                # x - shift stay of the order of the spread, not of the location.
+                first = x[:, 0]
+                a["shift"][:] = np.where(np.isfinite(first), first, 0.0)
             fixed = bool(a["added"][1])
+            self._moments(x, lo)
             if not fixed and hi >= p:
                 self._fix_windows()
                 self._accumulate(a["held"], moments=False)
-                self._accumulate(x[:, : p - lo], histogram=False)
-                x = x[:, p - lo :]
-            self._accumulate(x, histogram=fixed or hi >= p)
+                self._accumulate(x[:, p - lo :], moments=False)
+            elif fixed:
+                self._accumulate(x, moments=False)
         a["added"][0] = hi
+
+    def _moments(self, x: np.ndarray, lo: int) -> None:
+        """Add chains ``[lo, lo + n)`` to the moments, segment by segment."""
+        i, n = 0, x.shape[1]
+        while i < n:
+            end = min(n, i + SEGMENT - (lo + i) % SEGMENT)
+            self._accumulate(x[:, i:end], histogram=False)
+            if (lo + end) % SEGMENT == 0:
+                self._end_segment()
+            i = end
+
+    def _end_segment(self) -> None:
+        """Add the finished segment's sums to the run's (a fragment keeps them apart)."""
+        from .kernels import streaming as kern
+
+        a = self.arrays
+        if self._segments is not None:
+            self._segments.append((a["sums"].copy(), a["comp"].copy()))
+        else:
+            kern.fold(a["total_sums"], a["total_comp"], a["sums"], a["comp"])
+        a["sums"][:] = 0.0
+        a["comp"][:] = 0.0
 
     def _accumulate(self, x: np.ndarray, *, moments: bool = True, histogram: bool = True) -> None:
         from .kernels import streaming as kern
@@ -215,6 +258,94 @@ class Stream:
         a["windows"][..., 0] = np.minimum(ends[..., 0], ends[..., 1])
         a["windows"][..., 1] = np.maximum(ends[..., 0], ends[..., 1])
         a["added"][1] = 1
+
+    # --- fragments (a cluster's tasks) --------------------------------------------
+
+    _FRAGMENT = ("counts", "vmin", "vmax", "outside", "bins", "bin_min", "bin_max", "bin_ends")
+
+    def can_fragment(self, lo: int) -> bool:
+        """Whether chains from ``lo`` on can be taken as fragments: a streamed run whose
+        windows are fixed by then (the pilot's chains lie before ``lo``), on a segment."""
+        return not self.exact and lo >= self.pilot and lo % SEGMENT == 0
+
+    def shared(self) -> dict[str, np.ndarray]:
+        """What a fragment needs of the run: the windows and shifts (once they are fixed)."""
+        a = self.arrays
+        if not a["added"][1]:
+            raise RuntimeError("the stream's windows are not fixed yet")
+        return {"windows": a["windows"].copy(), "shift": a["shift"].copy()}
+
+    def begin_fragment(self, lo: int, shared: dict[str, np.ndarray]) -> None:
+        """Turn this stream into a fragment that takes chains from ``lo`` on (see
+        :meth:`can_fragment`), with the run's ``shared`` windows and shifts."""
+        if not self.can_fragment(lo):
+            raise ValueError(f"chains from {lo} on cannot make a fragment of this stream")
+        a = self.arrays
+        if shared["windows"].shape != a["windows"].shape:
+            raise ValueError("the fragment's windows have another shape (another collapsesim?)")
+        for name in ("counts", "outside", "bins", "bin_ends", "sums", "comp"):
+            a[name][...] = 0
+        for name, fill in (("vmin", np.inf), ("vmax", -np.inf), ("bin_min", np.inf),
+                           ("bin_max", -np.inf)):  # fmt: skip
+            a[name][...] = fill
+        a["windows"][...] = shared["windows"]
+        a["shift"][...] = shared["shift"]
+        a["added"][:] = (lo, 1)
+        self._first = lo
+        self._segments = []
+
+    def end_fragment(self) -> dict[str, Any]:
+        """The fragment's statistics; the stream is no longer one afterwards."""
+        if self._segments is None:
+            raise RuntimeError("the stream is not a fragment")
+        a, lo, hi = self.arrays, self._first, int(self.arrays["added"][0])
+        segments, self._segments = self._segments, None
+        out: dict[str, Any] = {name: a[name].copy() for name in self._FRAGMENT}
+        j = a["sums"].shape[0]
+        out |= {
+            "lo": lo,
+            "hi": hi,
+            "segment_sums": np.array([s for s, _ in segments]).reshape(-1, j, 4),
+            "segment_comp": np.array([c for _, c in segments]).reshape(-1, j, 4),
+            "sums": a["sums"].copy(),  # a last segment cut short by the run's end
+            "comp": a["comp"].copy(),
+            "kept": a["kept"][:, lo : max(lo, min(hi, self.keep))].copy(),
+            "final": a["final"][:, lo : max(lo, min(hi, self.final_count))].copy(),
+        }
+        return out
+
+    def merge(self, frag: dict[str, Any]) -> None:
+        """Add a fragment of the next chains, as if they had been added here one by one.
+
+        Raises:
+            ValueError: the fragment does not begin with the next chain on a segment.
+        """
+        a = self.arrays
+        lo, hi = int(frag["lo"]), int(frag["hi"])
+        if lo != int(a["added"][0]) or not self.can_fragment(lo) or not a["added"][1]:
+            raise ValueError(f"a fragment of chains [{lo}, {hi}) is not the stream's next")
+        for name in ("counts", "outside", "bins"):
+            a[name] += frag[name]
+        # Ties keep the earlier chains' value, as min and max do chain by chain.
+        a["vmin"][:] = np.where(frag["vmin"] < a["vmin"], frag["vmin"], a["vmin"])
+        a["vmax"][:] = np.where(frag["vmax"] > a["vmax"], frag["vmax"], a["vmax"])
+        for k, (name, better) in enumerate((("bin_min", np.less), ("bin_max", np.greater))):
+            mine, theirs = a[name], frag[name]
+            ends, other = a["bin_ends"][..., k], frag["bin_ends"][..., k]
+            wins, ties = better(theirs, mine), theirs == mine
+            ends[...] = np.where(wins, other, np.where(ties, ends + other, ends))
+            mine[...] = np.where(wins, theirs, mine)
+        from .kernels import streaming as kern
+
+        for sums, comp in zip(frag["segment_sums"], frag["segment_comp"], strict=True):
+            kern.fold(a["total_sums"], a["total_comp"], sums, comp)
+        a["sums"][:] = frag["sums"]
+        a["comp"][:] = frag["comp"]
+        if lo < self.keep:
+            a["kept"][:, lo : lo + frag["kept"].shape[1]] = frag["kept"]
+        if lo < self.final_count:
+            a["final"][:, lo : lo + frag["final"].shape[1]] = frag["final"]
+        a["added"][0] = hi
 
     # --- reading -------------------------------------------------------------------
 
@@ -343,9 +474,14 @@ class _Streamed:
 
     def _moments(self) -> tuple[np.ndarray, ...]:
         a, i = self.a, self.idx
+        from .kernels import streaming as kern
+
         counts = a["counts"][i]
         n = counts[:, _FINITE].astype(np.float64)
-        s = a["sums"][i] + a["comp"][i]
+        # The finished segments' sums, then the last (unfinished) segment's.
+        total, comp = a["total_sums"][i], a["total_comp"][i]
+        kern.fold(total, comp, a["sums"][i], a["comp"][i])
+        s = total + comp
         with np.errstate(invalid="ignore", divide="ignore"):
             m1 = s[:, 0] / n
         return counts, n, s, m1

@@ -116,6 +116,7 @@ def connect(address: str, threads: int | None = None) -> Iterator[Cluster]:
             )
             stack.enter_context(local)
             client = stack.enter_context(Client(local))
+            _check_versions(client, address)
             yield Cluster(client, f"local:{where}", per, True)
             return
         try:
@@ -128,4 +129,20 @@ def connect(address: str, threads: int | None = None) -> Iterator[Cluster]:
             raise ClusterError(f"--cluster {address!r}: cannot reach the scheduler ({first})"
                                ) from None  # fmt: skip
         stack.enter_context(client)
+        _check_versions(client, address)
         yield Cluster(client, str(address), threads, False)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("collapsesim")
+
+
+def _check_versions(client: Any, address: str) -> None:
+    """ClusterError unless every worker runs this collapsesim (or none is there yet)."""
+    mine = _version()
+    theirs = set(client.run(_version).values())
+    if theirs - {mine}:
+        raise ClusterError(f"--cluster {address!r}: the workers run collapsesim "
+                           f"{', '.join(sorted(theirs - {mine}))}, this process {mine}")  # fmt: skip

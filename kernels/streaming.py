@@ -2,9 +2,10 @@
 
 Every array here is one row per *column*, a (metric, recorded generation) pair; values
 arrive as ``(columns, chains)`` blocks of consecutive chains, in chain order. Sums run
-over the chains of each column in that order, compensated (Neumaier), so the result
-does not depend on how the chains were split into batches, nor on the thread count
-(columns, not chains, are shared among threads). The histograms only count, so they
+over the chains of each column in that order, compensated (Neumaier), within segments of
+chains that :func:`fold` then adds to the run's sums in order, so the result does not
+depend on how the chains were split into batches or cluster tasks, nor on the thread
+count (columns, not chains, are shared among threads). The histograms only count, so they
 merge by addition whatever the order.
 
 ``collapsesim.aggregates`` builds the streamed statistics from these arrays.
@@ -17,7 +18,7 @@ from numba import njit, prange
 
 from ._flags import JIT, PJIT
 
-__all__ = ["accumulate"]
+__all__ = ["accumulate", "fold"]
 
 # Rows of ``counts`` in accumulate: finite values, NaN, +inf, -inf.
 FINITE, NAN, PINF, NINF = 0, 1, 2, 3
@@ -125,9 +126,6 @@ def _moments(
     """Add column ``j``'s block ``x[j]`` to its counts, compensated power sums and extremes,
     in chain order."""
     n = x.shape[1]
-    if counts[j, 0] + counts[j, 1] + counts[j, 2] + counts[j, 3] == 0:
-        first = x[j, 0]
-        shift[j] = first if np.isfinite(first) else 0.0
     # Scalars in registers: the sums and counts are written back once per column.
     k = shift[j]
     lo = vmin[j]
@@ -193,9 +191,9 @@ def accumulate(
     Args:
         x: float64 ``(J, n)``, column ``j``'s values for ``n`` consecutive chains.
         counts: int64 ``(J, 4)``, finite / NaN / +inf / -inf values so far (updated).
-        shift: float64 ``(J,)``, the column's shift: set from its first value (finite,
-            else 0) when the column has no values yet, so powers of ``x - shift`` stay
-            of the order of the spread, not the location.
+        shift: float64 ``(J,)``, the column's shift (the caller sets it from the run's
+            first value, finite, else 0), so powers of ``x - shift`` stay of the order of
+            the spread, not the location.
         sums: float64 ``(J, 4)``, sums of ``(x - shift)^p`` for p = 1..4 over finite values.
         comp: float64 ``(J, 4)``, their compensations.
         vmin: float64 ``(J,)``, smallest non-NaN value so far (+inf when none).
@@ -218,3 +216,14 @@ def accumulate(
             _windows(j, x, windows, outside, bins, bin_min, bin_max, bin_ends)
         if moments:
             _moments(j, x, counts, shift, sums, comp, vmin, vmax)
+
+
+@njit(**JIT)
+def fold(total: np.ndarray, total_comp: np.ndarray, sums: np.ndarray, comp: np.ndarray) -> None:
+    """Add a segment's compensated sums ``(sums, comp)`` to the run's ``(total, total_comp)``
+    in place (all float64 ``(J, 4)``): Neumaier's step for the sum, then its compensation."""
+    for j in range(total.shape[0]):
+        for k in range(total.shape[1]):
+            t, c = _add(total[j, k], total_comp[j, k], sums[j, k])
+            total[j, k] = t
+            total_comp[j, k] = c + comp[j, k]

@@ -97,6 +97,47 @@ def test_a_stream_does_not_depend_on_how_the_chains_were_split(streamed: None) -
             assert np.array_equal(s.arrays[key], arr, equal_nan=True), key
 
 
+def test_fragments_merged_in_order_are_the_sequential_stream(streamed: None) -> None:
+    """A cluster's way: the pilot fed here, then tasks on segments fed into fragments
+    (each with its own split into blocks) and merged; every array bit for bit."""
+    seg = aggregates.SEGMENT
+    c = 7 * seg + 123  # a last task cut short by the run's end
+    x = _columns(c, seed=2)
+    x[5, 0] = np.nan  # a NaN, an infinity and signed zeros in the fragments' chains too
+    x[seg + 9, 1] = np.inf
+    x[2 * seg + 1, 4], x[3 * seg + 2, 4] = -0.0, 0.0
+
+    def stream() -> aggregates.Stream:
+        return aggregates.Stream(["x"], x.shape[1], c, keep_chains=seg + 50,
+                                 final_chains=3 * seg)  # fmt: skip
+
+    one = stream()
+    _feed(one, x, [1000, 3000])
+    merged = stream()
+    pilot = merged.pilot
+    assert pilot == seg
+    merged.add(0, {"x": np.ascontiguousarray(x[:pilot].T)})
+    worker = stream()
+    for lo, hi in [(pilot, 3 * seg), (3 * seg, 4 * seg), (4 * seg, c)]:
+        assert merged.can_fragment(lo)
+        worker.begin_fragment(lo, merged.shared())
+        _feed_from(worker, x, lo, hi, [517, 2000])
+        merged.merge(worker.end_fragment())
+    for key, arr in one.arrays.items():
+        assert np.array_equal(merged.arrays[key], arr, equal_nan=True), key
+    assert one.aggregates()["x"]["mean"].tobytes() == merged.aggregates()["x"]["mean"].tobytes()
+    with pytest.raises(ValueError, match="not the stream's next"):
+        merged.merge({"lo": seg, "hi": 2 * seg})
+
+
+def _feed_from(stream: aggregates.Stream, x: np.ndarray, lo: int, hi: int, sizes: list[int]) -> None:
+    k = 0
+    while lo < hi:
+        end = min(hi, lo + sizes[k % len(sizes)])
+        stream.add(lo, {"x": np.ascontiguousarray(x[lo:end].T)})
+        lo, k = end, k + 1
+
+
 def test_streamed_nan_and_infinities_read_as_numpy_reads_them(streamed: None) -> None:
     c = 10_000
     rng = np.random.default_rng(2)

@@ -36,8 +36,10 @@ class Tracker:
         self.active = cur.active
         self.vector = cur.vector(sigma0, dim) if self.active else None
         # Summed over batches: candidates per kept sample over chains and curated
-        # generations, starved generations, chains.
-        self.arrays: dict[str, np.ndarray] = {TOTALS: np.zeros(3)} if self.active else {}
+        # generations (of the finished segments of aggregates.SEGMENT chains), starved
+        # generations, chains, and the current segment's candidates.
+        self.arrays: dict[str, np.ndarray] = {TOTALS: np.zeros(4)} if self.active else {}
+        self._segments: list[float] | None = None  # a cluster fragment's
 
     def metrics(self, names: tuple[str, ...]) -> tuple[str, ...]:
         """The family's metrics, and ``candidates`` under curation."""
@@ -71,11 +73,46 @@ class Tracker:
 
     def collect(self, st: dict[str, Any], lo: int, hi: int) -> None:
         """Add a finished batch to the run's totals."""
+        if not self.active:
+            return
+        totals, tally = self.arrays[TOTALS], st[TALLY]
+        # Chain after chain (cumsum adds in order) within each segment, the segments' sums
+        # in order: the same total whatever the batches or cluster tasks.
+        i, n = 0, hi - lo
+        while i < n:
+            end = min(n, i + aggregates.SEGMENT - (lo + i) % aggregates.SEGMENT)
+            totals[3] = np.cumsum(np.concatenate([totals[3:], tally[i:end, 0]]))[-1]
+            if (lo + end) % aggregates.SEGMENT == 0:
+                if self._segments is not None:
+                    self._segments.append(float(totals[3]))
+                else:
+                    totals[0] += totals[3]
+                totals[3] = 0.0
+            i = end
+        totals[1:3] += [tally[:, 1].sum(), n]
+
+    def begin_fragment(self) -> None:
+        """Take the next batches as a cluster's fragment (see :meth:`merge`)."""
         if self.active:
-            totals, tally = self.arrays[TOTALS], st[TALLY]
-            # Chain after chain (cumsum adds in order): the same total whatever the batches.
-            totals[0] = np.cumsum(np.concatenate([totals[:1], tally[:, 0]]))[-1]
-            totals[1:] += [tally[:, 1].sum(), hi - lo]
+            self.arrays[TOTALS][:] = 0.0
+            self._segments = []
+
+    def end_fragment(self) -> dict[str, Any]:
+        """The fragment's totals: its segments' candidates, the rest added up."""
+        if not self.active:
+            return {}
+        segments, self._segments = self._segments or [], None
+        return {"segments": np.array(segments), "totals": self.arrays[TOTALS].copy()}
+
+    def merge(self, frag: dict[str, Any]) -> None:
+        """Add a fragment that begins on a segment, as if its batches had been collected here."""
+        if not self.active:
+            return
+        totals = self.arrays[TOTALS]
+        for seg in frag["segments"]:
+            totals[0] += seg
+        totals[1:3] += frag["totals"][1:3]
+        totals[3] = frag["totals"][3]
 
     def summarize(
         self,
@@ -107,5 +144,6 @@ class Tracker:
                 s["z_mean_final_candidates"] = common.z(cost.mean(), exact, se)
         totals = self.arrays[TOTALS]
         if generations > 1 and totals[2] > 0:
-            s["mean_candidates"] = float(totals[0] / (totals[2] * (generations - 1)))
+            total = totals[0] + totals[3]
+            s["mean_candidates"] = float(total / (totals[2] * (generations - 1)))
             s["starved_generations"] = int(totals[1])

@@ -30,8 +30,9 @@ from ._common import Progress
 R = TypeVar("R")
 
 # The checkpoints' layout: 2 since 0.6, whose chain families stream their statistics
-# (a batch's records in its state, the run's aggregates.Stream among the arrays).
-CHECKPOINT_FORMAT = 2
+# (a batch's records in its state, the run's aggregates.Stream among the arrays); 3 since
+# 0.9, whose streamed sums and curation totals are summed by segments of chains.
+CHECKPOINT_FORMAT = 3
 
 __all__ = ["Finished", "Plan", "connected", "drive", "locked", "run_plan"]
 
@@ -54,7 +55,11 @@ class Plan:
     ``scratch``: the state's arrays that only the kernels read (training sets, pools),
     which a cluster's worker keeps instead of sending back with the finished batch;
     ``chain0_arrays``: the run-wide arrays that the batch of chain 0 fills as it advances
-    (chain 0's snapshots), which the worker sends back with that batch.
+    (chain 0's snapshots), which the worker sends back with that batch. ``stream`` (the
+    run's :class:`..aggregates.Stream`), ``tracker`` (its curation ``Tracker``) and
+    ``merges`` (how the other run-wide arrays that ``collect`` writes merge: ``"add"``
+    for counts, ``"rows"`` for arrays of the first chains) let a cluster's workers
+    collect their batches themselves, as fragments the client merges in chain order.
 
     ``num_chains`` (None: the configuration's) is 1 for neural families. ``setup(out)``
     runs once the run directory is ready; ``check(run_json)`` vets a run being resumed;
@@ -81,6 +86,9 @@ class Plan:
     num_chains: int | None = None
     scratch: tuple[str, ...] = ("pool", "pool_size", "pool_mean", "pool_scatter", "kept", "train")
     chain0_arrays: tuple[str, ...] = ()
+    stream: Any = None
+    tracker: Any = None
+    merges: dict[str, str] = field(default_factory=dict)
     setup: Callable[[Path | None], None] = lambda out: None
     check: Callable[[dict[str, Any]], None] = lambda run_json: None
     report: Callable[[int, int, int, int], Any] = Progress
@@ -213,11 +221,14 @@ class _Run:
         self, cluster: Any, make_plan: Callable[[], Plan], c: int, t: int, block: int | None
     ) -> Generator[Any, None, None]:
         """:meth:`batches` on a Dask cluster: every batch one task (the workers build the
-        plan from ``make_plan``), collected here in chain order as they finish.
+        plan from ``make_plan``), merged here in chain order as they finish.
 
-        At most a few tasks per worker are out at once, so the finished batches waiting
-        for an earlier one stay few. A checkpoint follows every batch collected; a task
-        whose worker died is rerun by Dask, with the same draws.
+        The batches up to the end of a streamed run's pilot (all batches of a run whose
+        statistics hold every value) come back whole and are collected here; each later
+        one is collected where it ran, into a fragment, once the pilot has fixed the
+        windows (see ``_remote``). At most a few batches per worker are out at once. A
+        checkpoint follows every batch merged; a task whose worker died is rerun by Dask,
+        with the same draws.
         """
         from distributed import as_completed
 
@@ -234,12 +245,24 @@ class _Run:
         token = uuid.uuid4().hex
         client = cluster.client
         bounds = {b: (b * batch, min(c, (b + 1) * batch)) for b in range(b0, num_batches)}
+        b_frag = _first_fragment(plan, batch, num_batches)
+        shared: Any = None
+        if b0 >= b_frag:
+            [shared] = client.scatter([plan.stream.shared()], broadcast=True)
+        waiting: dict[int, Any] = {}  # finished batches that wait for the windows
+        advanced: dict[int, Any] = {}  # their futures, held until their fragment is merged
 
         def submit(b: int) -> Any:
             lo, hi = bounds[b]
             g, st = (g_first, saved) if b == b0 else (0, None)
             return client.submit(_remote.run_batch, token, make_plan, lo, hi, g, t, block,
                                  cluster.threads, st, key=f"collapsesim-batch-{b}-{token}",
+                                 pure=False)  # fmt: skip
+
+        def fragment(b: int, finished: Any) -> Any:
+            advanced[b] = finished
+            return client.submit(_remote.collect_fragment, token, make_plan, finished,
+                                 *bounds[b], shared, key=f"collapsesim-fragment-{b}-{token}",
                                  pure=False)  # fmt: skip
 
         window = 3 * cluster.slots
@@ -251,27 +274,80 @@ class _Run:
         lo0, hi0 = bounds.get(b0, (c, c))
         done = lo0 * t + (hi0 - lo0) * g_first
         yield plan.report(done, c * t, b0, g_first)
-        ready: dict[int, dict[str, Any]] = {}
+        ready: dict[int, tuple[str, Any]] = {}
         collect = b0
         for future in pending:
-            b = int(future.key.split("-")[2])
-            state, filled, seconds = _task_result(future)
+            _, kind, index, _ = future.key.split("-")
+            b = int(index)
+            lo, hi = bounds[b]
+            if kind == "batch":
+                done += (hi - lo) * (t - (g_first if b == b0 else 0))
+                if b >= b_frag:  # collected where it ran, once the windows are known
+                    if future.status == "error":
+                        _task_result(future)
+                    if shared is None:
+                        waiting[b] = future
+                    else:
+                        pending.add(fragment(b, future))
+                    yield plan.report(done, c * t, b, t)
+                    continue
+            item, filled, seconds = _task_result(future)
             future.release()
-            ready[b] = state
+            if kind == "fragment":
+                advanced.pop(b).release()
+            ready[b] = (kind, item)
             for name, arr in filled.items():
                 plan.arrays[name][...] = arr
             self.kernel_seconds += seconds
-            lo, hi = bounds[b]
-            done += (hi - lo) * (t - (g_first if b == b0 else 0))
             while collect in ready:
-                plan.collect(ready.pop(collect), *bounds[collect])
+                what, item = ready.pop(collect)
+                if what == "batch":
+                    plan.collect(item, *bounds[collect])
+                else:
+                    _merge(plan, item)
                 collect += 1
+                if collect == b_frag and shared is None and collect < num_batches:
+                    [shared] = client.scatter([plan.stream.shared()], broadcast=True)
+                    for bw in sorted(waiting):
+                        pending.add(fragment(bw, waiting.pop(bw)))
                 if collect < num_batches:
                     self.checkpoint(collect, 0, {})
                 if nxt < num_batches:
                     pending.add(submit(nxt))
                     nxt += 1
             yield plan.report(done, c * t, b, t)
+
+
+def _first_fragment(plan: Plan, batch: int, num_batches: int) -> int:
+    """The first batch the workers collect themselves (``num_batches``: none of them).
+
+    Those of a plan whose run-wide arrays all merge (its stream's, its tracker's and its
+    ``merges``), in a streamed run, whose batches begin on segments, once past the pilot.
+    """
+    from ..aggregates import SEGMENT
+
+    stream, tracker = plan.stream, plan.tracker
+    if stream is None or stream.exact or batch % SEGMENT:
+        return num_batches
+    known = set(stream.checkpointed()) | set(plan.merges) | set(plan.chain0_arrays)
+    if tracker is not None:
+        known |= set(tracker.arrays)
+    if set(plan.arrays) - known:
+        return num_batches
+    return min(num_batches, math.ceil(stream.pilot / batch))
+
+
+def _merge(plan: Plan, frag: dict[str, Any]) -> None:
+    """Merge a worker's fragment of the next batch into the run's arrays."""
+    lo = int(frag["stream"]["lo"])
+    plan.stream.merge(frag["stream"])
+    if plan.tracker is not None:
+        plan.tracker.merge(frag["tracker"])
+    for name, arr in frag["arrays"].items():
+        if plan.merges[name] == "add":
+            plan.arrays[name] += arr
+        else:
+            plan.arrays[name][lo : lo + len(arr)] = arr
 
 
 def _task_result(future: Any) -> Any:
@@ -334,7 +410,13 @@ def drive(
     c = cfg.num_chains if plan.num_chains is None else plan.num_chains
     default = plan.default_batch
     if cluster is not None:
+        # About four tasks a worker, whole segments of chains (so that the workers can
+        # collect them: see remote_batches).
+        from ..aggregates import SEGMENT
+
         default = min(default, max(1, math.ceil(c / (4 * cluster.slots))))
+        if default >= SEGMENT:
+            default -= default % SEGMENT
     start = _Start(min(batch_chains or default, c))
     meta: dict[str, Any] = {}
     if out is not None:

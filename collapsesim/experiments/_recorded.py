@@ -183,6 +183,8 @@ def _plan(spec: Spec, cfg: Any) -> driver.Plan:
         family=spec.family,
         meta={**chains.meta, "num_real": cfg.num_real, "record_generations": r},
         arrays=stream.checkpointed() | track.arrays,
+        stream=stream,
+        tracker=track,
         default_batch=batch,
         start=start,
         advance=advance,

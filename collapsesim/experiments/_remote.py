@@ -1,10 +1,15 @@
-"""The task a cluster worker runs: one batch of chains through every generation.
+"""The tasks a cluster worker runs: one batch of chains through every generation, and the
+collection of a finished batch into a fragment of the run's statistics.
 
 A worker builds the run's plan once (from the family's ``make_plan``, which holds only
 the configuration), then runs each batch it is given exactly as the one-process driver
-does: the same start, the same blocks of generations, the same kernels. It returns the
-finished batch's state, less the kernels' working memory (``Plan.scratch``), and the
-client collects it in chain order. A task's chains draw from the streams of
+does: the same start, the same blocks of generations, the same kernels. The first
+batches (up to the end of the streamed statistics' pilot, or all of a run whose
+statistics hold every value) go back whole, less the kernels' working memory
+(``Plan.scratch``), and the client collects them. Each later batch is collected where
+it ran, into a fragment: its counts, segment sums, extremes and histograms with the
+run's windows, and the rows of the first chains; the client merges the fragments in
+chain order. A task's chains draw from the streams of
 ``(seed, chain)``, so which worker runs it, and how often (after a worker died), changes
 nothing.
 """
@@ -19,7 +24,7 @@ from typing import Any
 
 from . import _common as common
 
-__all__ = ["run_batch"]
+__all__ = ["collect_fragment", "run_batch"]
 
 # One batch at a time per worker process: the kernels take all the threads they are
 # given, and Numba's workqueue threading layer refuses two parallel regions at once.
@@ -70,3 +75,38 @@ def run_batch(
         seconds = time.perf_counter() - k0
         filled = {name: plan.arrays[name].copy() for name in plan.chain0_arrays} if lo == 0 else {}
     return {k: v for k, v in state.items() if k not in plan.scratch}, filled, seconds
+
+
+def collect_fragment(
+    token: str,
+    make_plan: Callable[[], Any],
+    finished: tuple[dict[str, Any], dict[str, Any], float],
+    lo: int,
+    hi: int,
+    shared: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], float]:
+    """Collect a finished batch (:func:`run_batch`'s result) of chains ``[lo, hi)`` into a
+    fragment, with the run's ``shared`` windows and shifts; return it as
+    :func:`run_batch` returns a state, with the collection's seconds added."""
+    state, filled, seconds = finished
+    with _LOCK:
+        plan = _plan(token, make_plan)
+        k0 = time.perf_counter()
+        plan.stream.begin_fragment(lo, shared)
+        if plan.tracker is not None:
+            plan.tracker.begin_fragment()
+        for name, kind in plan.merges.items():
+            if kind == "add":
+                plan.arrays[name][...] = 0
+        plan.collect(state, lo, hi)
+        arrays = {}
+        for name, kind in plan.merges.items():
+            arr = plan.arrays[name]
+            arrays[name] = arr.copy() if kind == "add" else arr[lo : max(lo, min(hi, len(arr)))].copy()
+        fragment = {
+            "stream": plan.stream.end_fragment(),
+            "tracker": {} if plan.tracker is None else plan.tracker.end_fragment(),
+            "arrays": arrays,
+        }
+        seconds += time.perf_counter() - k0
+    return fragment, filled, seconds

@@ -151,6 +151,8 @@ def _plan(cfg: GaussianConfig) -> driver.Plan:
             "kernel": KERNEL,
         },
         arrays=stream.checkpointed() | track.arrays,
+        stream=stream,
+        tracker=track,
         default_batch=_batch_size(cfg),
         start=start,
         advance=advance,
@@ -247,6 +249,8 @@ def _jax_plan(
             **({"kernel": JAX_KERNEL} if sufficient else {}),
         },
         arrays=stream.checkpointed() | track.arrays,
+        stream=stream,
+        tracker=track,
         default_batch=_batch_size(cfg)
         if Regime(cfg.regime) is Regime.ACCUMULATE_SUBSAMPLE
         else min(2**22, cfg.record_batch(16)),
