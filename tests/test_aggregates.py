@@ -130,7 +130,9 @@ def test_fragments_merged_in_order_are_the_sequential_stream(streamed: None) -> 
         merged.merge({"lo": seg, "hi": 2 * seg})
 
 
-def _feed_from(stream: aggregates.Stream, x: np.ndarray, lo: int, hi: int, sizes: list[int]) -> None:
+def _feed_from(
+    stream: aggregates.Stream, x: np.ndarray, lo: int, hi: int, sizes: list[int]
+) -> None:
     k = 0
     while lo < hi:
         end = min(hi, lo + sizes[k % len(sizes)])

@@ -89,6 +89,68 @@ def test_cluster_equals_one_process(cluster: Cluster, name: str) -> None:
     _assert_same(alone, run(cfg, cluster=cluster, batch_chains=7))
 
 
+STREAMED = {
+    # 2^19 chains x 40 columns: past the 2^24 values a stream holds, so the statistics
+    # stream (pilot 2^16) and the workers collect every batch after the pilot's.
+    "gaussian-bias": ("gaussian", {"num_chains": 2**19, "num_generations": 4, "record_every": 1,
+                                   "num_samples": 20, "sampling_bias": 0.9, "seed": 8}),
+    "tokens": ("tokens", {"num_chains": 2**20 + 77, "num_generations": 3, "record_every": 1,
+                          "num_samples": 20, "categories": 8, "seed": 9}),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(STREAMED))
+def test_streamed_runs_merge_the_workers_fragments_bit_for_bit(
+    cluster: Cluster, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collapsesim.experiments import _driver
+
+    merged: list[int] = []
+    merge = _driver._merge
+
+    def counted(plan: Any, frag: dict[str, Any]) -> None:
+        merged.append(int(frag["stream"]["lo"]))
+        merge(plan, frag)
+
+    monkeypatch.setattr(_driver, "_merge", counted)
+    family, kwargs = STREAMED[name]
+    cfg = FAMILIES[family].config(**kwargs)
+    alone = run(cfg)
+    _assert_same(alone, run(cfg, cluster=cluster))
+    # The pilot's batch came back whole; every later one was collected by a worker.
+    assert merged == list(range(2**16, cfg.num_chains, 2**16))
+    merged.clear()
+    _assert_same(alone, run(cfg, cluster=cluster, batch_chains=3 * 4096))
+    assert merged == list(range(6 * 3 * 4096, cfg.num_chains, 3 * 4096))
+
+
+def test_a_streamed_run_stopped_mid_way_resumes_on_the_cluster(
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from collapsesim.experiments import _driver
+
+    merged: list[int] = []
+    merge = _driver._merge
+
+    def counted(plan: Any, frag: dict[str, Any]) -> None:
+        merged.append(1)
+        merge(plan, frag)
+
+    monkeypatch.setattr(_driver, "_merge", counted)
+    family, kwargs = STREAMED["gaussian-bias"]
+    cfg = FAMILIES[family].config(**kwargs)
+    out = tmp_path / "run"
+    steps = FAMILIES[family].iterate(cfg, cluster=cluster, out=out)
+    for _ in steps:
+        if len(merged) >= 2:  # the pilot's batch and two or more fragments merged, of 8
+            break
+    steps.close()
+    with np.load(out / "checkpoint.npz") as ck:
+        assert 2 < int(ck["batch"]) < 8  # batches merged; the rest left to do
+    resumed = run(cfg, cluster=cluster, out=out, resume=True)
+    _assert_same(run(cfg), resumed)
+
+
 def test_scan_on_a_cluster_equals_one_process(cluster: Cluster, tmp_path: Path) -> None:
     base = {"num_chains": 64, "num_generations": 20, "seed": 1}
     grid = scanner.parse_grid("gaussian", {"samples": "10,20"})

@@ -30,6 +30,8 @@ def cluster_rows(sizes: Any) -> list[Row]:
     """``gaussian --chains 10^6`` (the defaults otherwise) on ``local:W`` workers of one
     thread each, W the cores, against one process of W threads; and the cost of a task."""
     from ..cluster import connect
+    from ..experiments._driver import cluster_batch
+    from ..experiments.gaussian import _batch_size
     from ..families.gaussian import GaussianConfig
     from ..results import run
 
@@ -45,9 +47,9 @@ def cluster_rows(sizes: Any) -> list[Row]:
         run(warm)
         run(warm, cluster=cl)  # the workers compile (or load) their kernels
         med1, t1, one = median_time(lambda: run(cfg), r)
-        size = math.ceil(chains / (4 * cl.slots))  # four tasks a worker
+        size = cluster_batch(_batch_size(cfg), chains, cl.slots)  # the run's tasks
         tasks = math.ceil(chains / size)
-        med2, t2, many = median_time(lambda: run(cfg, cluster=cl, batch_chains=size), r)
+        med2, t2, many = median_time(lambda: run(cfg, cluster=cl), r)
         if not _same(one, many):
             raise RuntimeError("the cluster's run differs from the one-process run")
         work = {"chains": chains, "generations": cfg.num_generations, "workers": workers}

@@ -318,6 +318,15 @@ class _Run:
             yield plan.report(done, c * t, b, t)
 
 
+def cluster_batch(default: int, c: int, slots: int) -> int:
+    """The chains of a cluster's task: about four tasks a worker (at most ``default``, the
+    plan's batch), in whole segments of chains, so that the workers can collect them."""
+    from ..aggregates import SEGMENT
+
+    size = min(default, max(1, math.ceil(c / (4 * slots))))
+    return size - size % SEGMENT if size >= SEGMENT else size
+
+
 def _first_fragment(plan: Plan, batch: int, num_batches: int) -> int:
     """The first batch the workers collect themselves (``num_batches``: none of them).
 
@@ -410,13 +419,7 @@ def drive(
     c = cfg.num_chains if plan.num_chains is None else plan.num_chains
     default = plan.default_batch
     if cluster is not None:
-        # About four tasks a worker, whole segments of chains (so that the workers can
-        # collect them: see remote_batches).
-        from ..aggregates import SEGMENT
-
-        default = min(default, max(1, math.ceil(c / (4 * cluster.slots))))
-        if default >= SEGMENT:
-            default -= default % SEGMENT
+        default = cluster_batch(default, c, cluster.slots)
     start = _Start(min(batch_chains or default, c))
     meta: dict[str, Any] = {}
     if out is not None:

@@ -102,7 +102,9 @@ def collect_fragment(
         arrays = {}
         for name, kind in plan.merges.items():
             arr = plan.arrays[name]
-            arrays[name] = arr.copy() if kind == "add" else arr[lo : max(lo, min(hi, len(arr)))].copy()
+            arrays[name] = (
+                arr.copy() if kind == "add" else arr[lo : max(lo, min(hi, len(arr)))].copy()
+            )
         fragment = {
             "stream": plan.stream.end_fragment(),
             "tracker": {} if plan.tracker is None else plan.tracker.end_fragment(),
