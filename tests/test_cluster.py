@@ -4,6 +4,7 @@ bad address is one line and exit 2, soon."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -79,7 +80,14 @@ CASES = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# Kept out of the default session (-m slow): the families whose workers' first run loads
+# many kernels, and the longer runs; each property keeps a fast case in the default.
+SLOW_CASES = ("mvgaussian", "kde")
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_CASES else n for n in CASES]
+)
 def test_cluster_equals_one_process(cluster: Cluster, name: str) -> None:
     family, kwargs = CASES[name]
     cfg = FAMILIES[family].config(**kwargs)
@@ -99,7 +107,9 @@ STREAMED = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("name", list(STREAMED))
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n == "tokens" else n for n in STREAMED]
+)
 def test_streamed_runs_merge_the_workers_fragments_bit_for_bit(
     cluster: Cluster, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,6 +205,7 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from collapsesim.cli import main; main()", *args]
 
 
+@pytest.mark.slow
 def test_a_killed_client_resumes(tmp_path: Path) -> None:
     out = tmp_path / "run"
     args = ["gaussian", "--chains", "64", "--generations", "3000", "--samples", "4000",
@@ -220,6 +231,7 @@ def test_a_killed_client_resumes(tmp_path: Path) -> None:
     res = subprocess.run(_cli(*args, "--cluster", "local:2", "--resume", "--json"),
                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["chains"] == 64  # --json: one object on stdout
     cfg = FAMILIES["gaussian"].config(num_chains=64, num_generations=3000, num_samples=4000,
                                       method="sample", seed=3)  # fmt: skip
     _assert_same(run(cfg), load(out))
