@@ -111,7 +111,7 @@ def connect(address: str, threads: int | None = None) -> Iterator[Cluster]:
                 n_workers=where,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                dashboard_address=":0",  # a free port: clusters side by side do not clash
                 env=env,
             )
             stack.enter_context(local)
