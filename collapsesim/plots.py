@@ -1,4 +1,4 @@
-"""Figures (matplotlib, PNG) of finished runs."""
+"""Figures (matplotlib: PNG, PDF or SVG by the file's extension) of finished runs."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ if TYPE_CHECKING:
     from .experiments.mixture import MixtureResult
     from .experiments.tokens import TokenResult
 
-__all__ = ["plot_gaussian", "plot_lm", "plot_mixture", "plot_panels", "plot_scan", "plot_tokens",
-           "plot_vae"]  # fmt: skip
+__all__ = ["FORMATS", "plot_compare", "plot_gaussian", "plot_lm", "plot_mixture", "plot_panels",
+           "plot_scan", "plot_tokens", "plot_vae", "write_figure"]  # fmt: skip
 
 _SHOWN_CHAINS = 8
 
 
 def plot_gaussian(result: GaussianResult, path: Path) -> None:
-    """Draw sigma over generations and the histogram of final log sigma; write a PNG.
+    """Draw sigma over generations and the histogram of final log sigma; write a figure.
 
     Left: a few chains, the median and the 5-95% band across chains, and the exact
     E[sigma_t] where theory exists, on a log scale. Right: the histogram of
@@ -33,7 +33,7 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
 
     Args:
         result: a finished Gaussian run.
-        path: the PNG file to write (atomically).
+        path: the figure file to write (atomically): PNG, PDF or SVG by its extension.
     """
     import matplotlib
 
@@ -71,7 +71,7 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
     ax.legend(loc="lower left", fontsize="small")
 
     _final_log_sigma(bx, result)
-    _write_png(fig, path)
+    write_figure(fig, path)
 
 
 def _final_log_sigma(bx: Any, result: GaussianResult) -> None:
@@ -112,11 +112,22 @@ def _final_log_sigma(bx: Any, result: GaussianResult) -> None:
     bx.legend(fontsize="small")
 
 
-def _write_png(fig: Any, path: Path) -> None:
+FORMATS = {".png": "png", ".pdf": "pdf", ".svg": "svg"}
+"""The figure formats, by the file's extension."""
+
+# No creation date in the file: the same run draws the same bytes.
+_METADATA: dict[str, dict[str, Any]] = {"png": {}, "pdf": {"CreationDate": None},
+                                        "svg": {"Date": None}}  # fmt: skip
+
+
+def write_figure(fig: Any, path: Path) -> None:
+    """Write ``fig`` atomically to ``path`` as PNG, PDF or SVG, by its extension."""
     import matplotlib.pyplot as plt
 
+    form = FORMATS.get(Path(path).suffix.lower(), "png")
+
     def write(tmp: Path) -> None:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format=form, dpi=120, metadata=_METADATA[form])
 
     try:
         store.atomic_write(Path(path), write)
@@ -130,7 +141,7 @@ def _band(ax: Any, gens: np.ndarray, agg: dict[str, np.ndarray], color: str, lab
 
 
 def plot_mixture(result: MixtureResult, path: Path) -> None:
-    """Draw component scales and the L2 distance over generations, and samples; write a PNG.
+    """Draw component scales and the L2 distance over generations, and samples; write a figure.
 
     Left: the weight-averaged component scale ``det(C)^(1/2d)`` across chains (median
     and 5-95% band), each component's scale in a few kept chains, and the original's.
@@ -140,7 +151,7 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
 
     Args:
         result: a finished mixture run.
-        path: the PNG file to write (atomically).
+        path: the figure file to write (atomically): PNG, PDF or SVG by its extension.
     """
     import matplotlib
 
@@ -192,13 +203,13 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     bx.legend(loc="upper left", fontsize="small")
 
     _mixture_samples(cx, result, shown, plt)
-    _write_png(fig, path)
+    write_figure(fig, path)
 
 
 def plot_panels(
     result: Any, path: Path, panels: Sequence[tuple[str, str, bool]], heading: str
 ) -> None:
-    """Draw each panel's metric over generations, theory beside; write a PNG.
+    """Draw each panel's metric over generations, theory beside; write a figure.
 
     Every panel: a few kept chains faintly, the 5-95% band and median across chains, the
     mean, and the exact mean (``result.theory``) dashed where there is one. Values that
@@ -207,7 +218,7 @@ def plot_panels(
     Args:
         result: a finished recorded-metric run (its ``aggregates``, ``trajectories`` and
             ``theory``).
-        path: the PNG file to write (atomically).
+        path: the figure file to write (atomically): PNG, PDF or SVG by its extension.
         panels: ``(metric, axis label, log scale)`` of each panel, in order.
         heading: the figure's title.
     """
@@ -241,7 +252,7 @@ def plot_panels(
     for k in range(len(panels), rows * cols):
         axes[k // cols][k % cols].set_visible(False)
     fig.suptitle(heading + _curated(result.config), fontsize="medium")
-    _write_png(fig, path)
+    write_figure(fig, path)
 
 
 def _mixture_samples(cx: Any, result: MixtureResult, shown: int, plt: Any) -> None:
@@ -284,7 +295,7 @@ def _mixture_samples(cx: Any, result: MixtureResult, shown: int, plt: Any) -> No
 
 
 def plot_tokens(result: TokenResult, path: Path) -> None:
-    """Draw rank-frequency curves, and entropy and support over generations; write a PNG.
+    """Draw rank-frequency curves, and entropy and support over generations; write a figure.
 
     Left: chain 0's distribution at several generations, sorted by probability, on
     log-log axes: the tail being eaten. Right: entropy and support size across chains
@@ -292,7 +303,7 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
 
     Args:
         result: a finished token run.
-        path: the PNG file to write (atomically).
+        path: the figure file to write (atomically): PNG, PDF or SVG by its extension.
     """
     import matplotlib
 
@@ -326,7 +337,7 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
     tx.set_ylabel("entropy, nats (orange: median, 5-95%)")
     bx.set_title(f"{cfg.regime}, {cfg.num_chains} chains" + _curated(cfg))
     bx.legend(loc="lower left", fontsize="small")
-    _write_png(fig, path)
+    write_figure(fig, path)
 
 
 def _curated(cfg: Any) -> str:
@@ -349,11 +360,11 @@ def _by_rest(rows: list[dict[str, Any]], names: list[str], axis: str) -> dict[An
 def plot_scan(res: Any, path: Path) -> None:
     """Draw the collapse rate against n (log-log, with theory and the fitted power law), or
     against the first axis where n is not scanned (an operator's strength), and the level
-    against the real-data share or that axis; write a PNG.
+    against the real-data share or that axis; write a figure.
 
     Args:
         res: a finished :class:`collapsesim.experiments.scan.ScanResult`.
-        path: the PNG file to write (atomically).
+        path: the figure file to write (atomically): PNG, PDF or SVG by its extension.
     """
     import matplotlib
 
@@ -439,7 +450,7 @@ def plot_scan(res: Any, path: Path) -> None:
     bx.set_xlabel(xname)
     bx.set_ylabel("level at the last generation (std or heterozygosity)")
     bx.set_title(f"{res.family}: where the chains stand after T generations")
-    _write_png(fig, path)
+    write_figure(fig, path)
 
 
 def plot_vae(result: Any, path: Path) -> None:
@@ -501,7 +512,7 @@ def plot_vae(result: Any, path: Path) -> None:
         f"({s['train_images']} images each)"
     )
     fig.tight_layout()
-    _write_png(fig, path)
+    write_figure(fig, path)
 
 
 def plot_lm(result: Any, path: Path) -> None:
@@ -564,4 +575,84 @@ def plot_lm(result: Any, path: Path) -> None:
         f"({s['train_pairs']} pairs of {s['block']}+{s['block']} {s['tokenizer']} tokens)"
     )
     fig.tight_layout()
-    _write_png(fig, path)
+    write_figure(fig, path)
+
+
+def plot_compare(cmp: Any, path: Path) -> None:
+    """Draw stored runs side by side (:func:`collapsesim.compare.compare`); write a figure.
+
+    Left: each run's mean of the metric over generations (solid), its median (dashed) and
+    the 5-95% band across chains, in the run's colour, with the first run's value at
+    generation 0 dotted. Right: each run's final mean with its 95% interval (1.96 s.e.)
+    and median, the reference's mean as a vertical line. The legend names each run by the
+    settings that set it apart; the title gives what they share.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
+
+    entries = cmp.entries
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12.5, 4.8), constrained_layout=True,
+                                 gridspec_kw={"width_ratios": [1.6, 1]})  # fmt: skip
+    colors = plt.cm.tab10(np.arange(len(entries)) % 10)
+    positive = True
+    for e, col in zip(entries, colors, strict=True):
+        gens, st = e.generations, e.stats
+        if e.chains > 1:
+            ax.fill_between(gens, st["q05"], st["q95"], color=col, alpha=0.12, lw=0)
+            for q in ("q05", "q95"):
+                ax.plot(gens, st[q], color=col, lw=0.5, alpha=0.6)
+            ax.plot(gens, st["q50"], color=col, lw=1.0, ls="--")
+        ax.plot(gens, st["mean"], color=col, lw=1.8)
+        shown = np.concatenate([st["q05"], st["q95"], st["mean"]])
+        positive &= bool(np.all(shown[np.isfinite(shown)] > 0))
+    if entries[0].start is not None:
+        ax.axhline(entries[0].start, color="0.3", ls=":", lw=1)
+    vals = np.concatenate([e.stats["mean"] for e in entries])
+    vals = vals[np.isfinite(vals)]
+    if positive and vals.size and vals.max() > 30 * vals.min() > 0:
+        ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("generation t")
+    ax.set_ylabel(cmp.metric)
+    runs = [Line2D([], [], color=c, lw=1.8, label=e.label) for e, c in zip(entries, colors,
+                                                                            strict=True)]  # fmt: skip
+    styles = [Line2D([], [], color="0.3", lw=1.8, label="mean"),
+              Line2D([], [], color="0.3", lw=1.0, ls="--", label="median"),
+              Patch(color="0.3", alpha=0.12, label="5-95% of chains")]  # fmt: skip
+    if entries[0].start is not None:
+        styles.append(Line2D([], [], color="0.3", ls=":", lw=1, label="generation 0"))
+    fig.legend(handles=runs, fontsize="small", loc="outside lower center",
+               ncol=min(len(runs), 3), title="runs")  # fmt: skip
+    ax.legend(handles=styles, fontsize="x-small", loc="best")
+    ax.set_title(f"{cmp.metric} over generations")
+
+    ys = np.arange(len(entries))[::-1]
+    for e, col, y in zip(entries, colors, ys, strict=True):
+        if e.final_mean is None:
+            continue
+        err = 1.96 * e.final_stderr if e.final_stderr is not None else None
+        bx.errorbar(e.final_mean, y, xerr=err, fmt="o", color=col, capsize=4, ms=6)
+        if e.final_median is not None and e.chains > 1:
+            bx.plot(e.final_median, y, marker="|", color=col, ms=14, mew=2)
+    if entries[0].final_mean is not None:
+        bx.axvline(entries[0].final_mean, color="0.4", ls=":", lw=1)
+    bx.set_yticks(ys, [e.label for e in entries], fontsize="small")
+    bx.set_xlabel(f"{cmp.metric} at the last generation")
+    bx.legend(handles=[Line2D([], [], color="0.3", marker="o", ls="-",
+                              label="mean, 95% interval"),
+                       Line2D([], [], color="0.3", marker="|", ms=12, mew=2, ls="",
+                              label="median"),
+                       Line2D([], [], color="0.4", ls=":", label="first run's mean")],
+              fontsize="x-small", loc="best")  # fmt: skip
+    bx.set_title("final values")
+    common = cmp.common
+    bits = [f"{k.removeprefix('num_')} {common[k]}" for k in
+            ("family", "regime", "num_samples", "num_generations", "num_chains") if k in common]  # fmt: skip
+    fig.suptitle(f"{len(entries)} runs" + (f": {', '.join(bits)}" if bits else ""),
+                 fontsize="medium")  # fmt: skip
+    write_figure(fig, path)

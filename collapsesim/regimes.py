@@ -35,6 +35,7 @@ __all__ = [
     "RegimeError",
     "real_count",
     "sufficient_allowed",
+    "theory_regime",
 ]
 
 
@@ -122,3 +123,12 @@ def real_count(
 def sufficient_allowed(regime: Regime) -> bool:
     """Whether the regime can run on sufficient statistics (all but subsampling can)."""
     return regime is not Regime.ACCUMULATE_SUBSAMPLE
+
+
+def theory_regime(regime: str, num_real: int) -> str:
+    """The regime whose closed forms a run follows: ``replace`` for ``fresh`` or
+    ``keep-original`` with no real sample in a training set (a fraction that rounds to 0
+    of n), which is then replace in distribution; else ``regime`` itself."""
+    if num_real == 0 and regime in (Regime.FRESH.value, Regime.KEEP_ORIGINAL.value):
+        return Regime.REPLACE.value
+    return regime

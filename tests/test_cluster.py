@@ -82,7 +82,7 @@ CASES = {
 
 # Kept out of the default session (-m slow): the families whose workers' first run loads
 # many kernels, and the longer runs; each property keeps a fast case in the default.
-SLOW_CASES = ("mvgaussian", "kde")
+SLOW_CASES = ("mvgaussian", "regression", "kde")
 
 
 @pytest.mark.parametrize(
@@ -157,6 +157,27 @@ def test_a_streamed_run_stopped_mid_way_resumes_on_the_cluster(
     steps.close()
     with np.load(out / "checkpoint.npz") as ck:
         assert 2 < int(ck["batch"]) < 8  # batches merged; the rest left to do
+    resumed = run(cfg, cluster=cluster, out=out, resume=True)
+    _assert_same(run(cfg), resumed)
+
+
+def test_a_run_stopped_inside_chain_0s_batch_resumes_on_the_cluster(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    # One process, stopped half-way through its only batch: the checkpoint holds chain
+    # 0's token snapshots of the generations run; the worker that finishes the batch
+    # starts from them (the generations before it are not run again).
+    cfg = FAMILIES["tokens"].config(num_chains=60, num_generations=20, num_samples=50,
+                                    categories=20, record_every=1, seed=3)  # fmt: skip
+    out = tmp_path / "run"
+    steps = FAMILIES["tokens"].iterate(cfg, out=out, checkpoint_seconds=0.0, block_generations=4)
+    for p in steps:
+        if p.done >= 60 * 10:
+            break
+    steps.close()
+    with np.load(out / "checkpoint.npz") as ck:
+        assert int(ck["batch"]) == 0
+        assert 0 < int(ck["generation"]) < 20
     resumed = run(cfg, cluster=cluster, out=out, resume=True)
     _assert_same(run(cfg), resumed)
 

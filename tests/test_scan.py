@@ -58,7 +58,15 @@ def test_real_data_raises_the_level() -> None:
     )
     levels = [row["level"] for row in res.rows]
     assert levels[0] < levels[1] < levels[2]
-    assert res.rows[0]["theory_rate"] is None  # fresh has no closed form
+    # A fresh fraction of 0 is replace, with replace's exact rate; real data has none,
+    # and the row says why.
+    from collapsesim import theory
+
+    assert res.rows[0]["theory_rate"] == theory.collapse_rate(50, 0, "replace")
+    assert res.rows[0]["why_theory_rate"] is None
+    assert res.rows[1]["theory_rate"] is None
+    assert "no closed form" in res.rows[1]["why_theory_rate"]
+    assert res.rows[0]["rate_lo"] < res.rows[0]["theory_rate"] < res.rows[0]["rate_hi"]
 
 
 def test_two_parameter_grid_fits_per_value(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The ``collapsesim`` command line: thin, over the families' registry.
 
 Each family's command is built from its configuration (:mod:`._build`); ``scan`` runs any
-chain family over a grid (:mod:`._scan`). The only package that imports typer or rich,
+chain family over a grid (:mod:`._scan`); ``compare`` lines up stored runs
+(:mod:`._compare`). The only package that imports typer or rich,
 besides the families' tables.
 """
 
@@ -15,6 +16,7 @@ import typer
 from ..families import FAMILIES
 from ._bench import add_bench
 from ._build import add_family
+from ._compare import add_compare
 from ._errors import err_console
 from ._scan import add_scan
 
@@ -52,6 +54,7 @@ def _root(
 for _family in FAMILIES.values():
     add_family(app, _family)
 add_scan(app)
+add_compare(app)
 add_bench(app)
 
 

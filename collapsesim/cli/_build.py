@@ -21,9 +21,9 @@ import typer
 from ..config import BACKEND, OUTPUT, RUN
 from ..families import Family
 from ._errors import UserError, check_plot_path, one_line_errors, warn
-from ._progress import drive
+from ._progress import LOG_EVERY, drive
 
-__all__ = ["CLUSTER_HELP", "DASK", "add_family"]
+__all__ = ["CLUSTER_HELP", "DASK", "LOG_HELP", "add_family", "check_log_every"]
 
 _CLUSTER = "Several hosts (jax.distributed)"
 DASK = "Several machines (Dask)"
@@ -32,6 +32,17 @@ CLUSTER_HELP = (
     "local:N starts N worker processes here; tcp://HOST:PORT or a scheduler file "
     "(.json) joins one. Numba backend; results do not depend on it."
 )
+
+LOG_HELP = (
+    "Seconds between plain progress lines where stderr is not a terminal (a pipe, a batch "
+    "job's log); 0: none. A terminal shows progress bars instead."
+)
+
+
+def check_log_every(seconds: float) -> None:
+    """UserError unless ``seconds`` is a finite number >= 0."""
+    if not (seconds >= 0 and seconds < float("inf")):
+        raise UserError(f"--log-every must be a number of seconds >= 0, got {seconds}")
 
 
 def _run_options(family: Family) -> list[tuple[str, Any, Any]]:
@@ -47,9 +58,10 @@ def _run_options(family: Family) -> list[tuple[str, Any, Any]]:
     add("resume", bool, False, "--resume", rich_help_panel=OUTPUT,
         help="Continue the killed run stored in --out.")  # fmt: skip
     add("plot", Path | None, None, "--plot", rich_help_panel=OUTPUT,
-        help=f"Write a PNG: {family.plot_help}.")  # fmt: skip
+        help=f"Write a figure (PNG, PDF or SVG by the extension): {family.plot_help}.")  # fmt: skip
     add("as_json", bool, False, "--json", rich_help_panel=OUTPUT,
         help="Print one JSON object on stdout and nothing else.")  # fmt: skip
+    add("log_every", float, LOG_EVERY, "--log-every", rich_help_panel=OUTPUT, help=LOG_HELP)
     if family.presets:
         add("preset", str | None, None, "--preset", rich_help_panel=RUN,
             help=f"Start from a preset ({' | '.join(family.presets)}); options given "
@@ -155,6 +167,7 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
         if run["resume"] and out is None:
             raise UserError("--resume needs --out, the directory of the run to continue")
         check_plot_path(run["plot"])
+        check_log_every(run["log_every"])
         if not run.get("checkpoint_every", 0.0) >= 0:
             raise UserError(
                 f"--checkpoint-every must be >= 0 seconds, got {run['checkpoint_every']}"
@@ -175,7 +188,10 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
                 options["cluster"] = run["cluster_address"]
         writer = distributed.is_writer()
         result = drive(
-            family.progress, family.iterate(cfg, **options), quiet=run["as_json"] or not writer
+            family.progress,
+            family.iterate(cfg, **options),
+            quiet=run["as_json"] or not writer,
+            log_every=run["log_every"],
         )
         if not writer:
             return

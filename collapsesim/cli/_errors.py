@@ -36,9 +36,14 @@ def warn(message: str) -> None:
 
 
 def check_plot_path(plot: Path | None) -> None:
-    """UserError unless ``plot`` is a new PNG file in a writable directory."""
+    """UserError unless ``plot`` is a new PNG, PDF or SVG file in a writable directory."""
     if plot is None:
         return
+    if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise UserError(
+            f"--plot writes PNG, PDF or SVG by the file's extension; give a file ending in "
+            f".png, .pdf or .svg, not {plot.name!r}"
+        )
     if plot.exists():
         raise UserError(f"{plot} already exists; remove it or choose another --plot file")
     parent = plot.parent if str(plot.parent) else Path(".")
@@ -49,8 +54,6 @@ def check_plot_path(plot: Path | None) -> None:
             pass
     except OSError as err:
         raise UserError(f"cannot write --plot file in {parent}: {err.strerror or err}") from None
-    if plot.suffix.lower() != ".png":
-        raise UserError(f"--plot writes PNG; give a file ending in .png, not {plot.name!r}")
 
 
 @contextlib.contextmanager

@@ -17,9 +17,9 @@ import typer
 
 from ..config import OUTPUT, RUN
 from ..families import FAMILIES, Family
-from ._build import CLUSTER_HELP, DASK, reflow, report
+from ._build import CLUSTER_HELP, DASK, LOG_HELP, check_log_every, reflow, report
 from ._errors import UserError, check_plot_path, one_line_errors
-from ._progress import drive
+from ._progress import LOG_EVERY, drive
 
 __all__ = ["add_scan", "scan_table"]
 
@@ -70,7 +70,8 @@ def _value(text: str, kind: Any, flag: str) -> Any:
 def _execute(family_name: str, kw: dict[str, Any], fields: dict[str, Any]) -> None:
     from ..experiments import scan as scanner
 
-    run = {k: kw.pop(k) for k in ("threads", "cluster", "out", "resume", "plot", "as_json")}
+    run = {k: kw.pop(k) for k in ("threads", "cluster", "out", "resume", "plot", "as_json",
+                                  "log_every")}  # fmt: skip
     out: Path | None = run["out"]
     with one_line_errors(out, scanner.ScanError):
         if family_name not in FAMILIES or FAMILIES[family_name] not in _scannable():
@@ -80,6 +81,7 @@ def _execute(family_name: str, kw: dict[str, Any], fields: dict[str, Any]) -> No
         if run["resume"] and out is None:
             raise UserError("--resume needs --out, the directory of the scan to continue")
         check_plot_path(run["plot"])
+        check_log_every(run["log_every"])
         hints = typing.get_type_hints(family.config)
         names = {f.name for f in dataclasses.fields(family.config)}
         base: dict[str, Any] = {k: v for k, v in _DEFAULTS.items() if k in names}
@@ -103,7 +105,7 @@ def _execute(family_name: str, kw: dict[str, Any], fields: dict[str, Any]) -> No
         grid = scanner.parse_grid(family.name, specs)
         steps = scanner.iterate(family.name, base, grid, out=out, resume=run["resume"],
                                 threads=run["threads"], cluster=run["cluster"])  # fmt: skip
-        result = drive("scan", steps, quiet=run["as_json"])
+        result = drive("scan", steps, quiet=run["as_json"], log_every=run["log_every"])
         if run["plot"] is not None:
             from ..plots import plot_scan
 
@@ -115,18 +117,28 @@ def scan_table(res: Any) -> Any:
     """The scan's points: rate with its 95% interval beside theory, level; the power law."""
     from rich.table import Table
 
-    from ..families._show import fmt
+    from ..families._show import Notes, fmt
 
     names = [name for name, _ in res.grid]
     table = Table(title=f"{res.family} scan over {', '.join(names)}", title_justify="left")
     for col in [*names, "rate", "95% interval", "theory rate", "level", "± s.e."]:
         table.add_column(col, justify="right")
+    notes = Notes()
     for row in res.rows:
+        why = row.get("why_rate")
+        rate = notes.cell(row["rate"], why)
+        if row["rate"] is not None and row.get("rate_note"):
+            rate += notes.mark(row["rate_note"])
+        interval = (
+            f"[{fmt(row['rate_lo'], 3)}, {fmt(row['rate_hi'], 3)}]"
+            if row["rate_lo"] is not None
+            else "—" + notes.mark(why)
+        )
         table.add_row(
             *(f"{row[n]:g}" for n in names),
-            fmt(row["rate"]),
-            f"[{fmt(row['rate_lo'], 3)}, {fmt(row['rate_hi'], 3)}]",
-            fmt(row["theory_rate"]),
+            rate,
+            interval,
+            notes.cell(row["theory_rate"], row.get("why_theory_rate")),
             fmt(row["level"]),
             fmt(row["level_se"], 2),
         )
@@ -141,9 +153,9 @@ def scan_table(res: Any) -> Any:
             f"[{fit['exponent_lo']:.3f}, {fit['exponent_hi']:.3f}]"
             + (f"; theory {theory:.3f}" if theory is not None else "")
         )
-    if lines:
-        table.caption = "\n".join(lines)
-    return table
+    for line in lines:
+        notes.note(line)
+    return notes.attach(table)
 
 
 def add_scan(app: typer.Typer) -> None:
@@ -178,10 +190,12 @@ def add_scan(app: typer.Typer) -> None:
         ("resume", Annotated[bool, typer.Option("--resume", rich_help_panel=OUTPUT,
          help="Continue the scan in --out, skipping finished points.")], False),
         ("plot", Annotated[Path | None, typer.Option("--plot", rich_help_panel=OUTPUT,
-         help="Write a PNG: rate against n on log-log axes with theory, and the level "
+         help="Write a figure (PNG, PDF or SVG by the extension): rate against n on log-log axes with theory, and the level "
          "against the real-data share.")], None),
         ("as_json", Annotated[bool, typer.Option("--json", rich_help_panel=OUTPUT,
          help="Print one JSON object on stdout and nothing else.")], False),
+        ("log_every", Annotated[float, typer.Option("--log-every", rich_help_panel=OUTPUT,
+         help=LOG_HELP)], LOG_EVERY),
     ]  # fmt: skip
     params += [
         inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)

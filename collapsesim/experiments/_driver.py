@@ -246,17 +246,24 @@ class _Run:
         client = cluster.client
         bounds = {b: (b * batch, min(c, (b + 1) * batch)) for b in range(b0, num_batches)}
         b_frag = _first_fragment(plan, batch, num_batches)
-        shared: Any = None
-        if b0 >= b_frag:
-            [shared] = client.scatter([plan.stream.shared()], broadcast=True)
+        # The windows and shifts go with each fragment task by value (a few numbers per
+        # column): scattered data has no lineage, and would be lost with its workers.
+        shared = plan.stream.shared() if b0 >= b_frag else None
+        # Resumed inside chain 0's batch: the worker starts from the run-wide rows the
+        # checkpoint holds (token snapshots of the generations already run).
+        initial = (
+            {name: plan.arrays[name] for name in plan.chain0_arrays}
+            if b0 == 0 and g_first > 0
+            else None
+        )
         waiting: dict[int, Any] = {}  # finished batches that wait for the windows
         advanced: dict[int, Any] = {}  # their futures, held until their fragment is merged
 
         def submit(b: int) -> Any:
             lo, hi = bounds[b]
-            g, st = (g_first, saved) if b == b0 else (0, None)
+            g, st, init = (g_first, saved, initial) if b == b0 else (0, None, None)
             return client.submit(_remote.run_batch, token, make_plan, lo, hi, g, t, block,
-                                 cluster.threads, st, key=f"collapsesim-batch-{b}-{token}",
+                                 cluster.threads, st, init, key=f"collapsesim-batch-{b}-{token}",
                                  pure=False)  # fmt: skip
 
         def fragment(b: int, finished: Any) -> Any:
@@ -274,7 +281,7 @@ class _Run:
         lo0, hi0 = bounds.get(b0, (c, c))
         done = lo0 * t + (hi0 - lo0) * g_first
         yield plan.report(done, c * t, b0, g_first)
-        ready: dict[int, tuple[str, Any]] = {}
+        ready: dict[int, tuple[str, Any, float]] = {}
         collect = b0
         for future in pending:
             _, kind, index, _ = future.key.split("-")
@@ -283,7 +290,7 @@ class _Run:
             if kind == "batch":
                 done += (hi - lo) * (t - (g_first if b == b0 else 0))
                 if b >= b_frag:  # collected where it ran, once the windows are known
-                    if future.status == "error":
+                    if future.status in ("error", "cancelled"):
                         _task_result(future)
                     if shared is None:
                         waiting[b] = future
@@ -295,19 +302,19 @@ class _Run:
             future.release()
             if kind == "fragment":
                 advanced.pop(b).release()
-            ready[b] = (kind, item)
+            ready[b] = (kind, item, seconds)
             for name, arr in filled.items():
                 plan.arrays[name][...] = arr
-            self.kernel_seconds += seconds
             while collect in ready:
-                what, item = ready.pop(collect)
+                what, item, seconds = ready.pop(collect)
                 if what == "batch":
                     plan.collect(item, *bounds[collect])
                 else:
                     _merge(plan, item)
+                self.kernel_seconds += seconds  # as merged: a checkpoint counts what it holds
                 collect += 1
                 if collect == b_frag and shared is None and collect < num_batches:
-                    [shared] = client.scatter([plan.stream.shared()], broadcast=True)
+                    shared = plan.stream.shared()
                     for bw in sorted(waiting):
                         pending.add(fragment(bw, waiting.pop(bw)))
                 if collect < num_batches:
@@ -361,6 +368,8 @@ def _merge(plan: Plan, frag: dict[str, Any]) -> None:
 
 def _task_result(future: Any) -> Any:
     """A finished task's result; ClusterError for one the cluster gave up on."""
+    from concurrent.futures import CancelledError
+
     from distributed import KilledWorker
 
     from ..cluster import ClusterError
@@ -370,6 +379,9 @@ def _task_result(future: Any) -> Any:
     except KilledWorker as err:
         raise ClusterError(f"the cluster gave up on a batch whose workers kept dying ({err}); "
                            "continue with --resume") from None  # fmt: skip
+    except CancelledError:
+        raise ClusterError("the cluster cancelled a batch (its scheduler restarted, or "
+                           "another client cancelled it); continue with --resume") from None  # fmt: skip
 
 
 def drive(

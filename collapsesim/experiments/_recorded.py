@@ -11,6 +11,7 @@ Parquet and loading are here once.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import aggregates
+from ..regimes import theory_regime
 from ..results import Result
 from . import _common as common
 from . import _driver as driver
@@ -230,7 +232,18 @@ def _finish(
 
 
 def _theory(spec: Spec, cfg: Any, generations: np.ndarray) -> dict[str, np.ndarray]:
+    # fresh or keep-original with no real sample is replace, and has replace's theory.
+    regime = theory_regime(cfg.regime, cfg.num_real)
+    if regime != cfg.regime:
+        cfg = dataclasses.replace(cfg, regime=regime, fresh_fraction=0.0, keep_fraction=0.0)
     return {k: np.asarray(v, np.float64) for k, v in spec.theory(cfg, generations).items()}
+
+
+def no_theory(cfg: Any, track: Tracker | None, what: str) -> str:
+    """Why ``what`` has no closed form at ``cfg``'s settings: its regime, its curation."""
+    cur = track.cur.describe() if track is not None and track.active else ""
+    regime = theory_regime(cfg.regime, cfg.num_real)
+    return f"no closed form for {what} under {regime}" + (f" with {cur}" if cur else "")
 
 
 def summarize(
@@ -264,6 +277,8 @@ def summarize(
         s[f"q95_final_{name}"] = float(q95)
         th = float(exact[name][0]) if name in exact else None
         s[f"theory_mean_final_{name}"] = th
+        if th is None:
+            s[f"why_theory_mean_final_{name}"] = no_theory(cfg, track, f"the mean {name}")
         s[f"z_mean_final_{name}"] = common.z(mean, th, se)
         s[f"original_{name}"] = model0.get(name)
     if spec.extra is not None:

@@ -52,12 +52,20 @@ def run_batch(
     block: int | None,
     threads: int | None,
     saved: dict[str, Any] | None,
+    initial: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], float]:
     """Advance chains ``[lo, hi)`` from model ``g0`` (a fresh start, or ``saved``, a
     checkpointed state) to model ``t``; return ``(state, the run-wide arrays it filled
-    (chain 0's batch only), kernel seconds)``."""
+    (chain 0's batch only), kernel seconds)``.
+
+    ``initial``: chain 0's run-wide arrays as a checkpoint left them, for chain 0's batch
+    resumed past model 0 (the rows of the generations before ``g0``).
+    """
     with _LOCK:
         plan = _plan(token, make_plan)
+        if lo == 0:
+            for name, arr in (initial or {}).items():
+                plan.arrays[name][...] = arr
         if threads is not None:
             import numba
 

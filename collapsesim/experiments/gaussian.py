@@ -21,7 +21,7 @@ from .. import aggregates, metrics, store, theory
 from .. import curated_theory as ct
 from ..families.gaussian import GaussianConfig
 from ..kernels import gaussian as kern
-from ..regimes import Regime
+from ..regimes import Regime, theory_regime
 from ..results import Result
 from . import _common as common
 from . import _driver as driver
@@ -364,7 +364,11 @@ def summarize(
         "var_final_mean": float(var_mu),
         "stderr_var_final_mean": float(se_var_mu),
         "mean_final_w2": final["w2"].mean(),
+        "median_final_w2": final["w2"].median(),
         "mean_final_tail_mass": final["tail_mass"].mean(),
+        "median_final_tail_mass": final["tail_mass"].median(),
+        # Generation 0 is the original: its mass beyond mu0 +- 3 sigma0 is erfc(3 / sqrt 2).
+        "original_tail_mass": math.erfc(3.0 / math.sqrt(2.0)),
     }
     th = _Theory(cfg)
     e1, e2 = th.get("moment", 1), th.get("moment", 2)
@@ -389,6 +393,13 @@ def summarize(
     se_var1 = math.sqrt(max(m4 - var_m**2, 0.0) / c)
     s["z_var_final_mean"] = common.z(float(var_m), vmu1, se_var1)  # in standard units
     _quantiles(cfg, s, th)
+    for key, what in (("mean_final_std", "moment"), ("mean_log_final_std", "mean_log"),
+                      ("var_final_mean", "var_mean"), ("collapse_rate", "rate")):  # fmt: skip
+        if s[f"theory_{key}"] is None and what in th.why:
+            s[f"why_theory_{key}"] = th.why[what]
+    for key in ("mean_final_w2", "median_final_w2", "mean_final_tail_mass",
+                "median_final_tail_mass"):  # fmt: skip
+        s[f"why_theory_{key}"] = "no closed form is known for this metric"
     if track is not None and track.active:
         _variance(cfg, s, th, sigma)
         track.summarize(s, final.get("candidates"), t, th.get("candidates"))
@@ -402,10 +413,13 @@ class _Theory:
     def __init__(self, cfg: GaussianConfig) -> None:
         self.cfg = cfg
         self.cur = cfg.curation
+        # fresh or keep-original with no real sample is replace, and has its theory.
+        self.regime = theory_regime(cfg.regime, cfg.num_real)
+        self.why: dict[str, str] = {}  # what -> why it has no closed form
 
     def get(self, what: str, arg: float = 1.0) -> float | None:
         cfg, cur = self.cfg, self.cur
-        t, n, d, r = cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.regime
+        t, n, d, r = cfg.num_generations, cfg.num_samples, cfg.ddof, self.regime
         try:
             if not cur.active:
                 plain: dict[str, Callable[[], Any]] = {
@@ -425,17 +439,19 @@ class _Theory:
                 "candidates": lambda: ct.candidates(cur, n - cfg.num_real),
             }
             return float(curated[what]())
-        except theory.NoClosedForm:
+        except theory.NoClosedForm as err:
+            self.why[what] = str(err)
             return None
 
     def quantiles(self, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         cfg, cur = self.cfg, self.cur
-        t, n, d, r = cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.regime
+        t, n, d, r = cfg.num_generations, cfg.num_samples, cfg.ddof, self.regime
         try:
             if cur.active:
                 return ct.quantile_std(cur, probs, t, n, d, cfg.sigma0, r)
             return theory.quantile_std(probs, t, n, d, cfg.sigma0, r)
-        except theory.NoClosedForm:
+        except theory.NoClosedForm as err:
+            self.why["quantiles"] = str(err)
             return None
 
 
@@ -478,6 +494,14 @@ def _quantiles(cfg: GaussianConfig, s: dict[str, Any], th: _Theory) -> None:
         if qs is None or dens is None:
             s[f"theory_{key}"] = None if t > 0 or not exact else cfg.sigma0
             s[f"z_{key}"] = s[f"stderr_{key}"] = None
+            if s[f"theory_{key}"] is None:
+                s[f"why_theory_{key}"] = th.why.get("quantiles") or th.why.get(
+                    "moment", "no closed form for the quantiles at these settings"
+                )
+            s[f"why_stderr_{key}"] = (
+                "a quantile's standard error is taken from the exact density, which has no "
+                "closed form here"
+            )
             continue
         s[f"theory_{key}"] = float(qs[k])
         se_log = math.sqrt(p * (1 - p) / c) / float(dens[k])

@@ -43,7 +43,7 @@ from ..results import Result
 from . import _common as common
 from . import _driver as driver
 
-__all__ = ["ScanError", "ScanProgress", "ScanResult", "iterate", "parse_grid"]
+__all__ = ["ScanError", "ScanProgress", "ScanResult", "iterate", "parse_grid", "run"]
 
 _Z95 = 1.959963984540054
 
@@ -150,8 +150,14 @@ def measure(family: str, cfg: Any, result: Any) -> dict[str, Any]:
         "level": m["level"],
         "level_se": m["level_se"],
         "theory_rate": m["theory_rate"],
+        # Why a value is missing, or how the rate was taken where that is not plain.
+        "why_rate": m.get("why_rate") or (None if math.isfinite(rate) else
+                                          "the rate is undefined at these settings"),
+        "rate_note": m.get("rate_note"),
+        "why_theory_rate": None if m["theory_rate"] is not None else (
+            m.get("why_theory_rate") or f"no closed form for the {family} chain's rate"),
         "seconds": result.timings.get("seconds"),
-    }
+    }  # fmt: skip
 
 
 def fit_power_law(n: np.ndarray, rate: np.ndarray, se: np.ndarray) -> dict[str, Any]:
@@ -240,6 +246,28 @@ def iterate(
         return (yield from _points(family, grid, points, ident, out, resume, threads, handle))
 
 
+def run(
+    family: str,
+    base: dict[str, Any],
+    grid: list[tuple[str, list[float]]] | dict[str, str],
+    **options: Any,
+) -> ScanResult:
+    """Run a scan to the end; return its result (:func:`iterate`'s, without progress).
+
+    ``grid``: ``[(name, values), ...]`` as :func:`parse_grid` returns it, or the command
+    line's form, ``{"samples": "20,40,80"}``.
+    """
+    if isinstance(grid, dict):
+        grid = parse_grid(family, grid)
+    steps = iterate(family, base, grid, **options)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            result: ScanResult = stop.value
+            return result
+
+
 def _points(
     family: str,
     grid: list[tuple[str, list[float]]],
@@ -289,9 +317,13 @@ def _points(
         "fits": fits,
     }
     if out is not None:
-        cols = {
-            k: np.array([np.nan if r[k] is None else r[k] for r in rows], float) for k in rows[0]
-        }
+        cols = {}
+        for k in rows[0]:
+            values = [r.get(k) for r in rows]
+            if any(isinstance(v, str) for v in values):  # reasons and notes
+                cols[k] = np.array(["" if v is None else v for v in values], object)
+            else:
+                cols[k] = np.array([np.nan if v is None else v for v in values], float)
         store.write_parquet(out / "summary.parquet", cols)
         store.write_json(out / "scan.json", res.summary)
         store.write_json(out / store.RUN_FILE, {"config": ident, "status": "complete"})

@@ -26,7 +26,7 @@ from .. import aggregates, curated_theory, store, theory
 from ..config import ConfigError
 from ..families.tokens import TokenConfig
 from ..kernels import categorical as kern
-from ..regimes import Regime
+from ..regimes import Regime, theory_regime
 from ..results import Columns, Result
 from . import _common as common
 from . import _driver as driver
@@ -417,18 +417,34 @@ def summarize(
     s["original_support"] = int(np.count_nonzero(p0))
     rare10, rare1 = kern.rare_masks(p0)
     curated = track is not None and track.active
-    regime, eps, tr = cfg.regime, cfg.smoothing, cfg.transformed or curated
+    # fresh or keep-original with no real sample is replace, and has its theory.
+    regime = theory_regime(cfg.regime, cfg.num_real)
+    eps, tr = cfg.smoothing, cfg.transformed or curated
     het = sup = fix = m10 = m1 = None
-    with contextlib.suppress(theory.NoClosedForm):
+    why: dict[str, str] = {}
+    try:
         het = float(theory.token_heterozygosity(t, n, p0, regime, eps, tr))
-    with contextlib.suppress(theory.NoClosedForm):
+    except theory.NoClosedForm as err:
+        why["mean_final_heterozygosity"] = str(err)
+    try:
         m10 = float(theory.token_mean_mass(t, n, p0, rare10, regime, cfg.num_real, eps, tr))
         m1 = float(theory.token_mean_mass(t, n, p0, rare1, regime, cfg.num_real, eps, tr))
+    except theory.NoClosedForm as err:
+        why["mean_final_tail10_mass"] = why["mean_final_tail1_mass"] = str(err)
     if regime == "replace" and eps == 0 and not tr:
-        with contextlib.suppress(theory.NoClosedForm):
+        try:
             sp, fx = theory.token_support_fixation(t, n, p0)
             # Rounding can take a probability a few ulps past 1 after many generations.
             sup, fix = float(sp[0]), min(1.0, max(0.0, float(fx[0])))
+        except theory.NoClosedForm as err:
+            why["mean_final_support"] = why["fixed_fraction"] = str(err)
+    else:
+        why["mean_final_support"] = why["fixed_fraction"] = (
+            "exact support and fixation hold under replace without smoothing, decoding or curation"
+        )
+    for key in ("mean_final_entropy", "mean_final_top_share", "mean_final_tv"):
+        why[key] = "no closed form is known for this metric"
+    s.update({f"why_theory_{key}": text for key, text in why.items()})
     s["theory_mean_final_heterozygosity"] = het
     s["theory_mean_final_support"] = sup
     s["theory_fixed_fraction"] = fix
@@ -438,11 +454,9 @@ def summarize(
         s["mean_final_heterozygosity"], het, s["stderr_final_heterozygosity"]
     )
     s["z_mean_final_support"] = common.z(s["mean_final_support"], sup, s["stderr_final_support"])
-    s["z_fixed_fraction"] = common.z(
-        s["fixed_fraction"],
-        fix,
-        math.sqrt(fix * (1 - fix) / c) if fix is not None else None,
-    )
+    # The exact binomial error of the fraction fixed, which its z-score divides by.
+    s["theory_stderr_fixed_fraction"] = math.sqrt(fix * (1 - fix) / c) if fix is not None else None
+    s["z_fixed_fraction"] = common.z(s["fixed_fraction"], fix, s["theory_stderr_fixed_fraction"])
     s["z_mean_final_tail10_mass"] = common.z(
         s["mean_final_tail10_mass"], m10, s["stderr_final_tail10_mass"]
     )

@@ -145,7 +145,7 @@ def _grid_png(path: Path, imgs: np.ndarray, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..plots import _write_png
+    from ..plots import write_figure
 
     k = math.ceil(math.sqrt(len(imgs)))
     h, w = imgs.shape[1:]
@@ -157,7 +157,7 @@ def _grid_png(path: Path, imgs: np.ndarray, title: str) -> None:
     ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
     ax.set_title(title, fontsize=10)
     ax.axis("off")
-    _write_png(fig, path)
+    write_figure(fig, path)
 
 
 def iterate(

@@ -36,7 +36,8 @@ class Family:
             checkpoints) or ``neural`` (one model trained per generation).
         table: the result as a Rich renderable for the terminal.
         plot: ``module:function`` of the function that writes the result's figure to a
-            PNG path (imported when a figure is asked for: it brings matplotlib).
+            path, PNG, PDF or SVG by its extension (imported when a figure is asked for:
+            it brings matplotlib).
         plot_help: what ``--plot`` draws.
         presets: named settings; options given beside a preset override it.
         preset_help: what the presets are.
@@ -51,6 +52,7 @@ class Family:
         errors: ``module:Class`` of the family's own typed errors for bad input, which
             the command line reports as one line.
         deprecated: old option names -> (field, message) kept for one release.
+        headline: the metric ``collapsesim compare`` shows when none is asked for.
     """
 
     name: str
@@ -72,9 +74,10 @@ class Family:
     seed_help: str = ""
     errors: tuple[str, ...] = ()
     deprecated: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    headline: str = ""
 
     def draw(self, result: Any, path: Path) -> None:
-        """Write the result's figure to the PNG ``path``."""
+        """Write the result's figure to ``path`` (PNG, PDF or SVG by its extension)."""
         _named(self.plot)(result, path)
 
     def error_types(self) -> tuple[type[Exception], ...]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._family import ScanMeasure
-from ._show import cost_row, curation_title, fmt, frame, ztext
+from ._show import NO_SE, NO_Z, Notes, cost_row, curation_title, fmt, frame, regime_text, ztext
 
 __all__ = ["measure", "plot", "table", "title"]
 
@@ -23,7 +23,7 @@ __all__ = ["measure", "plot", "table", "title"]
 def title(s: dict[str, Any], what: str) -> str:
     """A table's title: chains, generations, the family's settings ``what``, regime, seed."""
     return (
-        f"{s['chains']} chains x {s['generations']} generations, {what}, {s['regime']}, "
+        f"{s['chains']} chains x {s['generations']} generations, {what}, {regime_text(s)}, "
         f"seed {s['seed']} ({s.get('seconds', 0.0):.2f} s){curation_title(s)}"
     )
 
@@ -39,19 +39,23 @@ def table(result: Any, heading: str, rows: Sequence[tuple[str, str]]) -> Any:
     s = result.summary
     out = frame(heading, ("final generation", "mean", "± s.e.", "median", "theory", "z",
                           "original"))  # fmt: skip
+    notes = Notes()
     for label, name in rows:
+        theory = s.get(f"theory_mean_final_{name}")
+        why = s.get(f"why_theory_mean_final_{name}")
+        z = s.get(f"z_mean_final_{name}")
         out.add_row(
             label,
             fmt(s.get(f"mean_final_{name}")),
-            fmt(s.get(f"stderr_final_{name}"), 2),
+            notes.cell(s.get(f"stderr_final_{name}"), NO_SE, 2),
             fmt(s.get(f"median_final_{name}")),
-            fmt(s.get(f"theory_mean_final_{name}")),
-            ztext(s.get(f"z_mean_final_{name}")),
+            notes.cell(theory, why),
+            ztext(z) if z is not None else "—" + notes.mark(why if theory is None else NO_Z),
             fmt(s.get(f"original_{name}")),
         )
     for label, key, se in cost_row(s):
         out.add_row(label, fmt(s[key]), fmt(s.get(se), 2), "", "", "", "1")
-    return out
+    return notes.attach(out)
 
 
 def measure(

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["fmt", "frame", "ztext"]
+__all__ = [
+    "EXACT_SE",
+    "NO_SE",
+    "NO_Z",
+    "Notes",
+    "cost_row",
+    "curation_title",
+    "fmt",
+    "frame",
+    "regime_text",
+    "ztext",
+]
 
 
 def fmt(v: Any, digits: int = 4) -> str:
@@ -45,3 +56,62 @@ def cost_row(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "mean_final_candidates" not in s:
         return []
     return [("candidates per kept sample", "mean_final_candidates", "stderr_final_candidates")]
+
+
+def regime_text(s: dict[str, Any]) -> str:
+    """The regime of a summary, with its share of real data where it has one.
+
+    ``fresh (200 of 1000 real)``; ``replace`` alone.
+    """
+    regime, real, n = s.get("regime", "?"), s.get("num_real"), s.get("samples")
+    if real and n:
+        return f"{regime} ({real} of {n} real)"
+    return str(regime)
+
+
+EXACT_SE = (
+    "* the exact standard error (theory's), which z divides by; elsewhere z divides by the "
+    "Monte Carlo one shown"
+)
+NO_Z = "no z-score: the standard error is 0 or undefined (every chain holds the same value)"
+NO_SE = "no standard error: one chain, or values past the range of doubles"
+
+_MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
+
+
+class Notes:
+    """The reasons behind a table's dashes: each distinct reason gets a mark, and the
+    marks with their reasons go under the table (its caption)."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+        self.lines: list[str] = []
+
+    def mark(self, why: str | None) -> str:
+        """The mark of reason ``why`` (a new one for a reason not seen yet); "" for None."""
+        if not why:
+            return ""
+        if why not in self.reasons:
+            self.reasons.append(why)
+        k = self.reasons.index(why)
+        return _MARKS[k] if k < len(_MARKS) else f"[{k + 1}]"
+
+    def cell(self, value: Any, why: str | None, digits: int = 4) -> str:
+        """``value`` formatted; a dash with the mark of ``why`` where it is missing."""
+        if value is None:
+            return "—" + self.mark(why)
+        return fmt(value, digits)
+
+    def note(self, line: str) -> None:
+        """A line for under the table that no dash refers to (a legend of a marker)."""
+        if line not in self.lines:
+            self.lines.append(line)
+
+    def attach(self, table: Any) -> Any:
+        """Put the notes under ``table``; return it."""
+        marks = [f"{self.mark(why)} {why}" for why in self.reasons]
+        text = "\n".join([*self.lines, *marks])
+        if text:
+            table.caption = text
+            table.caption_justify = "left"
+        return table

@@ -575,4 +575,5 @@ generation, beside the exact variance and ancestor count.""",
     },
     measure=measure,
     prepare=prepare,
+    headline="variance",
 )

@@ -24,7 +24,7 @@ from ..config import (
 from ..curation import Curation, check_select_top, opt_best_of, opt_select_strength, opt_select_top
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import curation_title, fmt
+from ._show import curation_title, fmt, regime_text
 
 __all__ = ["FAMILY", "PRESETS", "LmConfig", "table"]
 
@@ -143,7 +143,7 @@ def table(result: Any) -> Any:
     s = result.summary
     known = s.get("true_entropy_rate") is not None
     out = Table(
-        title=f"Transformer LM on {s['corpus']}: {s['generations']} generations, {s['regime']}, "
+        title=f"Transformer LM on {s['corpus']}: {s['generations']} generations, {regime_text(s)}, "
         f"{s['train_pairs']} training pairs of {s['block']}+{s['block']} {s['tokenizer']} "
         f"tokens, temperature {s['temperature']:g}, seed {s['seed']} "
         f"({fmt(s.get('seconds'), 3)} s){curation_title(s)}"
@@ -208,4 +208,5 @@ n-gram support, repetition, and with --corpus zipf the exact KL to the true lang
     seed_help="Seed in [0, 2^64): it fixes the corpus split, every model's initial weights, "
     "minibatch order and samples, and the regime's real draws.",
     errors=("collapsesim.text:TextDataError",),
+    headline="real_ppl",
 )

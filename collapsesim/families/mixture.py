@@ -39,7 +39,7 @@ from ..curation import (
 )
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import cost_row, curation_title, fmt, frame
+from ._show import cost_row, curation_title, fmt, frame, regime_text
 
 NUM_METRICS = 9  # per chain and record: experiments/mixture.py's METRICS
 
@@ -294,7 +294,7 @@ def table(result: Any) -> Any:
     title = (
         f"{s['chains']} chains x {s['generations']} generations, n = {s['samples']}, "
         f"K = {s['components']}, d = {s['dim']}, {s['covariance']}, {s['init']}, "
-        f"{s['regime']}, original {s['original']}, seed {s['seed']} ({s['seconds']:.2f} s)"
+        f"{regime_text(s)}, original {s['original']}, seed {s['seed']} ({s['seconds']:.2f} s)"
         f"{curation_title(s)}"
     )
     out = frame(title, ("final generation", "mean", "± s.e.", "median", "original"))
@@ -376,4 +376,5 @@ the original N(0, I), n = 1000, 2000 generations, here over 100 chains.""",
     },
     measure=measure,
     prepare=prepare,
+    headline="component_std",
 )

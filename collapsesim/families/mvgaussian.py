@@ -456,4 +456,5 @@ closed forms under replace.""",
     },
     measure=measure,
     prepare=prepare,
+    headline="trace_ratio",
 )

@@ -453,4 +453,5 @@ generation, beside their exact means for OLS.""",
         "correction": "correction",
     },
     measure=measure,
+    headline="risk",
 )

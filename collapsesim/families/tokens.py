@@ -42,9 +42,20 @@ from ..curation import (
     opt_select,
     opt_select_strength,
 )
-from ..regimes import Regime, real_count
+from ..regimes import Regime, real_count, theory_regime
 from ._family import Family
-from ._show import cost_row, curation_title, fmt, frame, ztext
+from ._show import (
+    EXACT_SE,
+    NO_SE,
+    NO_Z,
+    Notes,
+    cost_row,
+    curation_title,
+    fmt,
+    frame,
+    regime_text,
+    ztext,
+)
 
 __all__ = ["FAMILY", "TokenConfig", "measure", "table"]
 
@@ -272,7 +283,7 @@ def table(result: Any) -> Any:
         knobs.append(f"eps {s['smoothing']:g}")
     title = (
         f"{s['chains']} chains x {s['generations']} generations, n = {s['samples']}, "
-        f"K = {s['categories']} ({s['original']}), {s['regime']}"
+        f"K = {s['categories']} ({s['original']}), {regime_text(s)}"
         f"{', ' + ', '.join(knobs) if knobs else ''}, seed {s['seed']} ({s['seconds']:.2f} s)"
         f"{curation_title(s)}"
     )
@@ -288,10 +299,20 @@ def table(result: Any) -> Any:
         ("total variation to the original", "mean_final_tv", "tv"),
         *((label, key, "candidates") for label, key, _ in cost_row(s)),
     ]
+    notes = Notes()
     for label, key, se_key in rows:
         se = s.get(f"stderr_final_{se_key}") if se_key else s.get("stderr_fixed_fraction")
+        exact = not se_key and s.get("theory_stderr_fixed_fraction") is not None
+        if exact:  # the binomial error at the exact fraction, which z divides by
+            se = s["theory_stderr_fixed_fraction"]
+            notes.note(EXACT_SE)
+        theory, why, z = s.get(f"theory_{key}"), s.get(f"why_theory_{key}"), s.get(f"z_{key}")
         out.add_row(
-            label, fmt(s[key]), fmt(se, 2), fmt(s.get(f"theory_{key}")), ztext(s.get(f"z_{key}"))
+            label,
+            fmt(s[key]),
+            notes.cell(se, NO_SE, 2) + ("*" if exact else ""),
+            notes.cell(theory, why),
+            ztext(z) if z is not None else "—" + notes.mark(why if theory is None else NO_Z),
         )
     out.add_row(
         "original entropy / support",
@@ -300,7 +321,7 @@ def table(result: Any) -> Any:
         "",
         "",
     )
-    return out
+    return notes.attach(out)
 
 
 def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
@@ -310,19 +331,41 @@ def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
     curation (the Wright-Fisher model).
     """
     t, s = cfg.num_generations, result.summary  # the summary covers every chain
-    h0 = float(result.aggregates["heterozygosity"]["mean"][0])
+    agg = result.aggregates["heterozygosity"]
+    h0 = float(agg["mean"][0])
     mean_h, se_h = (
         math.nan if s.get(key) is None else float(s[key])
         for key in ("mean_final_heterozygosity", "stderr_final_heterozygosity")
     )
+    note = why = None
     if t and mean_h > 0:
         rate, se = -math.log(mean_h / h0) / t, se_h / mean_h / t
     else:
-        rate, se = math.nan, math.nan
-    plain = cfg.regime == "replace" and cfg.smoothing == 0 and not cfg.transformed
+        # Every chain has fixed by T (H = 0, whose log is undefined): the rate is taken
+        # from the last recorded generation at which some chain still had diversity.
+        gens = np.asarray(result.generations)
+        alive = np.flatnonzero((gens > 0) & (agg["mean"] > 0) & (agg["stderr"] > 0))
+        if t and h0 > 0 and alive.size:
+            j = int(alive[-1])
+            g, m, e = int(gens[j]), float(agg["mean"][j]), float(agg["stderr"][j])
+            rate, se = -math.log(m / h0) / g, e / m / g
+            note = (f"from generations 0-{g}: every chain had fixed on one category by "
+                    f"{int(gens[j + 1]) if j + 1 < len(gens) else t}")  # fmt: skip
+        else:
+            rate, se = math.nan, math.nan
+            why = ("every chain fixed on one category before the first recorded generation: "
+                   "record more often (--record-every) to see the rate")  # fmt: skip
+    regime = theory_regime(cfg.regime, cfg.num_real)  # fresh 0 is replace
+    plain = regime == "replace" and cfg.smoothing == 0 and not cfg.transformed
     plain = plain and not cfg.curation.active
     exact = -math.log1p(-1.0 / cfg.num_samples) if plain and cfg.num_samples > 1 else None
-    return {"rate": rate, "rate_se": se, "level": mean_h, "level_se": se_h, "theory_rate": exact}
+    if exact is None:
+        why_exact = ("the exact rate -log(1 - 1/n) holds under replace without smoothing, "
+                     "decoding or curation")  # fmt: skip
+    else:
+        why_exact = None
+    return {"rate": rate, "rate_se": se, "level": mean_h, "level_se": se_h, "theory_rate": exact,
+            "why_rate": why, "rate_note": note, "why_theory_rate": why_exact}  # fmt: skip
 
 
 FAMILY = Family(
@@ -350,4 +393,5 @@ for ever, and each chain ends on a single token.""",
     deprecated={
         "--init": ("original", "--init is now --original; --init goes in the next release")
     },
+    headline="heterozygosity",
 )

@@ -23,7 +23,7 @@ from ..config import (
 from ..curation import Curation, check_select_top, opt_best_of, opt_select_strength, opt_select_top
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import curation_title, fmt
+from ._show import curation_title, fmt, regime_text
 
 __all__ = ["FAMILY", "PIXELS", "VaeConfig", "table"]
 
@@ -130,7 +130,7 @@ def table(result: Any) -> Any:
 
     s = result.summary
     out = Table(
-        title=f"VAE on {s['data']}: {s['generations']} generations, {s['regime']}, "
+        title=f"VAE on {s['data']}: {s['generations']} generations, {regime_text(s)}, "
         f"{s['train_images']} training images, {s['pixels']} pixels, seed {s['seed']} "
         f"({fmt(s.get('seconds'), 3)} s){curation_title(s)}",
         caption=f"FID, precision and recall against held-out real images, in the features "
@@ -171,4 +171,5 @@ histogram and its entropy, and the spread of generation 0's encoder means.""",
     seed_help="Seed in [0, 2^64): it fixes the training split, every model's initial weights, "
     "minibatch order and samples, and the regime's real draws.",
     errors=("collapsesim.images:ImageDataError",),
+    headline="fid",
 )

@@ -1,0 +1,29 @@
+"""What the example scripts share: their two options."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def options(doc: str) -> tuple[Path, bool]:
+    """``(--out directory, --quick)`` from the command line; the directory is created."""
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out",
+                        help="where the runs and the figure go (default: examples/out)")  # fmt: skip
+    parser.add_argument("--quick", action="store_true",
+                        help="a small run (seconds), the same settings otherwise")  # fmt: skip
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    return args.out, args.quick
+
+
+def fresh(path: Path) -> Path:
+    """``path``, with any file or run directory a previous run of the example left removed."""
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
+    return path
