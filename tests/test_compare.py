@@ -111,7 +111,7 @@ def test_cli_table_json_and_figure(runs: dict[str, Path], tmp_path: Path) -> Non
     res = CliRunner().invoke(app, ["compare", *dirs[:3], "--plot", str(plot)],
                              env={"COLUMNS": "200"})  # fmt: skip
     assert res.exit_code == 0, res.output
-    assert "regime accumulate" in res.stdout
+    assert "accumulate, seed 1" in res.stdout
     assert "paired" in res.stdout
     assert plot.read_text().lstrip().startswith("<?xml")
     png = tmp_path / "cmp.png"
