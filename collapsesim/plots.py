@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import store, theory
+from .regimes import theory_regime
 
 if TYPE_CHECKING:
     from .experiments.gaussian import GaussianResult
@@ -40,6 +41,8 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .curation import Curation
+
     cfg = result.config
     gens = result.generations
     agg = result.aggregates["sigma"]
@@ -55,20 +58,36 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
     )
     ax.plot(gens, agg["q50"], color="tab:blue", lw=1.8, label="median")
     ax.plot(gens, agg["mean"], color="tab:orange", lw=1.4, label="mean")
+    regime = theory_regime(cfg.regime, cfg.num_real)
+    plain = not Curation.of(cfg).active
     with contextlib.suppress(theory.NoClosedForm):
-        ax.plot(
-            gens,
-            theory.moment_std(1, gens, cfg.num_samples, cfg.ddof, cfg.sigma0, cfg.regime),
-            "k--",
-            lw=1.2,
-            label="exact E[sigma_t]",
-        )
+        if plain:
+            ax.plot(
+                gens,
+                theory.moment_std(1, gens, cfg.num_samples, cfg.ddof, cfg.sigma0, regime),
+                "k--",
+                lw=1.2,
+                label="exact E[sigma_t]",
+            )
+            # The exact median and 5-95% quantiles, at up to 40 generations.
+            at = np.unique(np.linspace(0, len(gens) - 1, min(len(gens), 40)).round().astype(int))
+            at = at[gens[at] > 0]
+            qs = np.array([theory.quantile_std(np.array([0.05, 0.5, 0.95]), int(gens[j]),
+                                               cfg.num_samples, cfg.ddof, cfg.sigma0,
+                                               regime)[0] for j in at])  # fmt: skip
+            if len(at):
+                x = np.concatenate([[0], gens[at]])
+                q = np.vstack([np.full(3, cfg.sigma0), qs])
+                ax.plot(x, q[:, 1], color="k", ls="-.", lw=1.0, label="exact median")
+                ax.plot(x, q[:, 0], color="k", ls=":", lw=1.0, label="exact 5% and 95%")
+                ax.plot(x, q[:, 2], color="k", ls=":", lw=1.0)
+    ax.axhline(cfg.sigma0, color="0.4", ls=(0, (1, 3)), lw=1, label="original sigma0")
     ax.set_yscale("log")
-    ax.set_xlabel("generation t")
+    _generation_axis(ax, gens, log=False)
     ax.set_ylabel("fitted std sigma_t")
-    ax.set_title(f"{cfg.regime}, n = {cfg.num_samples}, ddof {cfg.ddof}, {cfg.num_chains} chains"
-                 + _curated(cfg))  # fmt: skip
+    ax.set_title(f"sigma across chains (ddof {cfg.ddof})")
     ax.legend(loc="lower left", fontsize="small")
+    fig.suptitle(_settings(cfg), fontsize="medium")
 
     _final_log_sigma(bx, result)
     write_figure(fig, path)
@@ -76,6 +95,8 @@ def plot_gaussian(result: GaussianResult, path: Path) -> None:
 
 def _final_log_sigma(bx: Any, result: GaussianResult) -> None:
     """The histogram of final log sigma across chains, with the exact mean and spread."""
+    from .curation import Curation
+
     cfg = result.config
     final = result.final["log_sigma"]
     finite = final[np.isfinite(final)]
@@ -88,12 +109,13 @@ def _final_log_sigma(bx: Any, result: GaussianResult) -> None:
         label=f"{len(finite)} chains",
     )
     try:
+        if Curation.of(cfg).active:
+            raise theory.NoClosedForm("curated")  # the plain closed forms do not apply
+        regime = theory_regime(cfg.regime, cfg.num_real)
         mean = float(
-            theory.mean_log_std(
-                cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.sigma0, cfg.regime
-            )
+            theory.mean_log_std(cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.sigma0, regime)
         )
-        sd = float(theory.std_log_std(cfg.num_generations, cfg.num_samples, cfg.ddof, cfg.regime))
+        sd = float(theory.std_log_std(cfg.num_generations, cfg.num_samples, cfg.ddof, regime))
         bx.axvline(mean, color="k", ls="--", lw=1.2, label="exact E[log sigma_T]")
         if sd > 0:
             x = np.linspace(mean - 4 * sd, mean + 4 * sd, 200)
@@ -181,26 +203,27 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
             )
     ax.axhline(s["original_component_std"], color="k", ls="--", lw=1, label="original")
     ax.set_yscale("log")
-    ax.set_xlabel("generation t")
+    _generation_axis(ax, gens, log=False)
     ax.set_ylabel("component std det(C)^(1/2d)")
-    ax.set_title(
-        f"K = {cfg.num_components}, d = {cfg.dim}, n = {cfg.num_samples}, {cfg.regime}, "
-        f"{cfg.num_chains} chains" + _curated(cfg)
-    )
+    ax.set_title("component scales across chains")
     ax.legend(loc="lower left", fontsize="small")
 
     _band(bx, gens, result.aggregates["l2"], "tab:red", "L2 to the original")
     bx.set_yscale("log")
-    bx.set_xlabel("generation t")
+    _generation_axis(bx, gens, log=False)
     bx.set_ylabel("L2 distance between densities")
     tx = bx.twinx()
     tail = result.aggregates["tail_mass"]
-    tx.plot(gens, tail["mean"], color="tab:green", lw=1.2)
-    tx.plot(gens, tail["q50"], color="tab:green", lw=1.2, ls="--")
-    tx.axhline(s["original_tail_mass"], color="tab:green", ls=":", lw=1)
-    tx.set_ylabel("mass beyond the original's 3 sigma (green: mean, dashed: median)")
+    tx.plot(gens, tail["mean"], color="tab:green", lw=1.2, label="tail mass: mean")
+    tx.plot(gens, tail["q50"], color="tab:green", lw=1.2, ls="--", label="tail mass: median")
+    tx.axhline(s["original_tail_mass"], color="tab:green", ls=":", lw=1,
+               label="tail mass: original")  # fmt: skip
+    tx.set_ylabel("mass beyond the original's 3 sigma (green)")
     bx.set_title("distance to the original, and its tails")
-    bx.legend(loc="upper left", fontsize="small")
+    handles = bx.get_legend_handles_labels()[0] + tx.get_legend_handles_labels()[0]
+    bx.legend(handles=handles, loc="upper left", fontsize="small")
+    fig.suptitle(f"K = {cfg.num_components}, d = {cfg.dim}, {cfg.covariance}: " + _settings(cfg),
+                 fontsize="medium")  # fmt: skip
 
     _mixture_samples(cx, result, shown, plt)
     write_figure(fig, path)
@@ -246,7 +269,11 @@ def plot_panels(
         shown = shown[np.isfinite(shown) & (shown > 0)]
         if log and shown.size and shown.max() > shown.min() * (1 + 1e-9):
             ax.set_yscale("log")  # a constant (a fixed bandwidth) stays on a linear axis
-        ax.set_xlabel("generation t")
+        original = result.summary.get(f"original_{name}")
+        drawable = original is not None and math.isfinite(original)
+        if drawable and (original > 0 or ax.get_yscale() != "log"):
+            ax.axhline(original, color="0.4", ls=":", lw=1, label="original")
+        _generation_axis(ax, gens, log=False)
         ax.set_ylabel(label)
         ax.legend(fontsize="x-small", loc="best")
     for k in range(len(panels), rows * cols):
@@ -265,7 +292,7 @@ def _mixture_samples(cx: Any, result: MixtureResult, shown: int, plt: Any) -> No
     w0, m0, c0 = cfg.original_params()
     if shown:
         picks = sorted({0, len(gens) // 10, len(gens) // 2, len(gens) - 1})
-        colors = plt.cm.viridis(np.linspace(0, 0.9, len(picks)))
+        colors = _distinct(plt, len(picks))
         for col, j in zip(colors, picks, strict=True):
             pts = sample_mixture(
                 comp["weights"][0, j], comp["means"][0, j], comp["covs"][0, j], 1000, cfg.seed, j
@@ -275,6 +302,14 @@ def _mixture_samples(cx: Any, result: MixtureResult, shown: int, plt: Any) -> No
                 cx.hist(pts[:, 0], bins=60, density=True, histtype="step", color=col, label=label)
             else:
                 cx.scatter(pts[:, 0], pts[:, 1], s=3, alpha=0.5, color=col, label=label)
+        if cfg.dim == 1:  # the original's density
+            lo = float(np.min(m0[:, 0] - 4 * np.sqrt(c0[:, 0, 0])))
+            hi = float(np.max(m0[:, 0] + 4 * np.sqrt(c0[:, 0, 0])))
+            x = np.linspace(lo, hi, 400)
+            dens = sum(w * np.exp(-0.5 * (x - m[0]) ** 2 / c[0, 0]) / math.sqrt(2 * math.pi * c[0, 0])
+                       for w, m, c in zip(w0, m0, c0, strict=True))  # fmt: skip
+            cx.plot(x, dens, "k--", lw=1.2, label="original density")
+            cx.set_ylabel("density")
         if cfg.dim >= 2:
             theta = np.linspace(0, 2 * math.pi, 200)
             circle = 3 * np.stack([np.cos(theta), np.sin(theta)])
@@ -295,11 +330,15 @@ def _mixture_samples(cx: Any, result: MixtureResult, shown: int, plt: Any) -> No
 
 
 def plot_tokens(result: TokenResult, path: Path) -> None:
-    """Draw rank-frequency curves, and entropy and support over generations; write a figure.
+    """Draw the token chains' collapse; write a figure.
 
-    Left: chain 0's distribution at several generations, sorted by probability, on
-    log-log axes: the tail being eaten. Right: entropy and support size across chains
-    (median and 5-95% band) over generations, with the exact E[support] where it exists.
+    Four panels: chain 0's distribution at several generations sorted by probability, on
+    log-log axes (the tail being eaten; a chain fixed on one category is its marked point
+    at rank 1); then across chains, over generations, the heterozygosity 1 - sum p^2 (the
+    quantity with exact theory under replace), the support size and the entropy: median,
+    5-95% band and mean, the exact mean dashed where there is one, the original's value
+    dotted. The collapse happens early in a long run, so a run of 50 generations or more
+    has a logarithmic generation axis (linear up to 1).
 
     Args:
         result: a finished token run.
@@ -312,32 +351,108 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
 
     cfg = result.config
     gens = result.generations
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
-    colors = plt.cm.viridis(np.linspace(0, 0.9, len(result.snapshot_generations)))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
+    ax, hx, sx, ex = axes.ravel()
+    colors = _distinct(plt, len(result.snapshot_generations))
     for col, g, p in zip(colors, result.snapshot_generations, result.snapshots, strict=True):
         ranked = np.sort(p[p > 0])[::-1]
-        ax.loglog(np.arange(1, len(ranked) + 1), ranked, color=col, lw=1.4, label=f"t = {g}")
+        ranks = np.arange(1, len(ranked) + 1)
+        few = len(ranked) <= 3  # a fixed (or nearly fixed) chain: a point, not a line
+        ax.loglog(ranks, ranked, color=col, lw=1.4, marker="o" if few else None, ms=6,
+                  label=f"t = {g}" + (" (fixed)" if len(ranked) == 1 else ""))  # fmt: skip
     ax.set_xlabel("rank")
     ax.set_ylabel("probability")
-    ax.set_title(f"chain 0: rank-frequency, K = {cfg.categories}, n = {cfg.num_samples}")
+    ax.set_title(f"chain 0: rank-frequency, K = {cfg.categories}")
     ax.legend(fontsize="small")
 
-    _band(bx, gens, result.aggregates["support"], "tab:blue", "support")
+    from .curation import Curation
+
+    curated = Curation.of(cfg).active
+    regime = theory_regime(cfg.regime, cfg.num_real)
+    exact: dict[str, np.ndarray] = {}
     with contextlib.suppress(theory.NoClosedForm, ValueError):
-        if cfg.regime == "replace" and cfg.smoothing == 0 and not cfg.transformed:
-            sup, _ = theory.token_support_fixation(gens, cfg.num_samples, cfg.p0())
-            bx.plot(gens, sup, "k--", lw=1.2, label="exact E[support]")
-    bx.set_yscale("log")
-    bx.set_xlabel("generation t")
-    bx.set_ylabel("categories alive")
-    tx = bx.twinx()
-    ent = result.aggregates["entropy"]
-    tx.plot(gens, ent["q50"], color="tab:orange", lw=1.4)
-    tx.fill_between(gens, ent["q05"], ent["q95"], color="tab:orange", alpha=0.15)
-    tx.set_ylabel("entropy, nats (orange: median, 5-95%)")
-    bx.set_title(f"{cfg.regime}, {cfg.num_chains} chains" + _curated(cfg))
-    bx.legend(loc="lower left", fontsize="small")
+        exact["heterozygosity"] = theory.token_heterozygosity(
+            gens, cfg.num_samples, cfg.p0(), regime, cfg.smoothing, cfg.transformed or curated
+        )
+    plain = regime == "replace" and cfg.smoothing == 0 and not (cfg.transformed or curated)
+    if plain:
+        with contextlib.suppress(theory.NoClosedForm, ValueError):
+            exact["support"], _ = theory.token_support_fixation(gens, cfg.num_samples, cfg.p0())
+    p0 = cfg.p0()
+    start = {
+        "heterozygosity": float(1.0 - np.sum(p0 * p0)),
+        "support": float(np.count_nonzero(p0)),
+        "entropy": float(-np.sum(p0[p0 > 0] * np.log(p0[p0 > 0]))),
+    }
+    panels = (
+        (hx, "heterozygosity", "heterozygosity 1 - sum p^2", False),
+        (sx, "support", "categories alive (support)", True),
+        (ex, "entropy", "entropy (nats)", False),
+    )
+    for axis, name, label, log in panels:
+        agg = result.aggregates[name]
+        _band(axis, gens, agg, "tab:blue", "chains")
+        axis.plot(gens, agg["mean"], color="tab:orange", lw=1.3, label="mean")
+        if name in exact:
+            axis.plot(gens, exact[name], "k--", lw=1.2, label="exact mean")
+        axis.axhline(start[name], color="0.4", ls=":", lw=1, label="original")
+        if log:
+            axis.set_yscale("log")
+        _generation_axis(axis, gens)
+        axis.set_ylabel(label)
+        axis.legend(fontsize="x-small", loc="best")
+    hx.set_title("heterozygosity across chains")
+    sx.set_title("support across chains")
+    ex.set_title("entropy across chains")
+    fig.suptitle(_settings(cfg), fontsize="medium")
     write_figure(fig, path)
+
+
+def _regime_of(s: dict[str, Any]) -> str:
+    """A summary's regime, with its share of real data where it has one."""
+    from .families._show import regime_text
+
+    return regime_text(s)
+
+
+def _distinct(plt: Any, k: int) -> Any:
+    """``k`` colours far apart, dark to light, so that neighbouring lines stay apart."""
+    if k <= 10:
+        return plt.cm.tab10(np.arange(k))
+    return plt.cm.viridis(np.linspace(0, 0.92, k))
+
+
+def _generation_axis(ax: Any, gens: np.ndarray, *, log: bool = True) -> None:
+    """Integer generation ticks; with ``log``, logarithmic beyond 1 for a run of 50
+    generations or more (where the collapse happens in the first few percent of them)."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("generation t")
+    if log and len(gens) and gens[-1] >= 50:
+        ax.set_xscale("symlog", linthresh=1.0, linscale=0.4)
+        ax.set_xlim(0, gens[-1])
+        ax.set_xlabel("generation t (logarithmic beyond 1)")
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _settings(cfg: Any) -> str:
+    """A figure's title: the run's size, its regime with its share of real data, the
+    decoding (tau, top-k, top-p, smoothing) and the curation."""
+    parts = [f"{cfg.num_chains} chains x {cfg.num_generations} generations",
+             f"n = {cfg.num_samples}"]  # fmt: skip
+    real = getattr(cfg, "num_real", 0)
+    parts.append(f"{cfg.regime} ({real} of {cfg.num_samples} real)" if real else cfg.regime)
+    if getattr(cfg, "temperature", 1.0) != 1.0:
+        parts.append(f"tau {cfg.temperature:g}")
+    if getattr(cfg, "top_k", 0):
+        parts.append(f"top-k {cfg.top_k}")
+    if getattr(cfg, "top_p", 1.0) < 1.0:
+        parts.append(f"top-p {cfg.top_p:g}")
+    if getattr(cfg, "smoothing", 0.0):
+        parts.append(f"eps {cfg.smoothing:g}")
+    parts.append(f"seed {cfg.seed}")
+    return ", ".join(parts) + _curated(cfg)
 
 
 def _curated(cfg: Any) -> str:
@@ -357,10 +472,28 @@ def _by_rest(rows: list[dict[str, Any]], names: list[str], axis: str) -> dict[An
     return groups
 
 
+def _column(rows: list[dict[str, Any]], key: str) -> np.ndarray:
+    return np.array([np.nan if r.get(key) is None else r[key] for r in rows], float)
+
+
+def _n_axis(axis: Any, rows: list[dict[str, Any]]) -> None:
+    """A logarithmic axis of sample sizes, ticked at the scanned values."""
+    from matplotlib.ticker import NullFormatter
+
+    ns = sorted({float(r["samples"]) for r in rows})
+    axis.set_xscale("log")
+    axis.set_xticks(ns, [f"{v:g}" for v in ns])
+    axis.xaxis.set_minor_formatter(NullFormatter())
+
+
 def plot_scan(res: Any, path: Path) -> None:
-    """Draw the collapse rate against n (log-log, with theory and the fitted power law), or
-    against the first axis where n is not scanned (an operator's strength), and the level
-    against the real-data share or that axis; write a figure.
+    """Draw a scan's collapse rates and levels; write a figure.
+
+    Over n: the rate against n on log-log axes with its 95% intervals, the exact rate and
+    the fitted power law; then the rate times n, where a law n^b with b = -1.015 and the
+    exact -1 part visibly; then the level at the last generation against n (or the
+    real-data share) with its exact value where there is one. Where n is not scanned, the
+    rate and the level against the first axis (an operator's strength, a share, ddof).
 
     Args:
         res: a finished :class:`collapsesim.experiments.scan.ScanResult`.
@@ -372,84 +505,93 @@ def plot_scan(res: Any, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     names = [name for name, _ in res.grid]
-    other = [n for n in names if n != "samples"]
     share = next((n for n in names if n in ("fresh-fraction", "keep-fraction")), None)
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5), constrained_layout=True)
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for row in res.rows:
-        groups.setdefault(tuple(row[o] for o in other if o != "samples"), []).append(row)
-    if "samples" in names:
-        for key, rows in groups.items():
-            n = np.array([r["samples"] for r in rows], float)
-            rate = np.array([np.nan if r["rate"] is None else r["rate"] for r in rows])
-            lo = np.array([np.nan if r["rate_lo"] is None else r["rate_lo"] for r in rows])
-            hi = np.array([np.nan if r["rate_hi"] is None else r["rate_hi"] for r in rows])
-            label = ", ".join(f"{o} {k:g}" for o, k in zip(other, key, strict=True)) or "simulation"
-            ax.errorbar(n, rate, yerr=[rate - lo, hi - rate], fmt="o", capsize=3, label=label)
-            exact = [r["theory_rate"] for r in rows]
-            if all(e is not None for e in exact):
-                ax.plot(
-                    n, exact, "k--", lw=1, label="exact rate" if key == next(iter(groups)) else None
+    over_n = "samples" in names
+    fig, axes = plt.subplots(1, 3 if over_n else 2, figsize=(18 if over_n else 13, 5),
+                             constrained_layout=True)  # fmt: skip
+    ax, bx = axes[0], axes[-1]
+    rate_of = {"gaussian": " -dE[log std]/dT", "tokens": " -d log E[H]/dT"}
+    if over_n:
+        nx = axes[1]
+        other = [n for n in names if n != "samples"]
+        for k, (key, rows) in enumerate(_by_rest(res.rows, names, "samples").items()):
+            rows = sorted(rows, key=lambda r: r["samples"])
+            n = _column(rows, "samples")
+            rate, lo, hi = (_column(rows, c) for c in ("rate", "rate_lo", "rate_hi"))
+            exact = _column(rows, "theory_rate")
+            label = ", ".join(f"{o} {v:g}" for o, v in zip(other, key, strict=True))
+            color = f"C{k % 10}"
+            for axis, scale in ((ax, np.ones_like(n)), (nx, n)):
+                axis.errorbar(n, rate * scale, yerr=[(rate - lo) * scale, (hi - rate) * scale],
+                              fmt="o", capsize=3, color=color,
+                              label=(label + ": " if label else "") + "simulation, 95%")  # fmt: skip
+                if np.isfinite(exact).all():
+                    axis.plot(n, exact * scale, "--", color=color, lw=1.2,
+                              label=(label + ": " if label else "") + "exact rate")  # fmt: skip
+            fit = next((f for f in res.fits if all(f.get(o) == v for o, v in
+                                                   zip(other, key, strict=True))), None)  # fmt: skip
+            if fit is not None and fit.get("exponent") is not None:
+                grid_n = np.geomspace(n.min(), n.max(), 50)
+                law = fit["prefactor"] * grid_n ** fit["exponent"]
+                text = (
+                    f"fit n^b, b = {fit['exponent']:.3f} [{fit['exponent_lo']:.3f}, "
+                    f"{fit['exponent_hi']:.3f}]"
                 )
-        for fit in res.fits:
-            if fit.get("exponent") is None:
-                continue
-            grid_n = np.array(sorted({r["samples"] for r in res.rows}), float)
-            ax.plot(
-                grid_n,
-                fit["prefactor"] * grid_n ** fit["exponent"],
-                ":",
-                lw=1,
-                label=f"fit: b = {fit['exponent']:.3f}",
-            )
-        ax.set_xscale("log")
+                for axis, scale in ((ax, np.ones_like(grid_n)), (nx, grid_n)):
+                    axis.plot(grid_n, law * scale, ":", color=color, lw=1.2, label=text)
+        for axis in (ax, nx):
+            _n_axis(axis, res.rows)
+            axis.set_xlabel("samples per generation n")
+            axis.legend(fontsize="x-small")
         ax.set_yscale("log")
-        ax.set_xlabel("samples per generation n")
-        ax.set_ylabel("collapse rate per generation")
-        ax.legend(fontsize="small")
-    else:
-        # The rate against the first axis (an operator's strength, a share, ddof).
-        axis = names[0]
-        for i, (key, rows) in enumerate(_by_rest(res.rows, names, axis).items()):
-            x = np.array([r[axis] for r in rows], float)
-            rate = np.array([np.nan if r["rate"] is None else r["rate"] for r in rows])
-            se = np.array([np.nan if r["rate_se"] is None else r["rate_se"] for r in rows])
-            order = np.argsort(x)
-            label = ", ".join(f"{o} {k:g}" for o, k in zip(names[1:], key, strict=True))
-            ax.errorbar(x[order], rate[order], yerr=1.96 * se[order], fmt="o-", capsize=3,
-                        label=label or "simulation (95% interval)")  # fmt: skip
-            closed = np.array([np.nan if r["theory_rate"] is None else r["theory_rate"]
-                               for r in rows])  # fmt: skip
-            if np.isfinite(closed).any():  # where a point has a closed form
-                ax.plot(x[order], closed[order], "kx--", lw=1, label=None if i else "exact rate")
-        ax.axhline(0.0, color="0.6", lw=0.8)
-        ax.set_xlabel(axis)
-        rate_of = {"gaussian": ", -dE[log std]/dT", "tokens": ", -d log E[H]/dT"}
         ax.set_ylabel("collapse rate per generation" + rate_of.get(res.family, ""))
-        ax.legend(fontsize="small")
+        ax.set_title("rate against n")
+        nx.set_ylabel("rate x n")
+        nx.set_title("rate x n: the law's exponent, magnified")
+    else:
+        axis = names[0]
+        for k, (key, rows) in enumerate(_by_rest(res.rows, names, axis).items()):
+            rows = sorted(rows, key=lambda r: r[axis])
+            x = _column(rows, axis)
+            rate, se = _column(rows, "rate"), _column(rows, "rate_se")
+            label = ", ".join(f"{o} {v:g}" for o, v in zip(names[1:], key, strict=True))
+            color = f"C{k % 10}"
+            ax.errorbar(x, rate, yerr=1.96 * se, fmt="o-", capsize=3, color=color,
+                        label=(label + ": " if label else "") + "simulation, 95%")  # fmt: skip
+            closed = _column(rows, "theory_rate")
+            if np.isfinite(closed).any():  # where a point has a closed form
+                ax.plot(x, closed, "x--", color=color, lw=1,
+                        label=(label + ": " if label else "") + "exact rate")  # fmt: skip
+        ax.axhline(0.0, color="0.6", lw=0.8, label="no collapse")
+        ax.set_xlabel(axis)
+        ax.set_ylabel("collapse rate per generation" + rate_of.get(res.family, ""))
+        ax.set_title(f"rate against {axis}")
+        ax.legend(fontsize="x-small")
     xname = share or names[0]
     rest = [n for n in names if n != xname]
-    for key, rows in _by_rest(res.rows, names, xname).items():
-        x = np.array([r[xname] for r in rows], float)
-        y = np.array([np.nan if r["level"] is None else r["level"] for r in rows])
-        e = np.array([np.nan if r["level_se"] is None else r["level_se"] for r in rows])
-        order = np.argsort(x)
-        bx.errorbar(
-            x[order],
-            y[order],
-            yerr=1.96 * e[order],
-            fmt="o-",
-            capsize=3,
-            label=", ".join(f"{o} {k:g}" for o, k in zip(rest, key, strict=True)) or None,
-        )
-    levels = np.array([r["level"] for r in res.rows if r["level"] is not None], float)
+    for k, (key, rows) in enumerate(_by_rest(res.rows, names, xname).items()):
+        rows = sorted(rows, key=lambda r: r[xname])
+        x, y, e = _column(rows, xname), _column(rows, "level"), _column(rows, "level_se")
+        label = ", ".join(f"{o} {v:g}" for o, v in zip(rest, key, strict=True))
+        color = f"C{k % 10}"
+        bx.errorbar(x, y, yerr=1.96 * e, fmt="o-", capsize=3, color=color,
+                    label=(label + ": " if label else "") + "simulation, 95%")  # fmt: skip
+        exact = _column(rows, "theory_level")
+        if np.isfinite(exact).any():
+            bx.plot(x, exact, "x--", color=color, lw=1,
+                    label=(label + ": " if label else "") + "exact mean")  # fmt: skip
+    levels = _column(res.rows, "level")
+    levels = levels[np.isfinite(levels)]
     if levels.size and levels.min() > 0 and levels.max() > 50 * levels.min():
         bx.set_yscale("log")  # levels that span decades (a spread that grows or collapses)
-    if rest:
-        bx.legend(fontsize="small")
+    if xname == "samples":
+        _n_axis(bx, res.rows)
+    bx.legend(fontsize="x-small")
     bx.set_xlabel(xname)
-    bx.set_ylabel("level at the last generation (std or heterozygosity)")
-    bx.set_title(f"{res.family}: where the chains stand after T generations")
+    level_of = {"gaussian": "mean std", "tokens": "mean heterozygosity"}
+    bx.set_ylabel(f"{level_of.get(res.family, 'level')} at the last generation")
+    bx.set_title("where the chains stand after T generations")
+    fig.suptitle(f"{res.family} scan over {', '.join(names)}", fontsize="medium")
     write_figure(fig, path)
 
 
@@ -470,8 +612,10 @@ def plot_vae(result: Any, path: Path) -> None:
         ("latent_spread", "spread of encoder-0 means"),
         ("train_loss", "training loss (nats/image)"),
     )
-    fig = plt.figure(figsize=(14, 7.5))
-    grid = fig.add_gridspec(3, 4, width_ratios=(1, 1, 1, 1.3))
+    from matplotlib.ticker import MaxNLocator
+
+    fig = plt.figure(figsize=(17, 9))
+    grid = fig.add_gridspec(3, 4, width_ratios=(1, 1, 1, 1.9))
     for i, (key, title) in enumerate(panels):
         ax = fig.add_subplot(grid[i // 3, i % 3])
         ax.plot(gens, m[key], "o-", color="C0", label="generated")
@@ -480,19 +624,31 @@ def plot_vae(result: Any, path: Path) -> None:
             ax.axhline(ref, color="C2", ls="--", label="real training images")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generation")
-        if i == 0:
-            ax.legend(fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="x-small")
     ax = fig.add_subplot(grid[2, :3])
     shares = result.classes / np.maximum(result.classes.sum(axis=1, keepdims=True), 1)
-    bottom = np.zeros(len(gens))
+    real = s.get("real_class_shares")
+    xs = gens.astype(float)
+    if real is not None:  # the real images' classes, as the bar left of generation 0
+        shares = np.vstack([np.asarray(real, float)[None, :], shares])
+        xs = np.concatenate([[-1.5], xs])
+    bottom = np.zeros(len(xs))
     cmap = plt.get_cmap("tab10")
     for c in range(shares.shape[1]):
-        ax.bar(gens, shares[:, c], bottom=bottom, color=cmap(c % 10), label=str(c))
+        ax.bar(xs, shares[:, c], bottom=bottom, color=cmap(c % 10), label=f"class {c}")
         bottom += shares[:, c]
-    ax.set_title("classes of the generated images (classifier's votes)", fontsize=10)
+    ticks = list(xs)
+    labels = ["real"] * (real is not None) + [str(g) for g in gens]
+    step = max(1, len(gens) // 15)
+    keep = [k for k in range(len(ticks)) if labels[k] == "real" or int(labels[k]) % step == 0]
+    ax.set_xticks([ticks[k] for k in keep], [labels[k] for k in keep])
+    ax.set_title("classes of the images (classifier's votes): the real training set, then "
+                 "each generation's samples", fontsize=10)  # fmt: skip
     ax.set_xlabel("generation")
     ax.set_ylabel("share")
-    ax.legend(ncol=min(shares.shape[1], 10), fontsize="x-small", loc="upper right")
+    ax.legend(ncol=min(shares.shape[1], 10), fontsize="x-small", loc="lower center",
+              bbox_to_anchor=(0.5, -0.42))  # fmt: skip
     # One row of eight samples per generation (at most twelve generations shown).
     strip = result.grids[:, :8]
     shown = np.unique(np.linspace(0, len(strip) - 1, min(len(strip), 12)).round().astype(int))
@@ -506,10 +662,10 @@ def plot_vae(result: Any, path: Path) -> None:
     ax.set_yticks([r * (h + 1) + h / 2 for r in range(len(shown))], [str(t) for t in shown])
     ax.set_xticks([])
     ax.set_ylabel("generation")
-    ax.set_title("samples", fontsize=10)
+    ax.set_title("eight samples of each generation", fontsize=10)
     fig.suptitle(
-        f"VAE on {s['data']}, {s['regime']}: {s['generations']} generations "
-        f"({s['train_images']} images each)"
+        f"VAE on {s['data']}, {_regime_of(s)}: {s['generations']} generations "
+        f"({s['train_images']} images each), seed {s.get('seed', '?')}"
     )
     fig.tight_layout()
     write_figure(fig, path)
@@ -522,6 +678,7 @@ def plot_lm(result: Any, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     m, s = result.metrics, result.summary
     gens = np.arange(len(m["real_ppl"]))
@@ -545,10 +702,10 @@ def plot_lm(result: Any, path: Path) -> None:
     bins = np.geomspace(max(lo, 1.0), max(hi, lo * 1.01, 1.01), 60).tolist()
     ax.hist(result.real_perplexities, bins=bins, density=True, histtype="stepfilled",
             color="0.8", label="held-out real")  # fmt: skip
-    cmap = plt.get_cmap("viridis")
+    colors = _distinct(plt, len(result.perplexities))
     for t, p in enumerate(result.perplexities):
         ax.hist(p, bins=bins, density=True, histtype="step", lw=1.5,
-                color=cmap(t / max(len(gens) - 1, 1)), label=f"generation {t}")  # fmt: skip
+                color=colors[t], label=f"generation {t}")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("perplexity of a sequence under generation 0")
     ax.set_ylabel("density")
@@ -562,17 +719,18 @@ def plot_lm(result: Any, path: Path) -> None:
             ax.axhline(ref, color="C2", ls="--", label="real text")
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("generation")
-        if i == 2:
-            ax.legend(fontsize="small")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize="x-small")
     ax = fig.add_subplot(grid[1, 4])
     ax.axis("off")
-    lines = [f"prompt: {s['prompt'][-40:]!r}"] + [
-        f"{t}: {c[:40]!r}" for t, c in enumerate(s["continuations"][:10])
+    lines = [f"prompt: {s['prompt'][-32:]!r}"] + [
+        f"{t}: {c[:32]!r}" for t, c in enumerate(s["continuations"][:10])
     ]
-    ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=7)
+    ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
     fig.suptitle(
-        f"Transformer LM on {s['corpus']}, {s['regime']}: {s['generations']} generations "
-        f"({s['train_pairs']} pairs of {s['block']}+{s['block']} {s['tokenizer']} tokens)"
+        f"Transformer LM on {s['corpus']}, {_regime_of(s)}: {s['generations']} generations "
+        f"({s['train_pairs']} pairs of {s['block']}+{s['block']} {s['tokenizer']} tokens), "
+        f"seed {s.get('seed', '?')}"
     )
     fig.tight_layout()
     write_figure(fig, path)

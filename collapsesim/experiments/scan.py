@@ -149,6 +149,7 @@ def measure(family: str, cfg: Any, result: Any) -> dict[str, Any]:
         "rate_hi": rate + _Z95 * se,
         "level": m["level"],
         "level_se": m["level_se"],
+        "theory_level": m.get("theory_level"),
         "theory_rate": m["theory_rate"],
         # Why a value is missing, or how the rate was taken where that is not plain.
         "why_rate": m.get("why_rate") or (None if math.isfinite(rate) else

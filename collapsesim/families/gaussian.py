@@ -262,7 +262,8 @@ def measure(cfg: GaussianConfig, result: Any) -> dict[str, Any]:
     except theory.NoClosedForm as err:
         exact, why = None, str(err)
     return {"rate": rate, "rate_se": se, "level": level, "level_se": level_se,
-            "theory_rate": exact, "why_theory_rate": why}  # fmt: skip
+            "theory_rate": exact, "why_theory_rate": why,
+            "theory_level": s.get("theory_mean_final_std")}  # fmt: skip
 
 
 FAMILY = Family(

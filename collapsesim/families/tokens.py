@@ -365,7 +365,8 @@ def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
     else:
         why_exact = None
     return {"rate": rate, "rate_se": se, "level": mean_h, "level_se": se_h, "theory_rate": exact,
-            "why_rate": why, "rate_note": note, "why_theory_rate": why_exact}  # fmt: skip
+            "why_rate": why, "rate_note": note, "why_theory_rate": why_exact,
+            "theory_level": s.get("theory_mean_final_heterozygosity")}  # fmt: skip
 
 
 FAMILY = Family(
