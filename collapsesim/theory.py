@@ -34,8 +34,10 @@ __all__ = [
     "moment_std",
     "quantile_std",
     "std_log_std",
+    "token_fixation_time_diffusion",
     "token_heterozygosity",
     "token_mean_mass",
+    "token_restricted_fixation_time",
     "token_support_fixation",
     "var_mean",
 ]
@@ -532,3 +534,37 @@ def token_support_fixation(
         support[idx] = float(np.sum(mult * (1.0 - vt[:, 0])))
         fixed[idx] = float(np.sum(mult * vt[:, n]))
     return support, fixed
+
+
+def token_restricted_fixation_time(
+    generations: int, num_samples: int, p0: np.ndarray, *, max_flops: float = 5e10
+) -> float:
+    """Return E[min(G, T)] exactly, G the first model with a single category, T = ``generations``.
+
+    Fixation is absorbing, so ``E[min(G, T)] = sum_{t < T} (1 - P(model t is fixed))``,
+    each term from :func:`token_support_fixation` (the Wright-Fisher chain under replace,
+    without smoothing or decoding). Unlike the mean of G itself it is defined whether or
+    not every chain has fixed by T, so a run of any length can be checked against it.
+
+    Raises:
+        NoClosedForm: when the chain's steps would cost more than ``max_flops``.
+    """
+    t = int(generations)
+    if t <= 0:
+        return 0.0
+    _, fixed = token_support_fixation(np.arange(t), num_samples, p0, max_flops=max_flops)
+    return float(np.sum(1.0 - np.clip(fixed, 0.0, 1.0)))
+
+
+def token_fixation_time_diffusion(num_samples: int, p0: np.ndarray) -> float:
+    """Return the diffusion approximation of E[G], the generations until one category holds
+    every token: ``-2 n sum_i (1 - p_i) log(1 - p_i)``.
+
+    The haploid Wright-Fisher chain of n tokens as a diffusion, time in units of n
+    generations (Kimura and Ohta 1969 for two categories; Littler 1975 for K). It is an
+    approximation, off by a fraction of order 1/n; :func:`token_restricted_fixation_time`
+    is exact.
+    """
+    p = _token_checks(num_samples, p0)
+    p = p[(p > 0) & (p < 1)]
+    return float(-2.0 * num_samples * np.sum((1.0 - p) * np.log1p(-p)))

@@ -195,6 +195,8 @@ def _execute(family: Family, ctx: typer.Context, kw: dict[str, Any], run_names: 
         )
         if not writer:
             return
+        for message in result.summary.get("warnings") or ():
+            warn(message)
         starved = result.summary.get("starved_generations")
         if starved:
             warn(f"the selection gave up in {starved} chain-generations (a verifier keeping "

@@ -442,6 +442,7 @@ def summarize(
         why["mean_final_support"] = why["fixed_fraction"] = (
             "exact support and fixation hold under replace without smoothing, decoding or curation"
         )
+    _fixation_times(s, fixed_hist, t, n, p0, regime == "replace" and eps == 0 and not tr, why)
     for key in ("mean_final_entropy", "mean_final_top_share", "mean_final_tv"):
         why[key] = "no closed form is known for this metric"
     s.update({f"why_theory_{key}": text for key, text in why.items()})
@@ -469,6 +470,55 @@ def summarize(
             exact = curated_theory.candidates(track.cur, n - cfg.num_real, gaussian=False)
         track.summarize(s, final.get("candidates"), t, exact)
     return {key: common.finite_or_none(v) for key, v in s.items()}
+
+
+def _fixation_times(
+    s: dict[str, Any],
+    fixed_hist: np.ndarray,
+    t: int,
+    n: int,
+    p0: np.ndarray,
+    plain: bool,
+    why: dict[str, str],
+) -> None:
+    """Add the generations until fixation G to the summary ``s``: the mean of min(G, T)
+    over every chain beside its exact value, and the mean of G where every chain fixed,
+    beside the diffusion approximation (Kimura and Ohta; Littler)."""
+    c = int(fixed_hist.sum())
+    g = np.arange(-1, len(fixed_hist) - 1, dtype=np.float64)  # index 0: not fixed by T
+    g[0] = t
+    counts = fixed_hist.astype(np.float64)
+    mean = float(np.sum(counts * g) / c)
+    var = float(np.sum(counts * (g - mean) ** 2) / max(c - 1, 1))
+    s["mean_fixation_time_restricted"] = mean
+    s["stderr_fixation_time_restricted"] = math.sqrt(var / c) if c > 1 else None
+    exact = None
+    if plain:
+        try:
+            exact = theory.token_restricted_fixation_time(t, n, p0)
+        except theory.NoClosedForm as err:
+            why["mean_fixation_time_restricted"] = str(err)
+    else:
+        why["mean_fixation_time_restricted"] = (
+            "fixation times have a closed form under replace without smoothing, decoding or "
+            "curation"
+        )
+    s["theory_mean_fixation_time_restricted"] = exact
+    s["z_mean_fixation_time_restricted"] = common.z(
+        mean, exact, s["stderr_fixation_time_restricted"]
+    )
+    if fixed_hist[0] == 0:  # every chain fixed by T: G itself is observed
+        s["mean_fixation_generation"] = mean
+        s["stderr_fixation_generation"] = s["stderr_fixation_time_restricted"]
+    else:
+        s["mean_fixation_generation"] = s["stderr_fixation_generation"] = None
+        s["why_mean_fixation_generation"] = (
+            f"{int(fixed_hist[0])} chains had not fixed by T = {t}: their G is unknown "
+            "(the mean of min(G, T) above is defined)"
+        )
+    s["approx_mean_fixation_generation"] = (
+        theory.token_fixation_time_diffusion(n, p0) if plain else None
+    )
 
 
 def _median_fixation(fixed_hist: np.ndarray) -> float:

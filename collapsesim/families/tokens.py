@@ -269,6 +269,12 @@ class TokenConfig(ChainConfig):
         return token_original(self.original, self.categories, self.zipf_alpha)
 
 
+APPROX = (
+    "≈ the diffusion approximation of E[G] (Kimura and Ohta 1969; Littler 1975), off by "
+    "O(1/n): no z-score"
+)
+
+
 def table(result: Any) -> Any:
     """The final generation's diversity and tails beside Wright-Fisher theory."""
     s = result.summary
@@ -313,6 +319,27 @@ def table(result: Any) -> Any:
             notes.cell(se, NO_SE, 2) + ("*" if exact else ""),
             notes.cell(theory, why),
             ztext(z) if z is not None else "—" + notes.mark(why if theory is None else NO_Z),
+        )
+    if "mean_fixation_time_restricted" in s:  # summaries stored before 0.10 lack them
+        key = "mean_fixation_time_restricted"
+        theory, why, z = s.get(f"theory_{key}"), s.get(f"why_theory_{key}"), s.get(f"z_{key}")
+        out.add_row(
+            "generations to fixation, min(G, T)",
+            fmt(s[key]),
+            notes.cell(s.get("stderr_fixation_time_restricted"), NO_SE, 2),
+            notes.cell(theory, why),
+            ztext(z) if z is not None else "—" + notes.mark(why if theory is None else NO_Z),
+        )
+        approx = s.get("approx_mean_fixation_generation")
+        if approx is not None:
+            notes.note(APPROX)
+        censored = s.get("why_mean_fixation_generation")
+        out.add_row(
+            "generations to fixation, G",
+            notes.cell(s.get("mean_fixation_generation"), censored),
+            notes.cell(s.get("stderr_fixation_generation"), censored, 2),
+            "" if approx is None else f"≈ {fmt(approx)}",
+            "",
         )
     out.add_row(
         "original entropy / support",

@@ -139,7 +139,8 @@ def table(result: Any) -> Any:
         f"(nats); top cls: share of the commonest class; spread: RMS std of generation "
         f"0's encoder means; loss: negative ELBO (nats/image). Vanished classes: "
         f"{', '.join(map(str, s['vanished_classes'])) or 'none'}"
-        + (f". Candidates per kept image: {fmt(s['mean_candidates'])}" if "curation" in s else ""),
+        + (f". Candidates per kept image: {fmt(s['mean_candidates'])}" if "curation" in s else "")
+        + "".join(f". Warning: {w}" for w in s.get("warnings") or ()),
     )
     for name in ("gen", "FID", "prec", "recall", "H(class)", "top cls", "spread", "loss"):
         out.add_column(name, justify="right")
