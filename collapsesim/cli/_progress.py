@@ -198,11 +198,14 @@ def log_line(
     for i, t in enumerate(tasks):
         if t.total is None:
             continue
-        text = f"{t.description} {int(t.completed):,}/{int(t.total):,}"
+        # The work is over at the last line: a bar still one short (a scan's points count
+        # those finished before the last report) is full.
+        completed = t.total if done else t.completed
+        text = f"{t.description} {int(completed):,}/{int(t.total):,}"
         if units and i < len(units) and units[i]:
             text += f" {units[i]}"
         if t.total > 0:
-            text += f" ({100.0 * t.completed / t.total:.1f}%)"
+            text += f" ({100.0 * completed / t.total:.1f}%)"
         extra = [str(v) for v in t.fields.values() if str(v)]
         if extra:
             text += ", " + ", ".join(extra)
