@@ -77,9 +77,14 @@ def test_log_line_fields_and_units() -> None:
                            time_remaining=None)  # fmt: skip
     work = SimpleNamespace(description="chain-generations", completed=5000, total=20000,
                            fields={}, time_remaining=None)  # fmt: skip
-    assert log_line([scan, work], 3725.0, ["", "chain-generations"], done=True) == (
-        "[1:02:05] done: grid points 1/4 (25.0%); chain-generations 5,000/20,000 "
+    assert log_line([scan, work], 3725.0, ["", "chain-generations"]) == (
+        "[1:02:05] grid points 1/4 (25.0%); chain-generations 5,000/20,000 "
         "chain-generations (25.0%)"
+    )
+    # The last line: the work is over, every count full.
+    assert log_line([scan, work], 3725.0, ["", "chain-generations"], done=True) == (
+        "[1:02:05] done: grid points 4/4 (100.0%); chain-generations 20,000/20,000 "
+        "chain-generations (100.0%)"
     )
 
 
