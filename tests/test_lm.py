@@ -212,6 +212,22 @@ def test_tiny_two_generation_run(tiny_run: tuple[lm.LmResult, Path]) -> None:
     assert back.prompts == res.prompts
 
 
+def test_a_generation_0_that_learnt_only_frequencies_is_warned(
+    tiny_run: tuple[lm.LmResult, Path],
+) -> None:
+    res, _ = tiny_run
+    s = res.summary
+    # The unigram baseline: held-out continuations under add-one smoothed token counts (on
+    # held-out text it can pass the vocabulary's size, a uniform guess: 17.008 against 17).
+    assert 1 < s["unigram_ppl"] < 2 * s["vocab"]
+    # One epoch of a one-layer model on 120 pairs learns less than the frequencies.
+    assert s["first_real_ppl"] >= 0.9 * s["unigram_ppl"]
+    [message] = s["warnings"]
+    assert "learnt little beyond token frequencies" in message
+    # The default run's generation 0 scores 4.39 (README); pydoc's unigram, 26.1 on 400 pairs.
+    assert lm._untrained({"first_real_ppl": 4.39, "unigram_ppl": 26.1}) == []
+
+
 def test_a_seed_fixes_the_run(tiny_run: tuple[lm.LmResult, Path]) -> None:
     res, _ = tiny_run
     again = lm.run(lm.LmConfig(**TINY))

@@ -473,11 +473,40 @@ def _finish(
         s[f"first_{m}"] = float(cols[m][0])
         s[f"final_{m}"] = float(cols[m][-1])
     neural.summarize_curation(cfg, s, cols)
+    s["unigram_ppl"] = _unigram_perplexity(data)
+    s["warnings"] = _untrained(s)
     s["prompt"] = prompts[0]
     s["continuations"] = [g[0] for g in texts]
     summary = {k: common.finite_or_none(v) for k, v in s.items()}
     ref = {k: (math.nan if v is None else float(v)) for k, v in reference.items()}
     return LmResult(cfg, cols, ref, perplexities, real_ppl, texts, prompts, summary)
+
+
+def _unigram_perplexity(data: _Data) -> float:
+    """The perplexity of held-out real continuations under the training tokens' unigram
+    frequencies (add-one smoothed over the vocabulary): what a model that learnt nothing
+    of context would score."""
+    vocab = int(data.tokenizer.vocab)
+    counts = np.bincount(data.real.ravel(), minlength=vocab).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    b = data.test.shape[1] // 2
+    return float(np.exp(-logp[data.test[:, b:]].mean()))
+
+
+def _untrained(s: dict[str, Any]) -> list[str]:
+    """A warning where generation 0 learnt no more than token frequencies: its perplexity
+    on held-out real text at least 0.9 times the unigram model's. Its samples are then
+    shuffled tokens, and what later generations lose says little about collapse."""
+    first, unigram = s.get("first_real_ppl"), s.get("unigram_ppl")
+    if first is None or unigram is None or not first >= 0.9 * unigram:
+        return []
+    message = (
+        f"generation 0 learnt little beyond token frequencies: its perplexity on held-out "
+        f"real text is {first:.1f} against {unigram:.1f} for the tokens' unigram frequencies, "
+        f"so what later generations lose says little; train longer (--epochs) or a larger "
+        f"model"
+    )
+    return [message]
 
 
 def _samples_txt(result: LmResult) -> str:

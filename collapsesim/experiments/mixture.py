@@ -348,6 +348,7 @@ class _Evaluation:
             "original_heldout_loglik": float(ref_ll[0]),
             "original_tail_mass": float(ref_tail[0]),
             "original_component_std": float(np.sum(w0 * scales0)),
+            "original_min_component_std": float(scales0.min()),
         }
         self.model0 = {
             "l2": 0.0,

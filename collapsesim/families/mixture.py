@@ -39,7 +39,7 @@ from ..curation import (
 )
 from ..regimes import Regime, real_count
 from ._family import Family
-from ._show import cost_row, curation_title, fmt, frame, regime_text
+from ._show import NO_SE, Notes, cost_row, curation_title, fmt, frame, regime_text
 
 NUM_METRICS = 9  # per chain and record: experiments/mixture.py's METRICS
 
@@ -300,23 +300,28 @@ def table(result: Any) -> Any:
     out = frame(title, ("final generation", "mean", "± s.e.", "median", "original"))
     rows = [
         ("component std det(C)^(1/2d)", "component_std", s["original_component_std"]),
-        ("smallest component std", "min_component_std", None),
+        ("smallest component std", "min_component_std", s.get("original_min_component_std")),
         ("L2 distance to the original", "l2", 0.0),
         ("held-out log-likelihood", "heldout_loglik", s["original_heldout_loglik"]),
         ("mass beyond the original's 3 sigma", "tail_mass", s["original_tail_mass"]),
         *((label, key[len("mean_final_") :], 1.0) for label, key, _ in cost_row(s)),
     ]
+    notes = Notes()
     for label, key, ref in rows:
         out.add_row(
             label,
             fmt(s[f"mean_final_{key}"]),
-            fmt(s[f"stderr_final_{key}"], 2),
-            fmt(s.get(f"median_final_{key}")),
-            fmt(ref),
+            notes.cell(s[f"stderr_final_{key}"], NO_SE, 2),
+            notes.cell(s.get(f"median_final_{key}"), NO_MEDIAN),
+            notes.cell(ref, OLD_RUN),
         )
     out.add_row("EM iterations per fit (all fits)", fmt(s["mean_em_iterations"]), "", "", "")
     out.add_row("fits not converged", fmt(s["nonconverged_fraction"]), "", "", "")
-    return out
+    return notes.attach(out)
+
+
+NO_MEDIAN = "no median: a value is NaN (a fit past the range of doubles)"
+OLD_RUN = "the original's value was not stored by the release that made this run"
 
 
 def measure(cfg: MixtureConfig, result: Any) -> dict[str, Any]:
