@@ -12,13 +12,13 @@ from _common import fresh, options
 import collapsesim
 from collapsesim.families import get
 
-out, quick = options(__doc__)
+out, figures, quick = options(__doc__)
 size = 100 if quick else 1000
 cfg = collapsesim.GaussianConfig(num_chains=size, num_generations=size, num_samples=size)
 result = collapsesim.run(cfg)
 s = result.summary
 print(f"E[sigma_{size}]: {s['mean_final_std']:.4f} ± {s['stderr_final_std']:.4f} "
       f"(exact {s['theory_mean_final_std']:.4f})")  # fmt: skip
-figure = fresh(out / "gaussian.png")
+figure = fresh(figures / "gaussian.png")
 get("gaussian").draw(result, figure)
 print(f"figure: {figure}")

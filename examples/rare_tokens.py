@@ -11,7 +11,7 @@ from _common import fresh, options
 import collapsesim
 from collapsesim.families import get
 
-out, quick = options(__doc__)
+out, figures, quick = options(__doc__)
 chains, gens = (50, 50) if quick else (1000, 300)
 cfg = collapsesim.TokenConfig(num_chains=chains, num_generations=gens, num_samples=1000,
                               categories=1000)  # fmt: skip
@@ -20,6 +20,6 @@ s = result.summary
 print(f"support {s['original_support']} -> {s['mean_final_support']:.1f} categories, "
       f"heterozygosity {s['mean_final_heterozygosity']:.4f} "
       f"(exact {s['theory_mean_final_heterozygosity']:.4f})")  # fmt: skip
-figure = fresh(out / "rare-tokens.png")
+figure = fresh(figures / "rare-tokens.png")
 get("tokens").draw(result, figure)
 print(f"figure: {figure}")

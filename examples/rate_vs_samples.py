@@ -11,7 +11,7 @@ from _common import fresh, options
 from collapsesim.experiments import scan
 from collapsesim.plots import plot_scan
 
-out, quick = options(__doc__)
+out, figures, quick = options(__doc__)
 chains, gens = (500, 50) if quick else (4000, 200)
 res = scan.run("gaussian", {"num_chains": chains, "num_generations": gens},
                {"samples": "20,40,80,160,320"})  # fmt: skip
@@ -20,6 +20,6 @@ for row in res.rows:
           f"[{row['rate_lo']:.5f}, {row['rate_hi']:.5f}], exact {row['theory_rate']:.5f}")  # fmt: skip
 [fit] = res.fits
 print(f"rate ~ n^b: b = {fit['exponent']:.3f} (theory {fit['theory_exponent']:.3f})")
-figure = fresh(out / "rate-vs-samples.png")
+figure = fresh(figures / "rate-vs-samples.png")
 plot_scan(res, figure)
 print(f"figure: {figure}")

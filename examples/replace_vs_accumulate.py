@@ -13,7 +13,7 @@ import collapsesim
 from collapsesim.compare import compare
 from collapsesim.plots import plot_compare
 
-out, quick = options(__doc__)
+out, figures, quick = options(__doc__)
 chains, gens = (200, 50) if quick else (2000, 200)
 dirs = []
 for regime, extra in (("replace", {}), ("accumulate", {}), ("fresh", {"fresh_fraction": 0.1})):
@@ -25,6 +25,6 @@ cmp = compare(dirs, "sigma")
 for e, d in zip(cmp.entries[1:], cmp.differences, strict=True):
     print(f"{e.label}: sigma_T {e.final_mean:.4f}, minus replace's {d.value:+.4f} "
           f"± {d.stderr:.4f} ({d.method}, z = {d.z:.1f})")  # fmt: skip
-figure = fresh(out / "replace-vs-accumulate.png")
+figure = fresh(figures / "replace-vs-accumulate.png")
 plot_compare(cmp, figure)
 print(f"figure: {figure}")
