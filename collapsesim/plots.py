@@ -591,7 +591,11 @@ def plot_scan(res: Any, path: Path) -> None:
     level_of = {"gaussian": "mean std", "tokens": "mean heterozygosity"}
     bx.set_ylabel(f"{level_of.get(res.family, 'level')} at the last generation")
     bx.set_title("where the chains stand after T generations")
-    fig.suptitle(f"{res.family} scan over {', '.join(names)}", fontsize="medium")
+    base = res.summary.get("base") or {}
+    fixed = [f"{k.removeprefix('num_')} {v}" for k, v in base.items()
+             if k not in ("threads",) and not isinstance(v, list | dict)]  # fmt: skip
+    fig.suptitle(f"{res.family} scan over {', '.join(names)}"
+                 + (f" ({', '.join(fixed)})" if fixed else ""), fontsize="medium")  # fmt: skip
     write_figure(fig, path)
 
 

@@ -313,6 +313,7 @@ def _points(
     res = ScanResult(family=family, grid=grid, rows=rows, fits=fits)
     res.summary = {
         "family": family,
+        "base": ident["base"],
         "grid": [[n, v] for n, v in grid],
         "points": rows,
         "fits": fits,

@@ -17,7 +17,7 @@ import numpy as np
 from ._family import ScanMeasure
 from ._show import NO_SE, NO_Z, Notes, cost_row, curation_title, fmt, frame, regime_text, ztext
 
-__all__ = ["measure", "plot", "table", "title"]
+__all__ = ["measure", "plot", "plot_regime", "table", "title"]
 
 
 def title(s: dict[str, Any], what: str) -> str:
@@ -107,3 +107,11 @@ def plot(result: Any, path: Path, panels: Sequence[tuple[str, str, bool]], headi
     from ..plots import plot_panels
 
     plot_panels(result, path, panels, heading)
+
+
+def plot_regime(cfg: Any) -> str:
+    """A figure title's regime, with its share of real data, and the seed: ``fresh (100 of
+    1000 real), seed 0`` (the curation follows, from :func:`collapsesim.plots.plot_panels`)."""
+    real, n = getattr(cfg, "num_real", 0), cfg.num_samples
+    text = f"{cfg.regime} ({real} of {n} real)" if real else str(cfg.regime)
+    return f"{text}, seed {cfg.seed}"

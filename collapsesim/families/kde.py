@@ -530,7 +530,7 @@ def plot(result: Any, path: Path) -> None:
     if cfg.dim == 1:
         panels.append(("w2", LABELS["w2"], False))
     heading = (f"KDE chains: n = {cfg.num_samples}, d = {cfg.dim}, bandwidth {cfg.bandwidth}, "
-               f"{cfg.regime}, original {cfg.original}, {cfg.num_chains} chains")  # fmt: skip
+               f"{_recorded.plot_regime(cfg)}, original {cfg.original}, {cfg.num_chains} chains")  # fmt: skip
     _recorded.plot(result, path, panels, heading)
 
 

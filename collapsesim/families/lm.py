@@ -170,7 +170,9 @@ def table(result: Any) -> Any:
             for c in cols
         ]
 
-    out.add_row("real", *cells(lambda c: s.get(f"real_{c}")), "", style="dim")
+    # Real text's KL to the truth is 0 by definition (no model is scored there).
+    real = {**{c: s.get(f"real_{c}") for c in cols}, "true_kl": 0.0}
+    out.add_row("real", *cells(real.get), "", style="dim")
     m = result.metrics
     for t in range(len(m["real_ppl"])):
         row = cells(lambda c, t=t: float(m[c][t]))

@@ -402,7 +402,7 @@ def plot(result: Any, path: Path) -> None:
     panels = [(name, LABELS[name], log) for name, log in (
         ("trace_ratio", True), ("log_det_ratio", False), ("mean_sq_error", False),
         ("condition", True), ("effective_rank", False), ("w2", False))]  # fmt: skip
-    heading = (f"{cfg.dim}-dimensional Gaussian chains: n = {cfg.num_samples}, {cfg.regime}, "
+    heading = (f"{cfg.dim}-dimensional Gaussian chains: n = {cfg.num_samples}, {_recorded.plot_regime(cfg)}, "
                f"{cfg.resolved_method}, {cfg.num_chains} chains, original {cfg.original}")  # fmt: skip
     _recorded.plot(result, path, panels, heading)
 

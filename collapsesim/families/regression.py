@@ -410,7 +410,7 @@ def plot(result: Any, path: Path) -> None:
               if m != "weight_error" or cfg.spectrum != "isotropic"]  # fmt: skip
     fit = f"ridge {cfg.ridge:g}" if cfg.ridge else "OLS"
     heading = (f"Regression chains: N = {cfg.num_samples}, d = {cfg.dim}, {cfg.spectrum}, {fit}, "
-               f"{cfg.design} design, {cfg.regime}, {cfg.num_chains} chains")  # fmt: skip
+               f"{cfg.design} design, {_recorded.plot_regime(cfg)}, {cfg.num_chains} chains")  # fmt: skip
     _recorded.plot(result, path, panels, heading)
 
 
