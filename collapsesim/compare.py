@@ -209,8 +209,20 @@ def compare(directories: Sequence[str | Path], metric: str | None = None) -> Com
 
 
 def _settings(result: Any) -> dict[str, Any]:
+    """The run's configuration, less the settings its others make moot (a fresh fraction
+    under replace): those would name runs by values that played no part."""
+    import dataclasses
+
+    cfg = result.config
     out = {"family": result.family}
-    out.update(result.config.to_dict())
+    values = cfg.to_dict()
+    moot = set()
+    if dataclasses.is_dataclass(cfg):
+        for f in dataclasses.fields(cfg):
+            when = f.metadata.get("when")
+            if when is not None and getattr(cfg, when[0]) not in when[1]:
+                moot.add(f.name)
+    out.update({k: v for k, v in values.items() if k not in moot})
     return out
 
 

@@ -222,8 +222,8 @@ def plot_mixture(result: MixtureResult, path: Path) -> None:
     bx.set_title("distance to the original, and its tails")
     handles = bx.get_legend_handles_labels()[0] + tx.get_legend_handles_labels()[0]
     bx.legend(handles=handles, loc="upper left", fontsize="small")
-    fig.suptitle(f"K = {cfg.num_components}, d = {cfg.dim}, {cfg.covariance}: " + _settings(cfg),
-                 fontsize="medium")  # fmt: skip
+    fig.suptitle(f"K = {cfg.num_components}, d = {cfg.dim}, {cfg.covariance}, original "
+                 f"{cfg.original}, init {cfg.init}: " + _settings(cfg), fontsize="medium")  # fmt: skip
 
     _mixture_samples(cx, result, shown, plt)
     write_figure(fig, path)
@@ -434,6 +434,8 @@ def _generation_axis(ax: Any, gens: np.ndarray, *, log: bool = True) -> None:
         ax.set_xlabel("generation t (logarithmic beyond 1)")
     else:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if len(gens) and gens[-1] > 0:
+            ax.set_xlim(-0.02 * gens[-1], gens[-1] * 1.02)
 
 
 def _settings(cfg: Any) -> str:
@@ -521,7 +523,13 @@ def plot_scan(res: Any, path: Path) -> None:
             exact = _column(rows, "theory_rate")
             label = ", ".join(f"{o} {v:g}" for o, v in zip(other, key, strict=True))
             color = f"C{k % 10}"
+            # rate x n magnifies a law's departure from its exact 1/n: only series with an
+            # exact rate go there (where none has one, every series does).
+            with_exact = any(r.get("theory_rate") is not None for r in res.rows)
+            shown = [ax, nx] if np.isfinite(exact).all() or not with_exact else [ax]
             for axis, scale in ((ax, np.ones_like(n)), (nx, n)):
+                if axis not in shown:
+                    continue
                 axis.errorbar(n, rate * scale, yerr=[(rate - lo) * scale, (hi - rate) * scale],
                               fmt="o", capsize=3, color=color,
                               label=(label + ": " if label else "") + "simulation, 95%")  # fmt: skip
@@ -538,7 +546,8 @@ def plot_scan(res: Any, path: Path) -> None:
                     f"{fit['exponent_hi']:.3f}]"
                 )
                 for axis, scale in ((ax, np.ones_like(grid_n)), (nx, grid_n)):
-                    axis.plot(grid_n, law * scale, ":", color=color, lw=1.2, label=text)
+                    if axis in shown:
+                        axis.plot(grid_n, law * scale, ":", color=color, lw=1.2, label=text)
         for axis in (ax, nx):
             _n_axis(axis, res.rows)
             axis.set_xlabel("samples per generation n")
@@ -547,7 +556,8 @@ def plot_scan(res: Any, path: Path) -> None:
         ax.set_ylabel("collapse rate per generation" + rate_of.get(res.family, ""))
         ax.set_title("rate against n")
         nx.set_ylabel("rate x n")
-        nx.set_title("rate x n: the law's exponent, magnified")
+        nx.set_title("rate x n: the law's exponent, magnified"
+                     + (" (series with an exact rate)" if with_exact else ""))  # fmt: skip
     else:
         axis = names[0]
         for k, (key, rows) in enumerate(_by_rest(res.rows, names, axis).items()):
@@ -580,6 +590,9 @@ def plot_scan(res: Any, path: Path) -> None:
         if np.isfinite(exact).any():
             bx.plot(x, exact, "x--", color=color, lw=1,
                     label=(label + ": " if label else "") + "exact mean")  # fmt: skip
+    starts = {r.get("start_level") for r in res.rows} - {None}
+    if len(starts) == 1:
+        bx.axhline(starts.pop(), color="0.4", ls=":", lw=1, label="original")
     levels = _column(res.rows, "level")
     levels = levels[np.isfinite(levels)]
     if levels.size and levels.min() > 0 and levels.max() > 50 * levels.min():

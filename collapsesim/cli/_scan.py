@@ -121,7 +121,7 @@ def scan_table(res: Any) -> Any:
 
     names = [name for name, _ in res.grid]
     table = Table(title=f"{res.family} scan over {', '.join(names)}", title_justify="left")
-    for col in [*names, "rate", "95% interval", "theory rate", "level", "± s.e."]:
+    for col in [*names, "rate", "95% interval", "theory rate", "level", "± s.e.", "theory level"]:
         table.add_column(col, justify="right")
     notes = Notes()
     for row in res.rows:
@@ -141,6 +141,7 @@ def scan_table(res: Any) -> Any:
             notes.cell(row["theory_rate"], row.get("why_theory_rate")),
             fmt(row["level"]),
             fmt(row["level_se"], 2),
+            notes.cell(row.get("theory_level"), row.get("why_theory_level")),
         )
     lines = []
     for fit in res.fits:

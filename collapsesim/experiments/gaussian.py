@@ -364,8 +364,10 @@ def summarize(
         "var_final_mean": float(var_mu),
         "stderr_var_final_mean": float(se_var_mu),
         "mean_final_w2": final["w2"].mean(),
+        "stderr_final_w2": final["w2"].std() / math.sqrt(c) if c > 1 else None,
         "median_final_w2": final["w2"].median(),
         "mean_final_tail_mass": final["tail_mass"].mean(),
+        "stderr_final_tail_mass": final["tail_mass"].std() / math.sqrt(c) if c > 1 else None,
         "median_final_tail_mass": final["tail_mass"].median(),
         # Generation 0 is the original: its mass beyond mu0 +- 3 sigma0 is erfc(3 / sqrt 2).
         "original_tail_mass": math.erfc(3.0 / math.sqrt(2.0)),
@@ -400,6 +402,10 @@ def summarize(
     for key in ("mean_final_w2", "median_final_w2", "mean_final_tail_mass",
                 "median_final_tail_mass"):  # fmt: skip
         s[f"why_theory_{key}"] = "no closed form is known for this metric"
+    for key in ("median_final_w2", "median_final_tail_mass"):
+        s[f"why_stderr_{key}"] = (
+            "a median's standard error needs the metric's density, which has no closed form"
+        )
     if track is not None and track.active:
         _variance(cfg, s, th, sigma)
         track.summarize(s, final.get("candidates"), t, th.get("candidates"))

@@ -150,6 +150,9 @@ def measure(family: str, cfg: Any, result: Any) -> dict[str, Any]:
         "level": m["level"],
         "level_se": m["level_se"],
         "theory_level": m.get("theory_level"),
+        "why_theory_level": None if m.get("theory_level") is not None else (
+            m.get("why_theory_level") or f"no closed form for the {family} chain's level"),
+        "start_level": m.get("start_level"),
         "theory_rate": m["theory_rate"],
         # Why a value is missing, or how the rate was taken where that is not plain.
         "why_rate": m.get("why_rate") or (None if math.isfinite(rate) else

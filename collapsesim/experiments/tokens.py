@@ -496,8 +496,11 @@ def _fixation_times(
     if plain:
         try:
             exact = theory.token_restricted_fixation_time(t, n, p0)
-        except theory.NoClosedForm as err:
-            why["mean_fixation_time_restricted"] = str(err)
+        except theory.NoClosedForm:
+            why["mean_fixation_time_restricted"] = (
+                f"the exact mean of min(G, T) needs the Wright-Fisher chain at every one of the "
+                f"{t} generations, too costly at n = {n} (the support and P(fixed) need only T)"
+            )
     else:
         why["mean_fixation_time_restricted"] = (
             "fixation times have a closed form under replace without smoothing, decoding or "

@@ -29,7 +29,10 @@ def fmt(v: Any, digits: int = 4) -> str:
 
 def ztext(z: Any) -> str:
     """A z-score to two decimals; a dash where there is none."""
-    return f"{z:.2f}" if isinstance(z, float) else "—"
+    if not isinstance(z, float):
+        return "—"
+    text = f"{z:.2f}"
+    return "0.00" if text == "-0.00" else text  # no "-0" from rounding
 
 
 def frame(title: str, columns: tuple[str, ...], **kwargs: Any) -> Any:
@@ -75,6 +78,10 @@ EXACT_SE = (
 )
 NO_Z = "no z-score: the standard error is 0 or undefined (every chain holds the same value)"
 NO_SE = "no standard error: one chain, or values past the range of doubles"
+UNDERSAMPLED = (
+    "the exact standard error exceeds the exact mean: the mean is carried by chains too rare "
+    "for this many to see, so a small z says little (read the median and quantiles)"
+)
 
 _MARKS = "¹²³⁴⁵⁶⁷⁸⁹"
 

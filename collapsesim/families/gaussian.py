@@ -48,6 +48,7 @@ from ._show import (
     EXACT_SE,
     NO_SE,
     NO_Z,
+    UNDERSAMPLED,
     Notes,
     cost_row,
     curation_title,
@@ -208,11 +209,12 @@ def table(result: Any) -> Any:
         ("mean log std", "mean_log_final_std", "stderr_log_final_std", math.log(sigma0)),
         ("collapse rate -dE\\[log std]/dT", "collapse_rate", "stderr_collapse_rate", None),
         ("variance of the mean", "var_final_mean", "stderr_var_final_mean", 0.0),
-        ("mean W2 to the original", "mean_final_w2", "", 0.0),
-        ("median W2 to the original", "median_final_w2", "", 0.0),
-        ("mean mass beyond 3 sigma0", "mean_final_tail_mass", "", s.get("original_tail_mass")),
-        ("median mass beyond 3 sigma0", "median_final_tail_mass", "",
+        ("mean W2 to the original", "mean_final_w2", "stderr_final_w2", 0.0),
+        ("median W2 to the original", "median_final_w2", "stderr_median_final_w2", 0.0),
+        ("mean mass beyond 3 sigma0", "mean_final_tail_mass", "stderr_final_tail_mass",
          s.get("original_tail_mass")),
+        ("median mass beyond 3 sigma0", "median_final_tail_mass",
+         "stderr_median_final_tail_mass", s.get("original_tail_mass")),
     ]  # fmt: skip
     if "curation" in s:
         out.title = title + curation_title(s)
@@ -232,12 +234,15 @@ def table(result: Any) -> Any:
             notes.note(EXACT_SE)
         theory, why = s.get(f"theory_{key}"), s.get(f"why_theory_{key}")
         z = s.get(f"z_{key}")
+        flag = exact and theory is not None and err is not None and err > abs(theory)
         out.add_row(
             label,
             fmt(s[key]),
             "" if not se else notes.cell(err, s.get(f"why_{se}") or NO_SE, 2) + "*" * exact,
             notes.cell(theory, why),
-            ztext(z) if z is not None else "—" + notes.mark(why if theory is None else NO_Z),
+            (ztext(z) + notes.mark(UNDERSAMPLED) * flag)
+            if z is not None
+            else "—" + notes.mark(why if theory is None else NO_Z),
             "" if original is None else fmt(float(original)),
         )
     return notes.attach(out)
@@ -263,7 +268,9 @@ def measure(cfg: GaussianConfig, result: Any) -> dict[str, Any]:
         exact, why = None, str(err)
     return {"rate": rate, "rate_se": se, "level": level, "level_se": level_se,
             "theory_rate": exact, "why_theory_rate": why,
-            "theory_level": s.get("theory_mean_final_std")}  # fmt: skip
+            "theory_level": s.get("theory_mean_final_std"),
+            "why_theory_level": s.get("why_theory_mean_final_std"),
+            "start_level": cfg.sigma0}  # fmt: skip
 
 
 FAMILY = Family(

@@ -393,7 +393,9 @@ def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
         why_exact = None
     return {"rate": rate, "rate_se": se, "level": mean_h, "level_se": se_h, "theory_rate": exact,
             "why_rate": why, "rate_note": note, "why_theory_rate": why_exact,
-            "theory_level": s.get("theory_mean_final_heterozygosity")}  # fmt: skip
+            "theory_level": s.get("theory_mean_final_heterozygosity"),
+            "why_theory_level": s.get("why_theory_mean_final_heterozygosity"),
+            "start_level": h0}  # fmt: skip
 
 
 FAMILY = Family(
