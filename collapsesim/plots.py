@@ -354,11 +354,15 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
     fig, axes = plt.subplots(2, 2, figsize=(13, 9), constrained_layout=True)
     ax, hx, sx, ex = axes.ravel()
     colors = _distinct(plt, len(result.snapshot_generations))
-    for col, g, p in zip(colors, result.snapshot_generations, result.snapshots, strict=True):
+    snaps = list(zip(colors, result.snapshot_generations, result.snapshots, strict=True))
+    for k, (col, g, p) in enumerate(snaps):
         ranked = np.sort(p[p > 0])[::-1]
         ranks = np.arange(1, len(ranked) + 1)
         few = len(ranked) <= 3  # a fixed (or nearly fixed) chain: a point, not a line
-        ax.loglog(ranks, ranked, color=col, lw=1.4, marker="o" if few else None, ms=6,
+        # Hollow rings, smaller for later snapshots: a fixed chain's point at rank 1 stays
+        # visible inside the next one's.
+        ax.loglog(ranks, ranked, color=col, lw=1.4, marker="o" if few else None,
+                  ms=6 + 2.5 * (len(snaps) - k), mfc="none", mew=1.6,
                   label=f"t = {g}" + (" (fixed)" if len(ranked) == 1 else ""))  # fmt: skip
     ax.set_xlabel("rank")
     ax.set_ylabel("probability")
@@ -570,7 +574,8 @@ def plot_scan(res: Any, path: Path) -> None:
                         label=(label + ": " if label else "") + "simulation, 95%")  # fmt: skip
             closed = _column(rows, "theory_rate")
             if np.isfinite(closed).any():  # where a point has a closed form
-                ax.plot(x, closed, "x--", color=color, lw=1,
+                # A hollow diamond, larger than the simulation's point it may sit on.
+                ax.plot(x, closed, "D--", color=color, lw=1, ms=11, mfc="none", mew=1.4,
                         label=(label + ": " if label else "") + "exact rate")  # fmt: skip
         ax.axhline(0.0, color="0.6", lw=0.8, label="no collapse")
         ax.set_xlabel(axis)
@@ -588,7 +593,7 @@ def plot_scan(res: Any, path: Path) -> None:
                     label=(label + ": " if label else "") + "simulation, 95%")  # fmt: skip
         exact = _column(rows, "theory_level")
         if np.isfinite(exact).any():
-            bx.plot(x, exact, "x--", color=color, lw=1,
+            bx.plot(x, exact, "D--", color=color, lw=1, ms=11, mfc="none", mew=1.4,
                     label=(label + ": " if label else "") + "exact mean")  # fmt: skip
     starts = {r.get("start_level") for r in res.rows} - {None}
     if len(starts) == 1:
@@ -789,7 +794,8 @@ def plot_compare(cmp: Any, path: Path) -> None:
         ax.axhline(entries[0].start, color="0.3", ls=":", lw=1)
     vals = np.concatenate([e.stats["mean"] for e in entries])
     vals = vals[np.isfinite(vals)]
-    if positive and vals.size and vals.max() > 30 * vals.min() > 0:
+    logged = bool(positive and vals.size and vals.max() > 30 * vals.min() > 0)
+    if logged:
         ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("generation t")
@@ -816,6 +822,9 @@ def plot_compare(cmp: Any, path: Path) -> None:
             bx.plot(e.final_median, y, marker="|", color=col, ms=14, mew=2)
     if entries[0].final_mean is not None:
         bx.axvline(entries[0].final_mean, color="0.4", ls=":", lw=1)
+    finals = [e.final_mean for e in entries if e.final_mean is not None]
+    if logged and finals and min(finals) > 0:
+        bx.set_xscale("log")  # as the left panel: final values decades apart
     bx.set_yticks(ys, [e.label for e in entries], fontsize="small")
     bx.set_xlabel(f"{cmp.metric} at the last generation")
     bx.legend(handles=[Line2D([], [], color="0.3", marker="o", ls="-",

@@ -364,10 +364,10 @@ def summarize(
         "var_final_mean": float(var_mu),
         "stderr_var_final_mean": float(se_var_mu),
         "mean_final_w2": final["w2"].mean(),
-        "stderr_final_w2": final["w2"].std() / math.sqrt(c) if c > 1 else None,
+        "stderr_final_w2": _stderr(final["w2"], c),
         "median_final_w2": final["w2"].median(),
         "mean_final_tail_mass": final["tail_mass"].mean(),
-        "stderr_final_tail_mass": final["tail_mass"].std() / math.sqrt(c) if c > 1 else None,
+        "stderr_final_tail_mass": _stderr(final["tail_mass"], c),
         "median_final_tail_mass": final["tail_mass"].median(),
         # Generation 0 is the original: its mass beyond mu0 +- 3 sigma0 is erfc(3 / sqrt 2).
         "original_tail_mass": math.erfc(3.0 / math.sqrt(2.0)),
@@ -410,6 +410,15 @@ def summarize(
         _variance(cfg, s, th, sigma)
         track.summarize(s, final.get("candidates"), t, th.get("candidates"))
     return {k: common.finite_or_none(v) for k, v in s.items()}
+
+
+def _stderr(column: aggregates.Column, c: int) -> float | None:
+    """The Monte Carlo standard error of a column's mean; None for one chain, and where
+    the spread passes the doubles (a W2 in units of sigma0 = 1e300), as NaN."""
+    if c < 2:
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(column.std()) / math.sqrt(c)
 
 
 class _Theory:

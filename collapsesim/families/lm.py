@@ -153,7 +153,8 @@ def table(result: Any) -> Any:
         "dist-2: distinct word bigrams / all; words, 3-grams: distinct words and character "
         "3-grams; rep-4: share of a continuation's character 4-grams it already used; loss: "
         "training nats/token"
-        + ("; KL: exact KL(true || model) nats/token on held-out text" if known else ""),
+        + ("; KL: exact KL(true || model) nats/token on held-out text" if known else "")
+        + "".join(f". Warning: {w}" for w in s.get("warnings") or ()),
     )
     cols = ["real_ppl", "gen0_ppl_median", "gen0_ppl_p95", "distinct_2", "word_support",
             "char3_support", "repeat_rate"]  # fmt: skip
