@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import store, theory
+from .families._show import regime_label, regime_text
 from .regimes import theory_regime
 
 if TYPE_CHECKING:
@@ -378,8 +379,7 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
         exact["heterozygosity"] = theory.token_heterozygosity(
             gens, cfg.num_samples, cfg.p0(), regime, cfg.smoothing, cfg.transformed or curated
         )
-    plain = regime == "replace" and cfg.smoothing == 0 and not (cfg.transformed or curated)
-    if plain:
+    if cfg.wright_fisher:
         with contextlib.suppress(theory.NoClosedForm, ValueError):
             exact["support"], _ = theory.token_support_fixation(gens, cfg.num_samples, cfg.p0())
     p0 = cfg.p0()
@@ -412,13 +412,6 @@ def plot_tokens(result: TokenResult, path: Path) -> None:
     write_figure(fig, path)
 
 
-def _regime_of(s: dict[str, Any]) -> str:
-    """A summary's regime, with its share of real data where it has one."""
-    from .families._show import regime_text
-
-    return regime_text(s)
-
-
 def _distinct(plt: Any, k: int) -> Any:
     """``k`` colours far apart, dark to light, so that neighbouring lines stay apart."""
     if k <= 10:
@@ -447,8 +440,7 @@ def _settings(cfg: Any) -> str:
     decoding (tau, top-k, top-p, smoothing) and the curation."""
     parts = [f"{cfg.num_chains} chains x {cfg.num_generations} generations",
              f"n = {cfg.num_samples}"]  # fmt: skip
-    real = getattr(cfg, "num_real", 0)
-    parts.append(f"{cfg.regime} ({real} of {cfg.num_samples} real)" if real else cfg.regime)
+    parts.append(regime_label(cfg.regime, getattr(cfg, "num_real", 0), cfg.num_samples))
     if getattr(cfg, "temperature", 1.0) != 1.0:
         parts.append(f"tau {cfg.temperature:g}")
     if getattr(cfg, "top_k", 0):
@@ -520,6 +512,9 @@ def plot_scan(res: Any, path: Path) -> None:
     if over_n:
         nx = axes[1]
         other = [n for n in names if n != "samples"]
+        # rate x n magnifies a law's departure from its exact 1/n: only series with an
+        # exact rate go there (where none has one, every series does).
+        with_exact = any(r.get("theory_rate") is not None for r in res.rows)
         for k, (key, rows) in enumerate(_by_rest(res.rows, names, "samples").items()):
             rows = sorted(rows, key=lambda r: r["samples"])
             n = _column(rows, "samples")
@@ -527,9 +522,6 @@ def plot_scan(res: Any, path: Path) -> None:
             exact = _column(rows, "theory_rate")
             label = ", ".join(f"{o} {v:g}" for o, v in zip(other, key, strict=True))
             color = f"C{k % 10}"
-            # rate x n magnifies a law's departure from its exact 1/n: only series with an
-            # exact rate go there (where none has one, every series does).
-            with_exact = any(r.get("theory_rate") is not None for r in res.rows)
             shown = [ax, nx] if np.isfinite(exact).all() or not with_exact else [ax]
             for axis, scale in ((ax, np.ones_like(n)), (nx, n)):
                 if axis not in shown:
@@ -686,7 +678,7 @@ def plot_vae(result: Any, path: Path) -> None:
     ax.set_ylabel("generation")
     ax.set_title("eight samples of each generation", fontsize=10)
     fig.suptitle(
-        f"VAE on {s['data']}, {_regime_of(s)}: {s['generations']} generations "
+        f"VAE on {s['data']}, {regime_text(s)}: {s['generations']} generations "
         f"({s['train_images']} images each), seed {s.get('seed', '?')}"
     )
     fig.tight_layout()
@@ -750,7 +742,7 @@ def plot_lm(result: Any, path: Path) -> None:
     ]
     ax.text(0, 1, "\n".join(lines), va="top", family="monospace", fontsize=8)
     fig.suptitle(
-        f"Transformer LM on {s['corpus']}, {_regime_of(s)}: {s['generations']} generations "
+        f"Transformer LM on {s['corpus']}, {regime_text(s)}: {s['generations']} generations "
         f"({s['train_pairs']} pairs of {s['block']}+{s['block']} {s['tokenizer']} tokens), "
         f"seed {s.get('seed', '?')}"
     )

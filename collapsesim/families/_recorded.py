@@ -15,7 +15,18 @@ from typing import Any
 import numpy as np
 
 from ._family import ScanMeasure
-from ._show import NO_SE, NO_Z, Notes, cost_row, curation_title, fmt, frame, regime_text, ztext
+from ._show import (
+    NO_SE,
+    NO_Z,
+    Notes,
+    cost_row,
+    curation_title,
+    fmt,
+    frame,
+    regime_label,
+    regime_text,
+    ztext,
+)
 
 __all__ = ["measure", "plot", "plot_regime", "table", "title"]
 
@@ -112,6 +123,4 @@ def plot(result: Any, path: Path, panels: Sequence[tuple[str, str, bool]], headi
 def plot_regime(cfg: Any) -> str:
     """A figure title's regime, with its share of real data, and the seed: ``fresh (100 of
     1000 real), seed 0`` (the curation follows, from :func:`collapsesim.plots.plot_panels`)."""
-    real, n = getattr(cfg, "num_real", 0), cfg.num_samples
-    text = f"{cfg.regime} ({real} of {n} real)" if real else str(cfg.regime)
-    return f"{text}, seed {cfg.seed}"
+    return f"{regime_label(cfg.regime, cfg.num_real, cfg.num_samples)}, seed {cfg.seed}"

@@ -61,15 +61,17 @@ def cost_row(s: dict[str, Any]) -> list[tuple[str, str, str]]:
     return [("candidates per kept sample", "mean_final_candidates", "stderr_final_candidates")]
 
 
-def regime_text(s: dict[str, Any]) -> str:
-    """The regime of a summary, with its share of real data where it has one.
-
-    ``fresh (200 of 1000 real)``; ``replace`` alone.
-    """
-    regime, real, n = s.get("regime", "?"), s.get("num_real"), s.get("samples")
-    if real and n:
-        return f"{regime} ({real} of {n} real)"
+def regime_label(regime: Any, num_real: Any, num_samples: Any) -> str:
+    """A regime with its share of real data where it has one: ``fresh (200 of 1000 real)``;
+    ``replace`` alone."""
+    if num_real and num_samples:
+        return f"{regime} ({num_real} of {num_samples} real)"
     return str(regime)
+
+
+def regime_text(s: dict[str, Any]) -> str:
+    """The regime of a summary, with its share of real data (:func:`regime_label`)."""
+    return regime_label(s.get("regime", "?"), s.get("num_real"), s.get("samples"))
 
 
 EXACT_SE = (

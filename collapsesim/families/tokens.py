@@ -260,6 +260,14 @@ class TokenConfig(ChainConfig):
         return self.temperature != 1.0 or 0 < self.top_k < self.categories or self.top_p < 1.0
 
     @property
+    def wright_fisher(self) -> bool:
+        """Whether the chain is the Wright-Fisher model, whose support, fixation and rate
+        have closed forms: replace (or no real sample), no smoothing, decoding or curation."""
+        regime = theory_regime(self.regime, self.num_real)
+        return (regime == "replace" and self.smoothing == 0 and not self.transformed
+                and not self.curation.active)  # fmt: skip
+
+    @property
     def curation(self) -> Curation:
         """The curation operators of this run."""
         return Curation.of(self)
@@ -382,9 +390,7 @@ def measure(cfg: TokenConfig, result: Any) -> dict[str, Any]:
             rate, se = math.nan, math.nan
             why = ("every chain fixed on one category before the first recorded generation: "
                    "record more often (--record-every) to see the rate")  # fmt: skip
-    regime = theory_regime(cfg.regime, cfg.num_real)  # fresh 0 is replace
-    plain = regime == "replace" and cfg.smoothing == 0 and not cfg.transformed
-    plain = plain and not cfg.curation.active
+    plain = cfg.wright_fisher
     exact = -math.log1p(-1.0 / cfg.num_samples) if plain and cfg.num_samples > 1 else None
     if exact is None:
         why_exact = ("the exact rate -log(1 - 1/n) holds under replace without smoothing, "
